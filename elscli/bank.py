@@ -1,0 +1,350 @@
+"""The patch bank: a training set, stored once, that every machine reads.
+
+A :class:`Bank` holds ``N`` images ``(N, C, H, W)`` on the [-1, 1] pixel scale with their labels.  On disk
+(HDF5, ``format = "elscli.bank"``, schema 1) it keeps the narrowest exact dtype:
+
+==================  =====================================================================================
+``images``          (N, C, H, W) uint8 codes for 8-bit sources (attrs ``scale`` = 1/127.5, ``offset`` = -1:
+                    value = code·scale + offset, evaluated as ``float32(code/127.5 - 1)`` in float64), else
+                    float32 with ``scale`` = 1, ``offset`` = 0; chunked, gzip, shuffle, fletcher32
+``labels``          (N,) int64, -1 where unlabelled
+``classes/<k>``     int64 indices (ascending) of the images with label k, one dataset per label k >= 0
+root attrs          ``format``, ``schema_version``, ``elscli_version``, ``params`` (h5io), ``content_hash``,
+                    ``source`` (JSON provenance), ``n_images``, ``image_shape``, ``eight_bit``
+==================  =====================================================================================
+
+``content_hash`` is the hex SHA-256 of, in order: the ASCII header
+``"elscli.bank.v1|{dtype}|{N},{C},{H},{W}|"`` (dtype ``uint8`` or ``float32``), the stored codes as
+C-order little-endian bytes, and the labels as little-endian int64 bytes.  It identifies the pixels and
+labels, not the provenance: the same images built two ways hash the same.  A bank file is immutable once
+written; :meth:`Bank.open` verifies the hash.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+
+from .errors import ElscliError
+from .readers._common import U8_OFFSET, U8_SCALE, float_to_u8_if_exact, u8_to_float
+
+FORMAT = "elscli.bank"
+SCHEMA_VERSION = 1
+
+
+def _as_nchw(images: np.ndarray) -> np.ndarray:
+    a = np.asarray(images)
+    if a.ndim == 3:
+        a = a[None] if a.shape[0] in (1, 3) else a[:, None]
+    elif a.ndim == 2:
+        a = a[None, None]
+    if a.ndim != 4:
+        raise ElscliError(f"bank images must be (N, C, H, W), (C, H, W) or (N, H, W); got shape {a.shape}")
+    return a
+
+
+def compute_content_hash(codes: np.ndarray, labels: np.ndarray) -> str:
+    """The documented content hash (see the module docstring)."""
+    codes = np.ascontiguousarray(codes)
+    dt = {np.dtype(np.uint8): "uint8", np.dtype(np.float32): "float32"}[codes.dtype]
+    h = hashlib.sha256()
+    h.update(f"elscli.bank.v1|{dt}|{','.join(str(int(s)) for s in codes.shape)}|".encode("ascii"))
+    h.update(codes.astype(codes.dtype.newbyteorder("<"), copy=False).tobytes())
+    h.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
+class Bank:
+    """N training images (N, C, H, W) on [-1, 1] with labels; see the module docstring for the file schema."""
+
+    def __init__(self, codes: np.ndarray, labels: np.ndarray, *, source: Optional[dict] = None,
+                 path: Optional[str] = None, content_hash: Optional[str] = None,
+                 class_index: Optional[Dict[int, np.ndarray]] = None):
+        # Internal: use from_arrays / open.
+        self.codes = np.ascontiguousarray(codes)
+        if self.codes.dtype not in (np.uint8, np.float32):
+            raise ElscliError(f"bank codes must be uint8 or float32, not {self.codes.dtype}")
+        self.eight_bit = self.codes.dtype == np.uint8
+        self.labels = np.ascontiguousarray(labels, dtype=np.int64)
+        self.source = dict(source or {})
+        self.path = None if path is None else str(path)
+        self.content_hash = content_hash or compute_content_hash(self.codes, self.labels)
+        if class_index is None:
+            class_index = {int(k): np.flatnonzero(self.labels == k).astype(np.int64)
+                           for k in np.unique(self.labels[self.labels >= 0])}
+        self._class_index = class_index
+        self._images: Optional[np.ndarray] = None
+
+    # ---------------------------------------------------------------- constructors
+    @classmethod
+    def from_arrays(cls, images, labels=None, source: Optional[dict] = None) -> "Bank":
+        """A bank from arrays: (N, C, H, W), (C, H, W) (N = 1) or (N, H, W) (C = 1); uint8 codes 0..255
+        (value ``u8/127.5 - 1``) or floats in [-1, 1] (stored as uint8 when every value is exactly an 8-bit
+        level ``float32(u/127.5 - 1)``, else float32)."""
+        a = np.asarray(images)
+        if a.dtype == object or a.dtype.kind not in "fiub" or a.dtype.kind == "b":
+            raise ElscliError(f"bank images must be uint8 or float, not {a.dtype}")
+        if a.ndim == 3 and labels is not None and np.ndim(labels) == 1 and len(labels) == a.shape[0] \
+                and a.shape[0] not in (1, 3):
+            a = a[:, None]
+        a = _as_nchw(a)
+        n, c, h, w = a.shape
+        if n < 1 or h < 1 or w < 1:
+            raise ElscliError(f"a bank needs at least one non-empty image; got shape {a.shape}")
+        if c not in (1, 3):
+            raise ElscliError(f"bank images must have 1 or 3 channels; got {c} (shape {a.shape})")
+        if a.dtype == np.uint8:
+            codes = a
+        elif a.dtype.kind in "iu":
+            if a.min() < 0 or a.max() > 255:
+                raise ElscliError("integer bank images must be 8-bit codes in 0..255")
+            codes = a.astype(np.uint8)
+        else:
+            if not np.all(np.isfinite(a)):
+                raise ElscliError("bank images contain NaN or infinite values")
+            lo, hi = float(a.min()), float(a.max())
+            if lo < -1.0 or hi > 1.0:
+                raise ElscliError(f"bank images must lie in [-1, 1]; got values in [{lo:g}, {hi:g}]")
+            exact = float_to_u8_if_exact(a)
+            codes = exact if exact is not None else a.astype(np.float32)
+        if labels is None:
+            lab = np.full(n, -1, dtype=np.int64)
+        else:
+            from .readers._common import as_labels
+
+            lab = as_labels(labels, n, "bank labels")
+        return cls(codes, lab, source=source or {"reader": "arrays"})
+
+    @classmethod
+    def open(cls, path: Union[str, os.PathLike]) -> "Bank":
+        """Open a bank file; ElscliError when it is missing, corrupt, not a bank or fails its hash check."""
+        from .h5io import open_h5
+
+        path = Path(path)
+        f = open_h5(path, "r", expected_format=FORMAT)
+        try:
+            with f:
+                ver = int(f.attrs.get("schema_version", -1))
+                if ver != SCHEMA_VERSION:
+                    raise ElscliError(f"{str(path)!r} is bank schema version {ver}; this elscli reads version "
+                                      f"{SCHEMA_VERSION}")
+                for key in ("images", "labels"):
+                    if key not in f:
+                        raise ElscliError(f"{str(path)!r} is not a complete bank (no {key!r} dataset)")
+                ds = f["images"]
+                codes = ds[()]
+                scale, offset = float(ds.attrs.get("scale", np.nan)), float(ds.attrs.get("offset", np.nan))
+                labels = f["labels"][()]
+                class_index = {}
+                if "classes" in f:
+                    for k, d in f["classes"].items():
+                        class_index[int(k)] = np.asarray(d[()], dtype=np.int64)
+                stored_hash = _attr_str(f.attrs.get("content_hash"))
+                source = json.loads(_attr_str(f.attrs.get("source")) or "{}")
+        except ElscliError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise ElscliError(f"{str(path)!r} is corrupt or truncated ({_first_line(exc)})") from None
+        if codes.dtype == np.uint8:
+            if not (np.isclose(scale, U8_SCALE, rtol=0, atol=1e-12) and offset == U8_OFFSET):
+                raise ElscliError(f"{str(path)!r}: uint8 images with an unexpected map (scale {scale}, offset {offset})")
+        elif codes.dtype == np.float32:
+            if not (scale == 1.0 and offset == 0.0):
+                raise ElscliError(f"{str(path)!r}: float32 images with an unexpected map (scale {scale}, offset {offset})")
+        else:
+            raise ElscliError(f"{str(path)!r}: images have dtype {codes.dtype}, expected uint8 or float32")
+        if codes.ndim != 4 or labels.shape != (codes.shape[0],):
+            raise ElscliError(f"{str(path)!r}: images {codes.shape} and labels {labels.shape} do not match")
+        bank = cls(codes, labels, source=source, path=str(path), class_index=None)
+        if stored_hash != bank.content_hash:
+            raise ElscliError(f"{str(path)!r} fails its content hash check (stored {stored_hash[:12]}…, "
+                              f"computed {bank.content_hash[:12]}…): the file is corrupt")
+        if set(class_index) != set(bank._class_index) or any(
+                not np.array_equal(class_index[k], bank._class_index[k]) for k in class_index):
+            raise ElscliError(f"{str(path)!r}: its class index sets do not match its labels (corrupt file)")
+        bank._class_index = class_index
+        return bank
+
+    # ---------------------------------------------------------------- views
+    @property
+    def images(self) -> np.ndarray:
+        """(N, C, H, W) float32 on [-1, 1] (computed once from the stored codes, read-only)."""
+        if self._images is None:
+            imgs = u8_to_float(self.codes) if self.eight_bit else self.codes.copy()
+            imgs.setflags(write=False)
+            self._images = imgs
+        return self._images
+
+    @property
+    def scale(self) -> float:
+        return U8_SCALE if self.eight_bit else 1.0
+
+    @property
+    def offset(self) -> float:
+        return U8_OFFSET if self.eight_bit else 0.0
+
+    def __len__(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def shape(self) -> tuple:
+        """(C, H, W)."""
+        return tuple(int(s) for s in self.codes.shape[1:])
+
+    @property
+    def classes(self) -> np.ndarray:
+        """Sorted unique labels >= 0."""
+        return np.asarray(sorted(self._class_index), dtype=np.int64)
+
+    def indices_for(self, label) -> np.ndarray:
+        """int64 indices (ascending) of the images with ``label``; ElscliError when there are none."""
+        try:
+            key = int(label)
+        except (TypeError, ValueError):
+            raise ElscliError(f"label {label!r} is not an integer") from None
+        idx = self._class_index.get(key)
+        if idx is None or idx.size == 0:
+            where = self.path or "this bank"
+            raise ElscliError(f"label {key} has no images in bank {where!r} (labels present: "
+                              f"{','.join(map(str, self.classes)) or 'none'})")
+        return idx.copy()
+
+    def subset(self, indices) -> "Bank":
+        """A new bank with the images at ``indices`` (in that order)."""
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64).reshape(-1)
+        if idx.size == 0:
+            raise ElscliError("subset of a bank needs at least one index")
+        if idx.min() < -len(self) or idx.max() >= len(self):
+            raise ElscliError(f"subset index out of range for a bank of {len(self)} images")
+        source = {"reader": "bank-subset", "parent_content_hash": self.content_hash, "parent_path": self.path,
+                  "n": int(idx.size)}
+        if "label_names" in self.source:
+            source["label_names"] = self.source["label_names"]
+        return Bank(self.codes[idx], self.labels[idx], source=source)
+
+    def __repr__(self) -> str:
+        return (f"Bank(n={len(self)}, shape={self.shape}, dtype={self.codes.dtype}, classes={len(self.classes)}, "
+                f"hash={self.content_hash[:12]}, path={self.path!r})")
+
+    # ---------------------------------------------------------------- writing
+    def save(self, path: Union[str, os.PathLike], force: bool = False, params: Optional[dict] = None) -> None:
+        """Write the bank atomically (temporary name, renamed when complete); refuses to overwrite unless
+        ``force``."""
+        import h5py
+
+        from .h5io import atomic_output, write_root_attrs
+
+        n, c, h, w = self.codes.shape
+        per = max(1, min(n, (1 << 20) // max(1, c * h * w * self.codes.itemsize)))
+        with atomic_output(path, force=force) as tmp:
+            with h5py.File(tmp, "w") as f:
+                write_root_attrs(f, FORMAT, SCHEMA_VERSION, params,
+                                 content_hash=self.content_hash,
+                                 source=json.dumps(self.source, sort_keys=True, default=str),
+                                 n_images=n, image_shape=np.asarray([c, h, w], dtype=np.int64),
+                                 eight_bit=bool(self.eight_bit))
+                ds = f.create_dataset("images", data=self.codes, chunks=(per, c, h, w), compression="gzip",
+                                      compression_opts=4, shuffle=True, fletcher32=True)
+                ds.attrs["scale"] = float(self.scale)
+                ds.attrs["offset"] = float(self.offset)
+                ds.attrs["value"] = "code * scale + offset, as float32(code/127.5 - 1) for uint8"
+                f.create_dataset("labels", data=self.labels, chunks=(max(1, min(n, 1 << 16)),),
+                                 compression="gzip", fletcher32=True)
+                g = f.create_group("classes")
+                for k, idx in sorted(self._class_index.items()):
+                    g.create_dataset(str(k), data=idx, fletcher32=True, chunks=(max(1, min(idx.size, 1 << 16)),)) \
+                        if idx.size else g.create_dataset(str(k), data=idx)
+        self.path = str(path)
+
+
+def build_bank(source: Union[str, os.PathLike], fmt: Optional[str] = None, **options: Any):
+    """Read ``source`` with :func:`elscli.readers.load_images` and return ``(bank, stats)``."""
+    from .readers import load_images
+
+    res = load_images(source, fmt, **options)
+    bank = Bank(res.images, res.labels, source=res.source)
+    return bank, res.stats
+
+
+def describe_bank(path_or_h5file) -> Dict[str, Any]:
+    """A summary of a bank file (without reading its pixels): what ``elscli info`` shows."""
+    import h5py
+
+    from .h5io import open_h5, read_params
+
+    own = not isinstance(path_or_h5file, h5py.File)
+    f = open_h5(path_or_h5file, "r", expected_format=FORMAT) if own else path_or_h5file
+    path = str(path_or_h5file) if own else f.filename
+    try:
+        ds = f["images"]
+        labels = f["labels"][()]
+        uniq, counts = np.unique(labels, return_counts=True)
+        hist = {str(int(k)): int(v) for k, v in zip(uniq, counts) if k >= 0}
+        source = json.loads(_attr_str(f.attrs.get("source")) or "{}")
+        names = source.get("label_names") or {}
+        out: Dict[str, Any] = {
+            "path": path,
+            "format": FORMAT,
+            "schema_version": int(f.attrs.get("schema_version", -1)),
+            "elscli_version": _attr_str(f.attrs.get("elscli_version")),
+            "n_images": int(ds.shape[0]),
+            "image_shape": [int(s) for s in ds.shape[1:]],
+            "dtype": str(ds.dtype),
+            "scale": float(ds.attrs.get("scale", np.nan)),
+            "offset": float(ds.attrs.get("offset", np.nan)),
+            "n_classes": len(hist),
+            "n_unlabelled": int((labels < 0).sum()),
+            "labels": hist,
+            "content_hash": _attr_str(f.attrs.get("content_hash")),
+            "source": source,
+            "params": read_params(f),
+        }
+        if names:
+            out["label_names"] = {k: names.get(k, "") for k in hist}
+        try:
+            out["file_bytes"] = os.path.getsize(path)
+        except OSError:
+            pass
+        return out
+    except ElscliError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise ElscliError(f"{path!r} is corrupt or truncated ({_first_line(exc)})") from None
+    finally:
+        if own:
+            f.close()
+
+
+def default_sample_data_dir() -> Path:
+    """The repository's ``sample_data/`` directory (editable install or a checkout); ElscliError if absent.
+
+    ``ELSCLI_SAMPLE_DATA`` overrides it."""
+    env = os.environ.get("ELSCLI_SAMPLE_DATA")
+    cands = [Path(env)] if env else []
+    here = Path(__file__).resolve().parent
+    cands += [here.parent / "sample_data", here / "sample_data", Path.cwd() / "sample_data"]
+    for c in cands:
+        if c.is_dir():
+            return c
+    raise ElscliError("cannot find sample_data/ (looked beside the elscli package and in the current "
+                      "directory; set ELSCLI_SAMPLE_DATA)")
+
+
+def _attr_str(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bytes):
+        return v.decode()
+    return str(v)
+
+
+def _first_line(exc: BaseException) -> str:
+    s = str(exc)
+    return s.splitlines()[0] if s else type(exc).__name__

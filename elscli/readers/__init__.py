@@ -1,0 +1,319 @@
+"""Readers: training sets in the formats researchers already have -> 8-bit (or float) image arrays.
+
+One module per format, auto-detected from the path (:func:`detect_format`) unless forced:
+
+=========  ==========================================================================================
+``idx``     MNIST / FashionMNIST IDX files, raw or ``.gz`` (:mod:`.idx`)
+``cifar``   CIFAR-10 / CIFAR-100 python batches: extracted directory, one batch file or ``.tar.gz`` (:mod:`.cifar`)
+``folder``  image folders, one sub-folder per class or flat (:mod:`.folder`)
+``npy``     ``.npy`` / ``.npz`` arrays (:mod:`.arrays`)
+``bank``    an existing elscli bank (:mod:`.bank_source`)
+=========  ==========================================================================================
+
+:func:`load_images` reads a source and then applies, in this order: class selection (``classes``), the
+subset (``limit`` images — the first ones, or a seeded random choice kept in source order with
+``subset_seed``), colour conversion (``grayscale``: Pillow ``convert('L')``, ITU-R 601 luma; ``rgb``:
+grey replicated to three channels), resizing, and ``dedup`` (identical final images dropped, the first kept).
+
+Resizing (``size`` S > 0, default 32 as in the paper) is Pillow's ``Image.resize((S, S), Image.BILINEAR)`` on
+the 8-bit image (RGB images as one RGB image), and the result stays 8-bit — what the paper's torchvision
+pipeline did.  Float sources that are not exactly 8-bit are resized per channel as Pillow mode ``'F'``
+(float32) images with the same filter, on the [-1, 1] scale, and stay float.  Images already S×S are not
+touched.  ``size=0`` keeps the native size (all images must then share it).
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import ElscliError
+from ._common import U8_OFFSET, U8_SCALE, VALUE_RANGES, RawImages, float_to_u8_if_exact, u8_to_float
+
+FORMATS = ("idx", "cifar", "folder", "npy", "bank")
+_ALIASES = {"mnist": "idx", "fashion-mnist": "idx", "fashionmnist": "idx", "cifar10": "cifar",
+            "cifar100": "cifar", "cifar-10": "cifar", "cifar-100": "cifar", "npz": "npy", "images": "folder",
+            "imagefolder": "folder"}
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+__all__ = ["FORMATS", "RawImages", "Images", "detect_format", "read_raw", "prepare", "load_images",
+           "resize_u8", "resize_float", "to_grayscale", "u8_to_float", "float_to_u8_if_exact",
+           "U8_SCALE", "U8_OFFSET", "VALUE_RANGES"]
+
+
+@dataclass
+class Images:
+    """The pipeline's result: ``images`` (N, C, H, W) uint8 codes (``eight_bit``) or float32 on [-1, 1]."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    eight_bit: bool
+    source: Dict[str, Any] = field(default_factory=dict)
+    stats: Dict[str, Any] = field(default_factory=dict)
+
+
+def normalise_format(fmt: Optional[str]) -> Optional[str]:
+    if fmt is None:
+        return None
+    f = str(fmt).lower()
+    f = _ALIASES.get(f, f)
+    if f not in FORMATS:
+        raise ElscliError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return f
+
+
+def detect_format(path: Union[str, Path]) -> str:
+    """Which reader handles ``path``; ElscliError when it does not exist or is not recognised."""
+    from .cifar import is_cifar_pickle, looks_like_cifar_dir
+    from .folder import IMAGE_SUFFIXES, looks_like_image_folder
+    from .idx import is_idx_file
+
+    path = Path(path)
+    if not path.exists():
+        raise ElscliError(f"{str(path)!r} does not exist")
+    if path.is_dir():
+        try:
+            entries = list(path.iterdir())
+        except PermissionError:
+            raise ElscliError(f"directory {str(path)!r} is not readable (permission denied)") from None
+        if looks_like_cifar_dir(path):
+            return "cifar"
+        if any(p.is_file() and is_idx_file(p) for p in entries):
+            return "idx"
+        if looks_like_image_folder(path):
+            return "folder"
+        raise ElscliError(f"cannot tell what directory {str(path)!r} holds: no IDX files, CIFAR batches or "
+                          f"images found (use --format to force a reader)")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except PermissionError:
+        raise ElscliError(f"{str(path)!r} is not readable (permission denied)") from None
+    name = path.name.lower()
+    if head.startswith(HDF5_SIGNATURE):
+        return "bank"
+    if head.startswith(b"\x93NUMPY") or (head.startswith(b"PK") and name.endswith(".npz")):
+        return "npy"
+    if is_idx_file(path):
+        return "idx"
+    if head.startswith(b"\x1f\x8b") or name.endswith((".tar", ".tar.gz", ".tgz")):
+        import tarfile
+
+        try:
+            if tarfile.is_tarfile(path):
+                return "cifar"
+        except OSError:
+            pass
+    if is_cifar_pickle(path):
+        return "cifar"
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise ElscliError(f"{str(path)!r} is a single image; give the folder that holds the images")
+    if head.startswith(b"PK"):
+        return "npy"
+    raise ElscliError(f"unknown format: cannot tell what {str(path)!r} holds (not IDX, CIFAR, .npy/.npz, "
+                      f"an image folder or an elscli bank; use --format to force a reader)")
+
+
+def read_raw(path: Union[str, Path], fmt: Optional[str] = None, *, coarse: bool = False,
+             value_range: Optional[str] = None, layout: Optional[str] = None) -> RawImages:
+    """Read a source with the reader of ``fmt`` (detected when None), without selection or resizing."""
+    path = Path(path)
+    if not path.exists():
+        raise ElscliError(f"{str(path)!r} does not exist")
+    fmt = normalise_format(fmt) or detect_format(path)
+    if value_range is not None and value_range not in VALUE_RANGES:
+        raise ElscliError(f"unknown value range {value_range!r}; use one of {', '.join(VALUE_RANGES)}")
+    if fmt == "idx":
+        from .idx import read_idx
+
+        raw = read_idx(path)
+    elif fmt == "cifar":
+        from .cifar import read_cifar
+
+        raw = read_cifar(path, coarse=coarse)
+    elif fmt == "folder":
+        from .folder import read_folder
+
+        raw = read_folder(path)
+    elif fmt == "npy":
+        from .arrays import read_arrays
+
+        raw = read_arrays(path, value_range=value_range, layout=layout)
+    else:
+        from .bank_source import read_bank_source
+
+        raw = read_bank_source(path)
+    if len(raw) == 0:
+        raise ElscliError(f"{str(path)!r} holds no images")
+    raw.source.setdefault("format", fmt)
+    raw.source.setdefault("path_resolved", str(path.resolve()))
+    return raw
+
+
+# --------------------------------------------------------------------------------------------- transforms
+def resize_u8(img: np.ndarray, size: int) -> np.ndarray:
+    """(C, H, W) uint8 -> (C, size, size) uint8 with Pillow ``resize((size, size), Image.BILINEAR)``."""
+    from PIL import Image
+
+    if img.shape[1:] == (size, size):
+        return img
+    if img.shape[0] == 1:
+        out = np.asarray(Image.fromarray(img[0], mode="L").resize((size, size), Image.BILINEAR))
+        return out[None].copy()
+    out = np.asarray(Image.fromarray(np.ascontiguousarray(img.transpose(1, 2, 0)), mode="RGB")
+                     .resize((size, size), Image.BILINEAR))
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+def resize_float(img: np.ndarray, size: int) -> np.ndarray:
+    """(C, H, W) float32 -> (C, size, size) float32, each channel as a Pillow mode 'F' image, BILINEAR."""
+    from PIL import Image
+
+    if img.shape[1:] == (size, size):
+        return img
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(c, dtype=np.float32), mode="F")
+                        .resize((size, size), Image.BILINEAR), dtype=np.float32) for c in img]
+    return np.clip(np.stack(chans), -1.0, 1.0).astype(np.float32)
+
+
+def to_grayscale(img: np.ndarray, eight_bit: bool) -> np.ndarray:
+    """(3, H, W) -> (1, H, W): Pillow ``convert('L')`` on 8-bit, the same ITU-R 601 weights on floats."""
+    if img.shape[0] == 1:
+        return img
+    if eight_bit:
+        from PIL import Image
+
+        return np.asarray(Image.fromarray(np.ascontiguousarray(img.transpose(1, 2, 0)), mode="RGB")
+                          .convert("L"))[None].copy()
+    g = img[0].astype(np.float64) * 0.299 + img[1] * 0.587 + img[2] * 0.114
+    return np.clip(g, -1.0, 1.0).astype(np.float32)[None]
+
+
+def parse_classes(classes: Union[None, str, Sequence], label_names: Optional[Dict[str, str]]) -> Optional[List[int]]:
+    """``"0,3,7"`` (or folder class names) -> [0, 3, 7]."""
+    if classes is None:
+        return None
+    tokens = [t.strip() for t in classes.split(",")] if isinstance(classes, str) else [str(c) for c in classes]
+    tokens = [t for t in tokens if t != ""]
+    if not tokens:
+        raise ElscliError("--classes is empty; give labels such as 0,3,7")
+    by_name = {v: int(k) for k, v in (label_names or {}).items()}
+    out = []
+    for t in tokens:
+        try:
+            out.append(int(t))
+        except ValueError:
+            if t in by_name:
+                out.append(by_name[t])
+            else:
+                raise ElscliError(f"--classes: {t!r} is neither an integer label nor a class name"
+                                  + (f" (names: {', '.join(sorted(by_name))})" if by_name else "")) from None
+    return sorted(set(out))
+
+
+def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limit: Optional[int] = None,
+            classes=None, subset_seed: Optional[int] = None, dedup: bool = False) -> Images:
+    """Selection, colour conversion, resizing and de-duplication (see the module docstring for the order)."""
+    path = raw.source.get("path", "source")
+    n0 = len(raw)
+    idx = np.arange(n0)
+    wanted = parse_classes(classes, raw.source.get("label_names"))
+    if wanted is not None:
+        if np.all(raw.labels < 0):
+            raise ElscliError(f"--classes given but {path!r} has no labels")
+        idx = idx[np.isin(raw.labels, wanted)]
+        if idx.size == 0:
+            present = np.unique(raw.labels[raw.labels >= 0])
+            raise ElscliError(f"empty selection: no image in {path!r} has label "
+                              f"{','.join(map(str, wanted))} (labels present: "
+                              f"{','.join(map(str, present[:20]))}{'…' if present.size > 20 else ''})")
+    if limit is not None:
+        if limit < 1:
+            raise ElscliError(f"--limit must be at least 1 (got {limit})")
+        if limit < idx.size:
+            if subset_seed is not None:
+                pick = np.random.default_rng(subset_seed).choice(idx.size, size=limit, replace=False)
+                idx = idx[np.sort(pick)]
+            else:
+                idx = idx[:limit]
+    if color not in (None, "grayscale", "rgb"):
+        raise ElscliError(f"unknown colour mode {color!r}")
+    if size < 0:
+        raise ElscliError(f"--size must be 0 (native) or positive (got {size})")
+
+    imgs = raw.images
+    eight_bit = raw.eight_bit
+    labels = raw.labels[idx]
+    out: List[np.ndarray] = []
+    chans = {imgs[i].shape[0] for i in idx}
+    target_c = 1 if color == "grayscale" else 3 if (color == "rgb" or 3 in chans) else 1
+    for i in idx:
+        im = imgs[i]
+        if target_c == 1 and im.shape[0] == 3:
+            im = to_grayscale(im, eight_bit)
+        elif target_c == 3 and im.shape[0] == 1:
+            im = np.repeat(im, 3, axis=0)
+        if size > 0:
+            im = resize_u8(im, size) if eight_bit else resize_float(im, size)
+        out.append(im)
+    shapes = {}
+    for k, im in zip(idx, out):
+        shapes.setdefault(im.shape[1:], int(k))
+    if len(shapes) > 1:
+        items = list(shapes.items())[:2]
+        names = raw.names or [f"image {j}" for j in range(n0)]
+        desc = " and ".join(f"{h}x{w} in {names[j]!r}" for (h, w), j in items)
+        raise ElscliError(f"images of mixed sizes in {path!r} ({desc}); pass --size S to resize them all "
+                          f"(--size 0 keeps the native size, which must be the same for every image)")
+    arr = np.ascontiguousarray(np.stack(out)) if out else np.zeros((0,), np.uint8)
+    if not eight_bit:
+        arr = arr.astype(np.float32)
+    stats: Dict[str, Any] = {"n_read": int(n0), "n_selected": int(idx.size), "duplicates_dropped": 0}
+    if dedup:
+        seen: Dict[bytes, int] = {}
+        keep = []
+        for j in range(arr.shape[0]):
+            h = hashlib.sha256(arr[j].tobytes()).digest()
+            if h not in seen:
+                seen[h] = j
+                keep.append(j)
+        stats["duplicates_dropped"] = int(arr.shape[0] - len(keep))
+        if stats["duplicates_dropped"]:
+            arr, labels, idx = arr[keep], labels[keep], idx[keep]
+    source = dict(raw.source)
+    source["selection"] = {
+        "classes": wanted, "limit": limit, "subset_seed": subset_seed, "dedup": bool(dedup),
+        "n_selected": int(idx.size), "duplicates_dropped": stats["duplicates_dropped"],
+    }
+    if idx.size != n0:
+        source["selection"]["source_indices_sha256"] = hashlib.sha256(idx.astype("<i8").tobytes()).hexdigest()
+        if idx.size <= 100_000:
+            source["selection"]["source_indices"] = _compact_ranges(idx)
+    source["transform"] = {
+        "size": int(size), "color": color or "native",
+        "resize": None if size == 0 else "PIL.Image.resize((S, S), Image.BILINEAR) on "
+                                          + ("8-bit images" if eight_bit else "float32 mode 'F' channels"),
+    }
+    return Images(images=arr, labels=labels.astype(np.int64), eight_bit=eight_bit, source=source, stats=stats)
+
+
+def _compact_ranges(idx: np.ndarray) -> List[List[int]]:
+    """Sorted indices as [start, stop) runs — a compact, exact record of which source images were taken."""
+    if idx.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [idx.size]])
+    return [[int(idx[a]), int(idx[b - 1]) + 1] for a, b in zip(starts, stops)]
+
+
+def load_images(path: Union[str, Path], fmt: Optional[str] = None, *, size: int = 32, color: Optional[str] = None,
+                limit: Optional[int] = None, classes=None, subset_seed: Optional[int] = None, dedup: bool = False,
+                value_range: Optional[str] = None, layout: Optional[str] = None, coarse: bool = False) -> Images:
+    """Read ``path`` and apply selection, colour, resize and dedup: the images a bank will hold."""
+    raw = read_raw(path, fmt, coarse=coarse, value_range=value_range, layout=layout)
+    return prepare(raw, size=size, color=color, limit=limit, classes=classes, subset_seed=subset_seed, dedup=dedup)

@@ -1,0 +1,104 @@
+"""NumPy ``.npy`` / ``.npz`` arrays.
+
+- ``.npy``: one image array.  ``.npz``: the images under ``images``, ``x``, ``x_train``, ``data``, ``X`` or
+  ``arr_0`` (or the only array), labels under ``labels``, ``y``, ``y_train``, ``targets`` or ``arr_1``.
+- Shapes: (N, C, H, W) or (N, H, W, C) with C in {1, 3}, or (N, H, W) (one channel).  The layout is read from
+  the axis of size 1 or 3; when both axes 1 and 3 could be channels, pass ``--layout nchw|nhwc``.
+- dtype uint8 (or integers in 0..255): 8-bit codes.  Float: values in ``--value-range`` (default ``-1,1``;
+  ``0,1``; ``0,255``); a float array whose every value is exactly an 8-bit level of its range is stored as
+  uint8 codes, anything else as float32.  Pickled (object) arrays are refused.
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import ElscliError
+from ._common import RawImages, as_labels, float_source_to_internal
+
+IMAGE_KEYS = ("images", "x", "x_train", "data", "X", "arr_0")
+LABEL_KEYS = ("labels", "y", "y_train", "targets", "arr_1")
+
+
+def to_nchw(arr: np.ndarray, layout: Optional[str], what: str) -> tuple[np.ndarray, str]:
+    if arr.ndim == 3:
+        return arr[:, None, :, :], "nhw"
+    if arr.ndim != 4:
+        raise ElscliError(f"{what} has shape {arr.shape}; expected (N, C, H, W), (N, H, W, C) or (N, H, W)")
+    if layout is None:
+        c_first, c_last = arr.shape[1] in (1, 3), arr.shape[3] in (1, 3)
+        if c_first and not c_last:
+            layout = "nchw"
+        elif c_last and not c_first:
+            layout = "nhwc"
+        else:
+            raise ElscliError(f"cannot tell the channel axis of {what} (shape {arr.shape}); pass --layout nchw or nhwc")
+    layout = layout.lower()
+    if layout == "nhwc":
+        arr = arr.transpose(0, 3, 1, 2)
+    elif layout != "nchw":
+        raise ElscliError(f"unknown layout {layout!r}; use nchw or nhwc")
+    if arr.shape[1] not in (1, 3):
+        raise ElscliError(f"{what} has {arr.shape[1]} channels in layout {layout}; elscli takes 1 (grey) or 3 (RGB)")
+    return np.ascontiguousarray(arr), layout
+
+
+def _pick(keys, wanted, what, kind):
+    for k in wanted:
+        if k in keys:
+            return k
+    return None
+
+
+def read_arrays(path: Path, value_range: Optional[str] = None, layout: Optional[str] = None) -> RawImages:
+    path = Path(path)
+    what = repr(str(path))
+    labels = None
+    images_key = labels_key = None
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ElscliError(f"{what} is not a readable .npy/.npz file: corrupt, truncated or pickled objects "
+                          f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    try:
+        if isinstance(loaded, np.ndarray):
+            images = loaded
+        else:
+            with loaded as z:
+                keys = list(z.keys())
+                images_key = _pick(keys, IMAGE_KEYS, what, "images")
+                if images_key is None:
+                    if len(keys) == 1:
+                        images_key = keys[0]
+                    else:
+                        raise ElscliError(f"{what} has no images array (looked for {', '.join(IMAGE_KEYS)}; "
+                                          f"it holds {', '.join(keys)})")
+                images = z[images_key]
+                labels_key = _pick([k for k in keys if k != images_key], LABEL_KEYS, what, "labels")
+                if labels_key is not None:
+                    labels = z[labels_key]
+    except ElscliError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ElscliError(f"{what} is not a readable .npz file: corrupt, truncated or pickled objects "
+                          f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    arr_what = what if images_key is None else f"{images_key!r} in {what}"
+    images, used_layout = to_nchw(np.asarray(images), layout, arr_what)
+    n = images.shape[0]
+    if images.dtype == np.uint8:
+        data, eight_bit = images, True
+        vr = "0,255"
+    else:
+        vr = value_range or "-1,1"
+        data, eight_bit = float_source_to_internal(images, vr, arr_what)
+    if labels is not None:
+        labels = as_labels(labels, n, f"{labels_key!r} in {what}")
+    else:
+        labels = np.full(n, -1, dtype=np.int64)
+    source = {"reader": "npz" if images_key is not None else "npy", "path": str(path), "images_key": images_key,
+              "labels_key": labels_key, "layout": used_layout, "dtype": str(images.dtype), "value_range": vr,
+              "native_shape": [int(s) for s in images.shape[1:]], "n_source": int(n)}
+    return RawImages(images=data, labels=labels, eight_bit=eight_bit, source=source)

@@ -1,0 +1,96 @@
+"""Image folders: one sub-folder per class (labels 0..K-1 in sorted folder-name order, like torchvision's
+ImageFolder), or a flat folder of unlabelled images.  PNG, JPEG (and BMP/TIFF/WebP) files, grey or RGB, 8-bit.
+
+Palette and alpha images are converted with Pillow (``P``/``RGBA`` -> ``RGB``, ``LA``/``1`` -> ``L``);
+16-bit and float images are refused.  When a folder mixes grey and RGB images, the grey ones are replicated
+to three channels (unless ``--grayscale``).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List
+
+import numpy as np
+
+from ..errors import ElscliError
+from ._common import RawImages
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _image_files(directory: Path) -> List[Path]:
+    return sorted(p for p in directory.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def looks_like_image_folder(path: Path) -> bool:
+    if _image_files(path):
+        return True
+    return any(_image_files(d) for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def load_image(path: Path) -> np.ndarray:
+    """One image file as (C, H, W) uint8 with C = 1 (grey) or 3 (RGB)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            if mode in ("L", "RGB"):
+                pass
+            elif mode in ("1", "LA"):
+                im = im.convert("L")
+            elif mode in ("P", "RGBA", "CMYK", "YCbCr", "PA", "RGBX", "LAB", "HSV"):
+                im = im.convert("RGB")
+            else:
+                raise ElscliError(f"{str(path)!r} is a {mode!r} image; elscli reads 8-bit grey or RGB images")
+            arr = np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, ElscliError):
+            raise
+        raise ElscliError(f"{str(path)!r} is not a readable image ({exc})") from None
+    if arr.ndim == 2:
+        return arr[None, :, :].copy()
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def read_folder(path: Path) -> RawImages:
+    path = Path(path)
+    if not path.is_dir():
+        raise ElscliError(f"{str(path)!r} is not a directory (an image folder source must be one)")
+    class_dirs = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".") and _image_files(d))
+    files: List[Path]
+    if class_dirs:
+        top = _image_files(path)
+        if top:
+            print(f"elscli: note: ignoring {len(top)} image file(s) at the top of {str(path)!r} "
+                  f"(it has class sub-folders)", file=sys.stderr)
+        files, labels = [], []
+        for k, d in enumerate(class_dirs):
+            fs = _image_files(d)
+            files += fs
+            labels += [k] * len(fs)
+        label_names = {str(k): d.name for k, d in enumerate(class_dirs)}
+        layout = "class-subfolders"
+    else:
+        files = _image_files(path)
+        if not files:
+            raise ElscliError(f"no image files (PNG/JPEG) in {str(path)!r} or its sub-folders")
+        labels = [-1] * len(files)
+        label_names = None
+        layout = "flat"
+    images = [load_image(f) for f in files]
+    shapes = {im.shape for im in images}
+    if len(shapes) == 1:
+        stacked = np.stack(images)
+    else:
+        stacked = images  # sizes differ: the pipeline resizes them (or refuses with --size 0)
+    source = {"reader": "folder", "path": str(path), "layout": layout, "n_source": len(files)}
+    if len(shapes) == 1:
+        source["native_shape"] = list(next(iter(shapes)))
+    if label_names:
+        source["label_names"] = label_names
+    return RawImages(images=stacked, labels=np.asarray(labels, dtype=np.int64), eight_bit=True, source=source,
+                     names=[str(f) for f in files])
