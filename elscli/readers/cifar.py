@@ -25,7 +25,7 @@ _ALLOWED = {
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     ("numpy", "ndarray"), ("numpy", "dtype"), ("copyreg", "_reconstructor"),
-    ("builtins", "object"),
+    ("builtins", "object"), ("_codecs", "encode"),  # Python 3 protocol-2 pickles build bytes with it
 }
 
 
