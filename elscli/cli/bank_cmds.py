@@ -155,6 +155,8 @@ def describe_file(path: str) -> Dict[str, Any]:
 def info_cmd(
     file: Annotated[str, typer.Argument(help="An elscli file: bank, run or scan (HDF5).", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Banks: read every pixel, check the fletcher32 "
+                                                          "checksums and the content hash.")] = False,
 ) -> None:
     """Describe an elscli file: what it holds, shapes, label histogram, provenance, content hash.
 
@@ -162,9 +164,16 @@ def info_cmd(
 
       elscli info bank.h5
 
+      elscli info bank.h5 --verify
+
       elscli info bank.h5 --json | python -c "import json,sys; print(json.load(sys.stdin)['n_images'])"
     """
     data = describe_file(file)
+    if verify and data.get("format") == "elscli.bank":
+        from ..bank import Bank
+
+        Bank.open(file)  # raises ElscliError on any checksum or hash failure
+        data["verified"] = True
     emit(data, as_json, title=f"{data.get('format', 'file')}: {file}")
 
 
@@ -212,6 +221,10 @@ def build_bank_cmd(
     from ..bank import build_bank, describe_bank
     from ..h5io import check_output_path
 
+    from ..errors import ElscliError
+
+    if not Path(source).exists():
+        raise ElscliError(f"{source!r} does not exist")
     out = check_output_path(output, force)  # fail before any work
     t0 = time.perf_counter()
     color = None if grayscale is None else ("grayscale" if grayscale else "rgb")
