@@ -88,9 +88,8 @@ class Bank:
         a = np.asarray(images)
         if a.dtype == object or a.dtype.kind not in "fiub" or a.dtype.kind == "b":
             raise ElscliError(f"bank images must be uint8 or float, not {a.dtype}")
-        if a.ndim == 3 and labels is not None and np.ndim(labels) == 1 and len(labels) == a.shape[0] \
-                and a.shape[0] not in (1, 3):
-            a = a[:, None]
+        if a.ndim == 3 and labels is not None and np.ndim(labels) == 1 and len(labels) == a.shape[0]:
+            a = a[:, None]  # labels say the first axis is N: (N, H, W)
         a = _as_nchw(a)
         n, c, h, w = a.shape
         if n < 1 or h < 1 or w < 1:
@@ -172,11 +171,9 @@ class Bank:
     # ---------------------------------------------------------------- views
     @property
     def images(self) -> np.ndarray:
-        """(N, C, H, W) float32 on [-1, 1] (computed once from the stored codes, read-only)."""
+        """(N, C, H, W) float32 on [-1, 1], C-contiguous (computed once from the stored codes; do not modify)."""
         if self._images is None:
-            imgs = u8_to_float(self.codes) if self.eight_bit else self.codes.copy()
-            imgs.setflags(write=False)
-            self._images = imgs
+            self._images = u8_to_float(self.codes) if self.eight_bit else self.codes.copy()
         return self._images
 
     @property

@@ -230,3 +230,13 @@ def test_bank_file_is_read_only_friendly(tmp_path):
         assert Bank.open(p).content_hash == b.content_hash
     finally:
         os.chmod(p, 0o644)
+
+
+def test_from_arrays_labels_disambiguate_three_grey_images():
+    b = Bank.from_arrays(np.zeros((3, 4, 4), np.uint8), [0, 1, 2])
+    assert len(b) == 3 and b.shape == (1, 4, 4)
+
+
+def test_images_writable_c_contiguous_float32():
+    b, _, _ = small_bank()
+    assert b.images.flags.c_contiguous and b.images.flags.writeable and b.images.dtype == np.float32

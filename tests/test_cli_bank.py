@@ -306,3 +306,10 @@ def test_read_raw_matches_cli_limit(sample_mnist_dir, cli, tmp_path):
     assert res.exit_code == 0
     raw = read_raw(sample_mnist_dir)
     assert np.array_equal(Bank.open(tmp_path / "b.h5").codes, raw.images[:7])
+
+
+def test_params_record_command_line(cli, sample_mnist_dir, tmp_path):
+    assert cli("build-bank", sample_mnist_dir, "-o", tmp_path / "b.h5", "--limit", "3").exit_code == 0
+    with h5py.File(tmp_path / "b.h5", "r") as f:
+        params = json.loads(f.attrs["params"])
+    assert params["argv"][:1] == ["build-bank"] and "--limit" in params["argv"] and params["limit"] == 3

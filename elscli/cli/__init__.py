@@ -36,9 +36,19 @@ def _load_commands() -> None:
                 raise
 
 
+_ARGV: list = []
+
+
+def command_line() -> list:
+    """The arguments of the current invocation (for provenance in output files)."""
+    return list(_ARGV)
+
+
 def main(argv=None) -> None:
     """Console-script entry point."""
     from ..errors import ElscliError
+
+    _ARGV[:] = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
 
     _load_commands()
     debug = os.environ.get("ELSCLI_DEBUG", "") not in ("", "0")

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Dict, List, Optional
 import typer
 
 
-from . import app
+from . import app, command_line
 
 
 class SourceFormat(str, Enum):
@@ -55,7 +55,7 @@ def _json_default(o: Any):
 
 def _fmt_value(v: Any, width: int = 100) -> str:
     if isinstance(v, dict):
-        s = ", ".join(f"{k}: {_fmt_value(x, width)}" for k, x in v.items())
+        s = ", ".join(f"{k}: {_fmt_value(x, width)}" for k, x in v.items() if x is not None)
     elif isinstance(v, (list, tuple)):
         s = "×".join(map(str, v)) if v and all(isinstance(x, int) for x in v) and len(v) <= 4 else \
             json.dumps(v, default=_json_default)
@@ -232,7 +232,7 @@ def build_bank_cmd(
         "command": "build-bank", "source": source, "format": fmt.value if fmt else None, "size": size,
         "color": color, "limit": limit, "classes": classes, "subset_seed": subset_seed, "dedup": dedup,
         "value_range": value_range.value if value_range else None, "layout": layout.value if layout else None,
-        "coarse": coarse, "argv": sys.argv[1:],
+        "coarse": coarse, "argv": command_line(),
     }
     bank, stats = build_bank(source, fmt.value if fmt else None, size=size, color=color, limit=limit,
                              classes=classes, subset_seed=subset_seed, dedup=dedup,
