@@ -240,3 +240,31 @@ def test_from_arrays_labels_disambiguate_three_grey_images():
 def test_images_writable_c_contiguous_float32():
     b, _, _ = small_bank()
     assert b.images.flags.c_contiguous and b.images.flags.writeable and b.images.dtype == np.float32
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 5), c=st.sampled_from([1, 3]), h=st.integers(1, 6), w=st.integers(1, 6),
+       seed=st.integers(0, 2**32 - 1), as_float=st.booleans())
+def test_roundtrip_property(n, c, h, w, seed, as_float):
+    import tempfile
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(-1, 4, n)
+    if as_float:
+        arr = rng.uniform(-1, 1, (n, c, h, w)).astype(np.float32)
+    else:
+        arr = rng.integers(0, 256, (n, c, h, w), dtype=np.uint8)
+    b = Bank.from_arrays(arr, labels)
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "b.h5")
+        b.save(p)
+        o = Bank.open(p)
+    assert np.array_equal(o.codes, b.codes) and np.array_equal(o.labels, labels)
+    assert o.content_hash == b.content_hash
+    assert o.classes.tolist() == sorted(set(int(x) for x in labels if x >= 0))
+    for k in o.classes:
+        assert o.indices_for(k).tolist() == np.flatnonzero(labels == k).tolist()

@@ -313,3 +313,38 @@ def test_params_record_command_line(cli, sample_mnist_dir, tmp_path):
     with h5py.File(tmp_path / "b.h5", "r") as f:
         params = json.loads(f.attrs["params"])
     assert params["argv"][:1] == ["build-bank"] and "--limit" in params["argv"] and params["limit"] == 3
+
+
+def test_corrupt_image_in_folder(cli, tmp_path):
+    src = tmp_path / "imgs"
+    src.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(src / "a.png")
+    (src / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    res = cli("build-bank", src, "-o", tmp_path / "b.h5")
+    assert_clean_failure(res, names=("b.png", "not a readable image"), out_dir=tmp_path, out_name="b.h5")
+
+
+def test_forced_format_on_wrong_file(cli, tmp_path):
+    (tmp_path / "x.dat").write_bytes(b"hello world" * 10)
+    res = cli("build-bank", tmp_path / "x.dat", "-o", tmp_path / "b.h5", "--format", "npy")
+    assert_clean_failure(res, names=("x.dat",), out_dir=tmp_path, out_name="b.h5")
+
+
+def test_info_on_directory(cli, tmp_path):
+    assert_clean_failure(cli("info", tmp_path), names=("directory",))
+
+
+def test_readme_quick_start_matches_ci():
+    """The README's quick start has exactly two commands, and the second ends with .ci/run's test command."""
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("\n", 1)[1].strip() for b in section.split("```bash")[1:]]
+    blocks = [b.split("```", 1)[0].strip() for b in blocks]
+    assert len(blocks) == 2 and all("\n" not in b for b in blocks)
+    ci = (REPO / ".ci" / "run").read_text().strip().splitlines()
+    test_cmd = ci[-1].strip()
+    assert test_cmd.startswith("python -m pytest")
+    assert blocks[1].endswith("&& " + test_cmd)
+    assert "sample_data" in blocks[0] and "pip install" in blocks[0]
