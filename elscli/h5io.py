@@ -75,7 +75,15 @@ def open_h5(path: os.PathLike | str, mode: str = "r", expected_format: Optional[
     if mode == "r" and not path.exists():
         raise ElscliError(f"{str(path)!r} does not exist")
     try:
-        f = h5py.File(path, mode)
+        if mode == "r":
+            # Files are immutable once renamed into place, so readers need no HDF5 file lock; skipping it
+            # lets many array tasks read one file on filesystems without lock support (NFS, Lustre).
+            try:
+                f = h5py.File(path, mode, locking=False)
+            except TypeError:  # h5py without the locking keyword
+                f = h5py.File(path, mode)
+        else:
+            f = h5py.File(path, mode)
     except (OSError, ValueError) as exc:
         raise ElscliError(f"{str(path)!r} is not a readable HDF5 file (corrupt or truncated?): "
                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None

@@ -348,3 +348,11 @@ def test_readme_quick_start_matches_ci():
     assert test_cmd.startswith("python -m pytest")
     assert blocks[1].endswith("&& " + test_cmd)
     assert "sample_data" in blocks[0] and "pip install" in blocks[0]
+
+
+def test_rgb_from_grey(cli, sample_mnist_dir, tmp_path):
+    res = cli("build-bank", sample_mnist_dir, "-o", tmp_path / "rgb.h5", "--rgb", "--limit", "5", "--json")
+    assert res.exit_code == 0, res.stderr
+    b = Bank.open(tmp_path / "rgb.h5")
+    ref = load_images(sample_mnist_dir, limit=5)
+    assert b.shape == (3, 32, 32) and all(np.array_equal(b.codes[:, c], ref.images[:, 0]) for c in range(3))

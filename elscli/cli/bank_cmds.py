@@ -75,8 +75,7 @@ def emit(data: Dict[str, Any], as_json: bool, title: str = "") -> None:
     from rich.table import Table
 
     console = Console(soft_wrap=False)
-    table = Table(title=title or None, show_header=False, box=None if not console.is_terminal else None,
-                  pad_edge=False)
+    table = Table(title=title or None, show_header=False, box=None, pad_edge=False)
     table.add_column("key", style="bold cyan", no_wrap=True)
     table.add_column("value", overflow="fold")
     for k, v in data.items():
