@@ -356,3 +356,10 @@ def test_rgb_from_grey(cli, sample_mnist_dir, tmp_path):
     b = Bank.open(tmp_path / "rgb.h5")
     ref = load_images(sample_mnist_dir, limit=5)
     assert b.shape == (3, 32, 32) and all(np.array_equal(b.codes[:, c], ref.images[:, 0]) for c in range(3))
+
+
+def test_debug_env_shows_traceback(tmp_path):
+    env = dict(os.environ, ELSCLI_DEBUG="1")
+    r = subprocess.run([sys.executable, "-m", "elscli", "build-bank", str(tmp_path / "nope"), "-o",
+                        str(tmp_path / "b.h5")], capture_output=True, text=True, env=env)
+    assert r.returncode != 0 and "Traceback" in r.stderr and "ElscliError" in r.stderr

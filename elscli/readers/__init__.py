@@ -291,8 +291,9 @@ def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limi
     }
     if idx.size != n0:
         source["selection"]["source_indices_sha256"] = hashlib.sha256(idx.astype("<i8").tobytes()).hexdigest()
-        if idx.size <= 100_000:
-            source["selection"]["source_indices"] = _compact_ranges(idx)
+        runs = _compact_ranges(idx)
+        if len(runs) <= 1000:  # otherwise the options (classes, limit, subset_seed) and the sha256 identify it
+            source["selection"]["source_indices"] = runs
     source["transform"] = {
         "size": int(size), "color": color or "native",
         "resize": None if size == 0 else "PIL.Image.resize((S, S), Image.BILINEAR) on "
