@@ -173,12 +173,13 @@ def test_cifar_refuses_code_in_pickles(tmp_path):
 def test_photo_tiles_folder(photo_tiles_dir):
     raw = read_raw(photo_tiles_dir)
     assert raw.source["format"] == "folder" and raw.source["layout"] == "class-subfolders"
-    assert raw.images.shape == (512, 3, 32, 32)
-    assert np.bincount(raw.labels).tolist() == [64] * 8
+    assert len(raw) == 512 and np.bincount(raw.labels).tolist() == [64] * 8
+    res = prepare(raw, size=0)
+    assert res.images.shape == (512, 3, 32, 32) and res.source["native_shape"] == [3, 32, 32]
     names = sorted(p.name for p in photo_tiles_dir.iterdir())
     assert [raw.source["label_names"][str(k)] for k in range(8)] == names
     first = np.asarray(Image.open(photo_tiles_dir / names[0] / "000.png").convert("RGB")).transpose(2, 0, 1)
-    assert np.array_equal(raw.images[0], first)
+    assert np.array_equal(res.images[0], first)
 
 
 def test_flat_folder_mixed_grey_rgb(tmp_path):
@@ -367,3 +368,12 @@ def test_float_to_u8_rejects_near_misses():
     x = u8_to_float(np.arange(10, dtype=np.uint8))
     x[3] = np.nextafter(x[3], np.float32(2))
     assert float_to_u8_if_exact(x) is None
+
+
+def test_folder_decodes_only_selected_images(tmp_path):
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.ones((8, 8), np.uint8)).save(tmp_path / "b.png")
+    (tmp_path / "z.png").write_bytes(b"not an image")
+    assert load_images(tmp_path, size=0, limit=2).images.shape == (2, 1, 8, 8)
+    with pytest.raises(ElscliError, match="z.png"):
+        load_images(tmp_path, size=0)

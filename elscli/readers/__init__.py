@@ -249,10 +249,13 @@ def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limi
     eight_bit = raw.eight_bit
     labels = raw.labels[idx]
     out: List[np.ndarray] = []
-    chans = {imgs[i].shape[0] for i in idx}
+    selected = [imgs[i] for i in idx]  # decodes lazily-read images (folders) once, and only these
+    chans = {im.shape[0] for im in selected}
+    native = {im.shape for im in selected}
+    if len(native) == 1 and "native_shape" not in raw.source:
+        raw.source["native_shape"] = [int(s) for s in next(iter(native))]
     target_c = 1 if color == "grayscale" else 3 if (color == "rgb" or 3 in chans) else 1
-    for i in idx:
-        im = imgs[i]
+    for im in selected:
         if target_c == 1 and im.shape[0] == 3:
             im = to_grayscale(im, eight_bit)
         elif target_c == 3 and im.shape[0] == 1:

@@ -1,5 +1,6 @@
 """Image folders: one sub-folder per class (labels 0..K-1 in sorted folder-name order, like torchvision's
 ImageFolder), or a flat folder of unlabelled images.  PNG, JPEG (and BMP/TIFF/WebP) files, grey or RGB, 8-bit.
+Files are decoded lazily, only for the images a selection keeps.
 
 Palette and alpha images are converted with Pillow (``P``/``RGBA`` -> ``RGB``, ``LA``/``1`` -> ``L``);
 16-bit and float images are refused.  When a folder mixes grey and RGB images, the grey ones are replicated
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Sequence
 
 import numpy as np
 
@@ -56,6 +57,19 @@ def load_image(path: Path) -> np.ndarray:
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
+class LazyImages(Sequence):
+    """Image files decoded on access (so ``--classes`` / ``--limit`` decode only the images they keep)."""
+
+    def __init__(self, files: List[Path]):
+        self.files = list(files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i):
+        return load_image(self.files[int(i)])
+
+
 def read_folder(path: Path) -> RawImages:
     path = Path(path)
     if not path.is_dir():
@@ -81,16 +95,8 @@ def read_folder(path: Path) -> RawImages:
         labels = [-1] * len(files)
         label_names = None
         layout = "flat"
-    images = [load_image(f) for f in files]
-    shapes = {im.shape for im in images}
-    if len(shapes) == 1:
-        stacked = np.stack(images)
-    else:
-        stacked = images  # sizes differ: the pipeline resizes them (or refuses with --size 0)
     source = {"reader": "folder", "path": str(path), "layout": layout, "n_source": len(files)}
-    if len(shapes) == 1:
-        source["native_shape"] = list(next(iter(shapes)))
     if label_names:
         source["label_names"] = label_names
-    return RawImages(images=stacked, labels=np.asarray(labels, dtype=np.int64), eight_bit=True, source=source,
+    return RawImages(images=LazyImages(files), labels=np.asarray(labels, dtype=np.int64), eight_bit=True, source=source,
                      names=[str(f) for f in files])
