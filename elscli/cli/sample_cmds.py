@@ -1,0 +1,170 @@
+"""``elscli sample``, ``elscli merge`` and ``elscli export``: the thin CLI edge over :mod:`elscli.runs`."""
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from . import app
+from ..errors import ElscliError
+
+
+def _command_line() -> str:
+    return "elscli " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _emit(payload: dict, as_json: bool, text: str) -> None:
+    if as_json:
+        print(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    else:
+        print(text)
+
+
+@app.command("sample", no_args_is_help=False)
+def sample_cmd(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Run file to write (HDF5). With shards, "
+                                         "{shard}/{shards} in the name are filled in.")] = Path("run.h5"),
+    bank: Annotated[Optional[Path], typer.Option("--bank", envvar="ELSCLI_BANK",
+                                                 help="Patch bank (elscli build-bank). Default: the bundled "
+                                                      "sample_data bank, built on first use into "
+                                                      "$ELSCLI_CACHE or ~/.cache/elscli.")] = None,
+    machine: Annotated[str, typer.Option("--machine", "-m", help="is | ls | els | bbels")] = "bbels",
+    patch_size: Annotated[Optional[int], typer.Option("--patch-size", "-p",
+                                                      help="Constant patch size (odd).")] = None,
+    schedule: Annotated[Optional[str], typer.Option(
+        "--schedule", help="Locality schedule: paper:NAME, a JSON file {times, patch_sizes}, or an integer. "
+                           "[default: paper:MNIST_ResNet_zeros]")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="DDIM steps. [default: 20]")] = None,
+    start_time: Annotated[Optional[float], typer.Option("--start-time",
+                                                        help="First time of the grid. [default: 1.0]")] = None,
+    num_samples: Annotated[Optional[int], typer.Option("--num-samples", "-n",
+                                                       help="Samples in the whole run (all shards). "
+                                                            "[default: 16; with --from-seeds all]")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Root seed R: sample i starts from "
+                                                     "default_rng([i, R]).standard_normal.")] = 0,
+    label: Annotated[Optional[int], typer.Option("--label", help="Class-conditional on this label.")] = None,
+    labels: Annotated[Optional[str], typer.Option("--labels", help="'random': a random class per sample.")] = None,
+    from_seeds: Annotated[Optional[Path], typer.Option(
+        "--from-seeds", help="Take seeds, labels and the time grid from a reference trajectory (NPZ/HDF5) "
+                             "or an earlier run.")] = None,
+    png: Annotated[Optional[Path], typer.Option("--png", help="Also write a labelled grid of the finals.")] = None,
+    save_trajectory: Annotated[bool, typer.Option("--save-trajectory",
+                                                  help="Keep x and x0_hat at every step.")] = False,
+    shard: Annotated[Optional[str], typer.Option(
+        "--shard", help="I/N: compute samples I, I+N, ... [default: from SLURM_ARRAY_TASK_ID/"
+                        "SLURM_ARRAY_TASK_COUNT, else 0/1]")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", "-j",
+                                                   help="Threads. [default: SLURM_CPUS_PER_TASK, else all cores]")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size",
+                                                      help="Samples denoised together (results do not depend on it). "
+                                                           "[default: 4]")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue a partial run file, skipping finished samples.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Sample with a score machine (DDIM reverse process) and write a run file.
+
+    Examples:
+
+      elscli sample -n 16 --png grid.png                      # bbELS on the bundled MNIST sample bank
+
+      elscli sample --bank mnist.h5 --machine ls --patch-size 7 -n 100 -o ls7.h5
+
+      elscli sample --bank mnist.h5 --start-time 0.95 --steps 19   # the paper's released machine runs
+
+      elscli sample --bank mnist.h5 --from-seeds net.npz -o bbels.h5   # same seeds and grid as a network
+
+      elscli sample --bank mnist.h5 -n 1000 -o 'run-{shard}.h5'  # in a Slurm array: shard from SLURM_ARRAY_*
+    """
+    from .. import runs
+
+    if label is not None and labels is not None:
+        raise ElscliError("give --label L or --labels random, not both")
+    if labels is not None and labels.lower() != "random":
+        raise ElscliError(f"--labels takes only 'random' (use --label L for one class), got {labels!r}")
+    label_arg = "random" if labels is not None else label
+    run = runs.sample(bank, machine=machine, patch_size=patch_size, schedule=schedule, steps=steps,
+                      start_time=start_time, num_samples=num_samples, seed=seed, label=label_arg,
+                      from_seeds=from_seeds, output=output, force=force, resume=resume, shard=shard,
+                      save_trajectory=save_trajectory, threads=threads, batch_size=batch_size, quiet=quiet,
+                      png=png, command_line=_command_line())
+    done = int(run.done.sum())
+    per = run.elapsed / run.samples_computed if run.samples_computed else None
+    payload = {
+        "output": str(run.path), "png": str(png) if png is not None and done else None,
+        "machine": run.machine, "samples": len(run), "samples_done": done,
+        "samples_computed": run.samples_computed, "complete": run.complete,
+        "seconds": round(run.elapsed, 3), "seconds_per_sample": None if per is None else round(per, 4),
+        "steps": int(len(run.times) - 1), "patch_sizes": [int(p) for p in run.patch_sizes],
+        "shard": run.params.get("shard"), "interrupted": None if run.interrupted is None
+        else signal.Signals(run.interrupted).name,
+    }
+    rate = f", {per:.3g} s/sample" if per is not None else ""
+    text = (f"wrote {run.path}: {done}/{len(run)} samples done ({run.machine}, "
+            f"{len(run.times) - 1} steps, shard {run.params.get('shard')}{rate})")
+    if png is not None and done:
+        text += f"\nwrote {png}"
+    _emit(payload, as_json, text)
+    if run.interrupted is not None:
+        hint = ("run the same command again to continue" if "--resume" in sys.argv[1:]
+                else f"continue with: {_command_line()} --resume")
+        print(f"elscli: stopped by {signal.Signals(run.interrupted).name} with {done}/{len(run)} samples done; "
+              + hint, file=sys.stderr)
+        raise typer.Exit(128 + int(run.interrupted))
+
+
+@app.command("merge")
+def merge_cmd(
+    shards: Annotated[List[Path], typer.Argument(help="Shard run files of one run.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Merged run file.")],
+    allow_missing: Annotated[bool, typer.Option("--allow-missing",
+                                                help="Merge even if some samples are missing or unfinished.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+) -> None:
+    """Merge the shards of one run (same parameters and bank, disjoint samples) into one run file.
+
+    Examples:
+
+      elscli merge run-*.h5 -o run.h5
+
+      elscli merge run-0.h5 run-2.h5 -o partial.h5 --allow-missing
+    """
+    from .. import runs
+
+    run = runs.merge_runs(shards, output, allow_missing=allow_missing, force=force, command_line=_command_line())
+    payload = {"output": str(output), "inputs": [str(s) for s in shards], "samples": len(run),
+               "num_samples": run.params.get("num_samples")}
+    _emit(payload, as_json, f"wrote {output}: {len(run)} samples from {len(shards)} shards")
+
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[Path, typer.Argument(help="Run file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="A .npz file, or a directory for one PNG "
+                                                                "per sample.")],
+    scale: Annotated[int, typer.Option("--scale", help="PNG upscaling factor (nearest neighbour).")] = 1,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+) -> None:
+    """Export a run's finished samples as .npz (final, sample_ids, labels, seeds, times) or PNGs.
+
+    Examples:
+
+      elscli export run.h5 -o finals.npz
+
+      elscli export run.h5 -o pngs/ --scale 4
+    """
+    from .. import runs
+
+    if scale < 1:
+        raise ElscliError(f"--scale must be at least 1, got {scale}")
+    files = runs.export_run(run, output, force=force, scale=scale)
+    payload = {"run": str(run), "output": str(output), "files": len(files)}
+    _emit(payload, as_json, f"wrote {len(files)} file(s) to {output}")

@@ -1,0 +1,143 @@
+"""Progress reporting for long commands: a rich bar on a terminal, plain periodic lines in batch logs.
+
+>>> with Progress(total=200, description="sample", unit="step", group=(20, "samples")) as bar:
+...     for _ in range(200):
+...         bar.advance()
+
+On a terminal (the stream is a TTY) this shows a rich progress bar; otherwise (a Slurm log, a pipe) it
+writes one plain line every ``interval`` seconds (and one at the end), e.g.
+``sample: 3/10 samples, 60/200 steps (30%), 0.42 samples/s, ETA 17s``.  ``quiet=True`` silences both.
+Everything goes to stderr, never stdout.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Optional, TextIO, Tuple
+
+
+def _fmt_duration(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "?"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h}h{m:02d}m"
+    if m:
+        return f"{m}m{s:02d}s"
+    return f"{s}s"
+
+
+class Progress:
+    """Context manager counting ``total`` units of work; call :meth:`advance` as work completes.
+
+    ``group=(k, "samples")`` additionally reports whole groups of ``k`` units (e.g. steps per sample).
+    ``interval`` (seconds between plain lines) defaults to ``$ELSCLI_PROGRESS_INTERVAL`` or 10.
+    """
+
+    def __init__(self, total: int, description: str = "", quiet: bool = False, unit: str = "it", *,
+                 group: Optional[Tuple[int, str]] = None, stream: Optional[TextIO] = None,
+                 interval: Optional[float] = None, force_plain: bool = False) -> None:
+        self.total = max(int(total), 0)
+        self.description = description
+        self.quiet = quiet
+        self.unit = unit
+        self.group = group
+        self.stream = stream if stream is not None else sys.stderr
+        if interval is None:
+            try:
+                interval = float(os.environ.get("ELSCLI_PROGRESS_INTERVAL", "10"))
+            except ValueError:
+                interval = 10.0
+        self.interval = interval
+        self.completed = 0
+        self._start = 0.0
+        self._last_line = 0.0
+        self._rich = None
+        self._task = None
+        tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._use_rich = (not quiet) and tty and not force_plain
+
+    # -- context manager -------------------------------------------------------------------------
+    def __enter__(self) -> "Progress":
+        self._start = self._last_line = time.monotonic()
+        if self._use_rich:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self._rich = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn(self.unit + "s"), TextColumn("{task.fields[extra]}"),
+                                      TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                      console=Console(file=self.stream), transient=False)
+            self._rich.__enter__()
+            self._task = self._rich.add_task(self.description, total=self.total, extra=self._group_text())
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._rich is not None:
+            self._rich.__exit__(exc_type, exc, tb)
+            self._rich = None
+        elif not self.quiet and self.completed > 0:
+            self._line(final=True)
+
+    # -- updates ---------------------------------------------------------------------------------
+    def advance(self, n: int = 1) -> None:
+        self.completed += n
+        if self.quiet:
+            return
+        if self._rich is not None:
+            self._rich.update(self._task, advance=n, extra=self._group_text())
+            return
+        now = time.monotonic()
+        if now - self._last_line >= self.interval:
+            self._last_line = now
+            self._line()
+
+    def log(self, message: str) -> None:
+        """A message that does not break the bar."""
+        if self.quiet:
+            return
+        if self._rich is not None:
+            self._rich.console.print(message, markup=False, highlight=False)
+        else:
+            print(message, file=self.stream, flush=True)
+
+    # -- formatting ------------------------------------------------------------------------------
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._start if self._start else 0.0
+
+    def _group_text(self) -> str:
+        if not self.group:
+            return ""
+        k, name = self.group
+        return f"({self.completed // k}/{self.total // k} {name})"
+
+    def status_line(self, final: bool = False) -> str:
+        elapsed = self.elapsed
+        parts = []
+        if self.group:
+            k, name = self.group
+            parts.append(f"{self.completed // k}/{self.total // k} {name}")
+        pct = 100.0 * self.completed / self.total if self.total else 100.0
+        parts.append(f"{self.completed}/{self.total} {self.unit}s ({pct:.0f}%)")
+        if elapsed > 0 and self.completed:
+            if self.group:
+                k, name = self.group
+                rate = self.completed / k / elapsed
+                parts.append(f"{rate:.3g} {name}/s" if rate >= 0.1 else f"{1 / rate:.3g} s per {name.rstrip('s')}")
+            else:
+                parts.append(f"{self.completed / elapsed:.3g} {self.unit}s/s")
+            if final:
+                parts.append(f"in {_fmt_duration(elapsed)}")
+            else:
+                remaining = (self.total - self.completed) * elapsed / self.completed
+                parts.append(f"ETA {_fmt_duration(remaining)}")
+        head = f"{self.description}: " if self.description else ""
+        return head + ", ".join(parts)
+
+    def _line(self, final: bool = False) -> None:
+        print(self.status_line(final), file=self.stream, flush=True)

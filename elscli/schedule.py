@@ -1,0 +1,167 @@
+"""Locality schedules: the patch size P the machine uses at each step of the reverse process.
+
+A schedule is recorded **by time**, never by step index: ``{"times": [t_0, ...], "patch_sizes": [P_0, ...]}``
+(any order, odd positive sizes) gives the size for the step that *starts* at ``times[i]``.  When a sampling
+grid holds other times, each step takes the entry whose time is nearest to its start time; ties go to the
+larger time.  A single integer means a constant P.
+
+Presets ``paper:NAME`` are the ten calibrated schedules shipped with the paper's code (bundled as
+``elscli/data/paper_scales.json``), used through their ``as_run`` mapping — the sizes the paper's released
+runs actually used at step start times 0.95 ... 0.05.  On the default grid (20 steps from t = 1) the
+t = 1 step therefore takes the t = 0.95 size.
+
+>>> s = load_schedule("paper:MNIST_ResNet_zeros")
+>>> s.for_grid(time_grid(20, 1.0))[:3]          # doctest: +SKIP
+array([15, 15, 15])
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import ElscliError
+
+PAPER_PREFIX = "paper:"
+DEFAULT_SCHEDULE = "paper:MNIST_ResNet_zeros"
+# Two start times closer than this count as equally near (float grids: 1 - 0.975 vs 0.975 - 0.95).
+_TIE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class LocalitySchedule:
+    """Patch size by step start time.  ``times`` are sorted descending; ``source`` says where it came from."""
+
+    times: Tuple[float, ...]
+    patch_sizes: Tuple[int, ...]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        _validate(self.times, self.patch_sizes, self.source or "schedule")
+
+    @classmethod
+    def constant(cls, patch_size: int) -> "LocalitySchedule":
+        """A constant patch size (recorded at t = 1)."""
+        return cls((1.0,), (_check_size(patch_size, f"patch size {patch_size!r}"),), source=str(int(patch_size)))
+
+    @property
+    def is_constant(self) -> bool:
+        return len(set(self.patch_sizes)) == 1
+
+    def patch_size_at(self, t: float) -> int:
+        """The size for the step starting at ``t``: nearest recorded time, ties to the larger time."""
+        times = np.asarray(self.times, dtype=np.float64)
+        dist = np.abs(times - float(t))
+        near = dist <= dist.min() + _TIE_TOLERANCE
+        best = int(np.flatnonzero(near)[np.argmax(times[near])])
+        return int(self.patch_sizes[best])
+
+    def for_grid(self, times: Sequence[float]) -> np.ndarray:
+        """Patch size of every step of a grid ``t_0 > ... > t_T``: ``(T,)`` int64, one per step start."""
+        times = np.asarray(times, dtype=np.float64)
+        if times.ndim != 1 or len(times) < 2:
+            raise ElscliError("a time grid needs at least two times (one step)")
+        return np.array([self.patch_size_at(t) for t in times[:-1]], dtype=np.int64)
+
+    def to_dict(self) -> Dict[str, List]:
+        return {"times": [float(t) for t in self.times], "patch_sizes": [int(p) for p in self.patch_sizes]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+
+def _check_size(p: Any, what: str) -> int:
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) and not (
+            isinstance(p, float) and p.is_integer()):
+        raise ElscliError(f"{what}: patch sizes must be integers, got {p!r}")
+    p = int(p)
+    if p < 1 or p % 2 == 0:
+        raise ElscliError(f"{what}: patch sizes must be odd and positive, got {p}")
+    return p
+
+
+def _validate(times: Sequence[float], sizes: Sequence[int], what: str) -> None:
+    if len(times) == 0 or len(sizes) == 0:
+        raise ElscliError(f"{what}: the schedule has no entries")
+    if len(times) != len(sizes):
+        raise ElscliError(f"{what}: {len(times)} times but {len(sizes)} patch sizes")
+    for t in times:
+        if not isinstance(t, (int, float, np.floating, np.integer)) or isinstance(t, bool) \
+                or math.isnan(float(t)) or not 0.0 <= float(t) <= 1.0:
+            raise ElscliError(f"{what}: times must be numbers in [0, 1], got {t!r}")
+    if len(set(float(t) for t in times)) != len(times):
+        raise ElscliError(f"{what}: a time appears twice")
+    for p in sizes:
+        _check_size(p, what)
+
+
+def from_mapping(obj: Any, source: str = "schedule") -> LocalitySchedule:
+    """A schedule from ``{"times": [...], "patch_sizes": [...]}`` (or a bare integer)."""
+    if isinstance(obj, (int, np.integer)) and not isinstance(obj, bool):
+        return LocalitySchedule.constant(int(obj))
+    if not isinstance(obj, dict) or "times" not in obj or "patch_sizes" not in obj:
+        raise ElscliError(f"{source}: a schedule is {{\"times\": [...], \"patch_sizes\": [...]}} or one integer")
+    times, sizes = obj["times"], obj["patch_sizes"]
+    if not isinstance(times, list) or not isinstance(sizes, list):
+        raise ElscliError(f"{source}: \"times\" and \"patch_sizes\" must be lists")
+    _validate(times, sizes, source)
+    order = sorted(range(len(times)), key=lambda i: -float(times[i]))
+    return LocalitySchedule(tuple(float(times[i]) for i in order), tuple(int(sizes[i]) for i in order), source)
+
+
+@lru_cache(maxsize=1)
+def _paper_table() -> Dict[str, Any]:
+    text = resources.files("elscli").joinpath("data/paper_scales.json").read_text()
+    return json.loads(text)["schedules"]
+
+
+def paper_schedule_names() -> List[str]:
+    return sorted(_paper_table())
+
+
+def paper_schedule(name: str) -> LocalitySchedule:
+    """The paper's calibrated schedule ``name`` (e.g. ``MNIST_ResNet_zeros``) in its ``as_run`` mapping."""
+    table = _paper_table()
+    if name not in table:
+        raise ElscliError(f"unknown paper schedule {name!r} (known: {', '.join(sorted(table))})")
+    return from_mapping(table[name]["as_run"], source=PAPER_PREFIX + name)
+
+
+def load_schedule(spec: Union[str, int, os.PathLike, Dict, LocalitySchedule, None] = None) -> LocalitySchedule:
+    """Resolve ``--schedule``: ``paper:NAME``, a JSON file path, an integer (string), a mapping, or a schedule.
+
+    ``None`` gives the default, ``paper:MNIST_ResNet_zeros``.
+    """
+    if spec is None:
+        spec = DEFAULT_SCHEDULE
+    if isinstance(spec, LocalitySchedule):
+        return spec
+    if isinstance(spec, dict) or (isinstance(spec, (int, np.integer)) and not isinstance(spec, bool)):
+        return from_mapping(spec)
+    text = os.fspath(spec)
+    if text.startswith(PAPER_PREFIX):
+        return paper_schedule(text[len(PAPER_PREFIX):])
+    stripped = text.strip()
+    if stripped.lstrip("+-").isdigit() and not Path(text).exists():
+        return LocalitySchedule.constant(int(stripped))
+    path = Path(text)
+    if not path.exists():
+        raise ElscliError(f"schedule {text!r}: no such file (and not paper:NAME or an integer)")
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ElscliError(f"schedule {text!r}: cannot read it ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ElscliError(f"schedule {text!r} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    sched = from_mapping(obj, source=text)
+    return sched
