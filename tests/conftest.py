@@ -16,6 +16,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+try:  # no example database in the checkout; no per-example deadline (first calls may compile Numba kernels)
+    from hypothesis import settings as _hyp_settings
+
+    _hyp_settings.register_profile("elscli", database=None, deadline=None)
+    _hyp_settings.load_profile("elscli")
+except ImportError:  # pragma: no cover
+    pass
+
 
 def shared_data_dir() -> Path:
     env = os.environ.get("ELSCLI_SHARED_DATA")

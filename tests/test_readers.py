@@ -377,3 +377,9 @@ def test_folder_decodes_only_selected_images(tmp_path):
     assert load_images(tmp_path, size=0, limit=2).images.shape == (2, 1, 8, 8)
     with pytest.raises(ElscliError, match="z.png"):
         load_images(tmp_path, size=0)
+
+
+def test_classes_on_unlabelled_source(tmp_path):
+    np.save(tmp_path / "u.npy", np.zeros((2, 1, 4, 4), np.uint8))
+    with pytest.raises(ElscliError, match="has no labels"):
+        load_images(tmp_path / "u.npy", classes="1")
