@@ -14,8 +14,14 @@ from . import app
 from ..errors import ElscliError
 
 
+def _args() -> List[str]:
+    from . import command_line
+
+    return command_line() or list(sys.argv[1:])
+
+
 def _command_line() -> str:
-    return "elscli " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return "elscli " + " ".join(shlex.quote(a) for a in _args())
 
 
 def _emit(payload: dict, as_json: bool, text: str) -> None:
@@ -112,7 +118,7 @@ def sample_cmd(
         text += f"\nwrote {png}"
     _emit(payload, as_json, text)
     if run.interrupted is not None:
-        hint = ("run the same command again to continue" if "--resume" in sys.argv[1:]
+        hint = ("run the same command again to continue" if "--resume" in _args()
                 else f"continue with: {_command_line()} --resume")
         print(f"elscli: stopped by {signal.Signals(run.interrupted).name} with {done}/{len(run)} samples done; "
               + hint, file=sys.stderr)
