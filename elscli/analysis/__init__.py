@@ -1,0 +1,8 @@
+"""Analysis of runs against networks and training sets.
+
+- :mod:`.compare` — sample-by-sample agreement of final images (Pearson r, r², cosine, MSE);
+- :mod:`.nearest` — memorisation: nearest training image, copies;
+- :mod:`.mosaic` — patch-mosaic maps from provenance, local consistency (Theorem 4.1);
+- :mod:`.scan` — locality calibration against a reference trajectory, and the constant-P sweep;
+- :mod:`.plots` — the figures (matplotlib, Agg backend).
+"""

@@ -1,0 +1,232 @@
+"""Sample-by-sample agreement between the final images of runs and reference trajectories.
+
+The first input is the reference (usually a network); every other input is matched to it **by seeds** (the
+starting noise), never by position.  Per sample: Pearson r over all pixels and channels of the two final
+images, r², the (uncentred) cosine and the MSE.  Summaries: median and quartiles; with a baseline (the IS run),
+the fraction of samples where each input's r² beats the baseline's (the paper's tables).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import ElscliError
+
+METRICS = ("r", "r2", "cosine", "mse")
+SEED_TOLERANCE = 1e-5  # max |difference| for two stored float32 seeds to count as the same noise
+
+
+@dataclass
+class Outputs:
+    """Final images of one file (a run or a reference), with what identifies each sample."""
+
+    name: str
+    kind: str                      # "reference" or "run"
+    machine: Optional[str]         # e.g. "bbels" for runs, None for references
+    seeds: np.ndarray              # (S, C, H, W) float32
+    final: np.ndarray              # (S, C, H, W) float32
+    times: np.ndarray              # (T+1,)
+    labels: np.ndarray             # (S,)
+    path: Optional[str] = None
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """A short label for tables and plots."""
+        return self.name if self.machine is None else f"{self.name} ({self.machine})"
+
+
+def _s(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def load_outputs(path: os.PathLike | str, name: Optional[str] = None) -> Outputs:
+    """Read the finals of an ``elscli.run`` file (finished rows only) or of a reference trajectory."""
+    from .. import reference as _ref
+
+    path = Path(path)
+    name = name or path.stem
+    if not path.exists():
+        raise ElscliError(f"{str(path)!r} does not exist")
+    if path.suffix.lower() != ".npz":
+        from ..h5io import file_format, open_h5
+
+        with open_h5(path) as f:
+            fmt = file_format(f)
+            if fmt == "elscli.run":
+                for k in ("seeds", "final", "times"):
+                    if k not in f:
+                        raise ElscliError(f"run {str(path)!r} has no {k!r} dataset")
+                done = f["done"][()].astype(bool) if "done" in f else np.ones(len(f["seeds"]), bool)
+                if not done.any():
+                    raise ElscliError(f"run {str(path)!r} has no finished samples")
+                seeds = f["seeds"][()][done].astype(np.float32)
+                final = f["final"][()][done].astype(np.float32)
+                S = len(done)
+                labels = (f["labels"][()] if "labels" in f else np.full(S, -1))[done].astype(np.int64)
+                attrs = {k: _s(v) for k, v in f.attrs.items()}
+                return Outputs(name=name, kind="run", machine=attrs.get("machine"), seeds=seeds, final=final,
+                               times=f["times"][()].astype(np.float64), labels=labels, path=str(path),
+                               attrs=attrs)
+            if fmt not in (None, "", _ref.FORMAT):
+                raise ElscliError(f"{str(path)!r} is an {fmt} file, not a run or a reference trajectory")
+    ref = _ref.read(path)
+    return Outputs(name=name, kind="reference", machine=None, seeds=ref.seeds, final=ref.final.astype(np.float32),
+                   times=ref.times, labels=ref.labels, path=str(path), attrs=ref.attrs)
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+
+def sample_metrics(a: np.ndarray, b: np.ndarray) -> Dict[str, np.ndarray]:
+    """Per-sample agreement of two stacks of images (S, ...): Pearson r over all pixels and channels, r²,
+    cosine and MSE, each (S,) float64.  A constant image has r = 0 (no linear agreement can be measured)."""
+    a = np.asarray(a, np.float64).reshape(len(a), -1)
+    b = np.asarray(b, np.float64).reshape(len(b), -1)
+    if a.shape != b.shape:
+        raise ElscliError(f"cannot compare images of shapes {a.shape} and {b.shape}")
+    ac = a - a.mean(axis=1, keepdims=True)
+    bc = b - b.mean(axis=1, keepdims=True)
+    den = np.sqrt((ac * ac).sum(1) * (bc * bc).sum(1))
+    r = np.divide((ac * bc).sum(1), den, out=np.zeros(len(a)), where=den > 0)
+    nden = np.sqrt((a * a).sum(1) * (b * b).sum(1))
+    cos = np.divide((a * b).sum(1), nden, out=np.zeros(len(a)), where=nden > 0)
+    mse = ((a - b) ** 2).mean(1)
+    return {"r": r, "r2": r * r, "cosine": cos, "mse": mse}
+
+
+def summarize(values: np.ndarray) -> Dict[str, float]:
+    v = np.asarray(values, np.float64)
+    q1, med, q3 = np.percentile(v, [25, 50, 75])
+    return {"median": float(med), "q1": float(q1), "q3": float(q3), "mean": float(v.mean()),
+            "min": float(v.min()), "max": float(v.max())}
+
+
+# ------------------------------------------------------------------------------------------ seed matching
+
+def match_seeds(ref_seeds: np.ndarray, other_seeds: np.ndarray, *, names=("A", "B"),
+                tol: float = SEED_TOLERANCE) -> np.ndarray:
+    """For each sample of ``other``, the index of the sample of ``ref`` with the same seed; raises if the
+    shapes differ or any seed has no match."""
+    if ref_seeds.shape[1:] != other_seeds.shape[1:]:
+        raise ElscliError(f"{names[1]} has images of shape {tuple(other_seeds.shape[1:])} but {names[0]} has "
+                          f"{tuple(ref_seeds.shape[1:])}")
+    A = ref_seeds.reshape(len(ref_seeds), -1).astype(np.float64)
+    B = other_seeds.reshape(len(other_seeds), -1).astype(np.float64)
+    d2 = (B * B).sum(1)[:, None] + (A * A).sum(1)[None, :] - 2 * B @ A.T
+    idx = np.argmin(d2, axis=1)
+    maxdiff = np.abs(B - A[idx]).max(axis=1) if len(B) else np.zeros(0)
+    bad = np.flatnonzero(maxdiff > tol)
+    if len(bad):
+        raise ElscliError(f"{len(bad)} of {len(B)} samples of {names[1]} have seeds that match no sample of "
+                          f"{names[0]} (first: sample {bad[0]}); they were not started from the same noise")
+    if len(np.unique(idx)) != len(idx):
+        raise ElscliError(f"{names[1]} holds the same seed more than once")
+    return idx
+
+
+# ------------------------------------------------------------------------------------------------ compare
+
+@dataclass
+class Comparison:
+    reference: Outputs
+    others: List[Outputs]
+    ref_index: np.ndarray                     # (S,) indices into reference of the common samples
+    other_index: List[np.ndarray]             # per other, (S,) indices of the same samples
+    metrics: Dict[str, Dict[str, np.ndarray]] # other name -> metric -> (S,)
+    baseline: Optional[str] = None
+    warnings: List[str] = field(default_factory=list)
+    clamp: bool = False
+
+    def summary(self) -> dict:
+        out = {"reference": self.reference.name, "num_samples": int(len(self.ref_index)), "clamp": self.clamp,
+               "baseline": self.baseline, "warnings": list(self.warnings), "inputs": {}}
+        for o in self.others:
+            m = self.metrics[o.name]
+            entry = {"path": o.path, "kind": o.kind, "machine": o.machine,
+                     **{k: summarize(m[k]) for k in METRICS}}
+            if self.baseline is not None and o.name != self.baseline:
+                entry["fraction_beats_baseline"] = float(np.mean(m["r2"] > self.metrics[self.baseline]["r2"]))
+            out["inputs"][o.name] = entry
+        return out
+
+    def per_sample_rows(self) -> List[dict]:
+        rows = []
+        for j, ri in enumerate(self.ref_index):
+            for o in self.others:
+                m = self.metrics[o.name]
+                rows.append({"sample": int(ri), "input": o.name, "machine": o.machine or "",
+                             **{k: float(m[k][j]) for k in METRICS}})
+        return rows
+
+
+def _unique_names(outs: Sequence[Outputs]) -> None:
+    seen: Dict[str, int] = {}
+    for o in outs:
+        if o.name in seen:
+            seen[o.name] += 1
+            o.name = f"{o.name}-{seen[o.name]}"
+        else:
+            seen[o.name] = 1
+
+
+def compare(reference: Outputs, others: Sequence[Outputs], *, baseline: Optional[Outputs] = None,
+            clamp: bool = False) -> Comparison:
+    """Match every other input (and the baseline) to the reference by seeds and compute per-sample metrics
+    over the samples that all of them hold.  ``clamp`` clamps every final image to [-1, 1] first (machines'
+    outputs already lie there; networks' may not)."""
+    others = list(others)
+    if baseline is not None:
+        others = [o for o in others if o is not baseline] + [baseline]
+    if not others:
+        raise ElscliError("nothing to compare: give the reference and at least one run")
+    _unique_names([reference] + others)
+    warnings: List[str] = []
+    matches = []
+    for o in others:
+        idx = match_seeds(reference.seeds, o.seeds, names=(reference.name, o.name))
+        matches.append(idx)
+        if len(o.times) != len(reference.times) or not np.allclose(o.times, reference.times):
+            warnings.append(f"time grids differ: {o.name} runs {len(o.times) - 1} steps from t={o.times[0]:g}, "
+                            f"{reference.name} {len(reference.times) - 1} steps from t={reference.times[0]:g}")
+    common = set(range(len(reference.seeds)))
+    for idx in matches:
+        common &= set(idx.tolist())
+    common_idx = np.array(sorted(common), dtype=np.int64)
+    if len(common_idx) == 0:
+        raise ElscliError("the inputs have no sample in common with the reference")
+    for o, idx in zip(others, matches):
+        if len(idx) > len(common_idx):
+            warnings.append(f"{o.name}: {len(idx) - len(common_idx)} samples are not held by every input and "
+                            "are left out")
+    ref_final = reference.final[common_idx]
+    if clamp:
+        ref_final = np.clip(ref_final, -1, 1)
+    metrics, other_index = {}, []
+    for o, idx in zip(others, matches):
+        pos = {int(r): k for k, r in enumerate(idx)}
+        oi = np.array([pos[int(r)] for r in common_idx], dtype=np.int64)
+        other_index.append(oi)
+        fin = o.final[oi]
+        if clamp:
+            fin = np.clip(fin, -1, 1)
+        metrics[o.name] = sample_metrics(ref_final, fin)
+    return Comparison(reference=reference, others=others, ref_index=common_idx, other_index=other_index,
+                      metrics=metrics, baseline=None if baseline is None else baseline.name, warnings=warnings,
+                      clamp=clamp)
+
+
+def compare_files(paths: Sequence[os.PathLike | str], *, baseline: Optional[os.PathLike | str] = None,
+                  clamp: bool = False) -> Comparison:
+    """:func:`compare` on files: ``paths[0]`` is the reference, the rest are compared with it."""
+    if len(paths) < 2 and baseline is None:
+        raise ElscliError("compare needs at least two files: the reference (e.g. a network) and a run")
+    outs = [load_outputs(p) for p in paths]
+    base = None
+    if baseline is not None:
+        same = [o for o in outs[1:] if Path(o.path).resolve() == Path(baseline).resolve()]
+        base = same[0] if same else load_outputs(baseline)
+    return compare(outs[0], outs[1:], baseline=base, clamp=clamp)

@@ -1,0 +1,208 @@
+"""Patch mosaics: where each pixel of a sample came from, and how locally consistent it is.
+
+From a run's provenance (``prov_image``: the training image of each pixel's dominant patch at the last step,
+``prov_entropy``: the entropy of the patch weights) we report per sample the number of distinct source images
+and the mean posterior entropy, and render a **mosaic map**: the sample beside a map colouring every pixel by
+its source image, with boundaries drawn between pixels from different sources.
+
+**Local consistency** (the paper's Theorem 4.1): at zero noise every final pixel of an ELS sample is the centre
+of the *nearest* patch of its own dictionary.  We measure the fraction of final pixels that equal, within a
+tolerance (all channels), the centre of the nearest dictionary patch at the last step's patch size; the nearest
+patch is obtained as the machine's ``x0_hat`` of the final image at a tiny time (t = 1e-4, where the softmax is
+a hard arg-min up to exact ties).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import ElscliError
+
+CONSISTENCY_T = 1e-4
+CONSISTENCY_TOL = 0.02
+
+
+@dataclass
+class RunProvenance:
+    path: str
+    machine: str
+    final: np.ndarray                  # (S, C, H, W)
+    labels: np.ndarray                 # (S,)
+    sample_ids: np.ndarray             # (S,)
+    patch_sizes: np.ndarray            # (T,)
+    image: Optional[np.ndarray]        # (S, H, W) bank index
+    entropy: Optional[np.ndarray]      # (S, H, W)
+    weight: Optional[np.ndarray]
+    bank_hash: str = ""
+
+
+def _s(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def load_run_provenance(path: os.PathLike | str) -> RunProvenance:
+    """Finished samples of an ``elscli.run`` file with their provenance (read directly per formats.md)."""
+    from ..h5io import open_h5
+
+    with open_h5(path, expected_format="elscli.run") as f:
+        if "final" not in f:
+            raise ElscliError(f"run {str(path)!r} has no 'final' dataset")
+        S = len(f["final"])
+        done = f["done"][()].astype(bool) if "done" in f else np.ones(S, bool)
+        if not done.any():
+            raise ElscliError(f"run {str(path)!r} has no finished samples")
+        get = lambda k: f[k][()][done] if k in f else None  # noqa: E731
+        attrs = {k: _s(v) for k, v in f.attrs.items()}
+        return RunProvenance(path=str(path), machine=str(attrs.get("machine", "")), final=get("final"),
+                             labels=get("labels") if "labels" in f else np.full(int(done.sum()), -1),
+                             sample_ids=get("sample_ids") if "sample_ids" in f else np.flatnonzero(done),
+                             patch_sizes=f["patch_sizes"][()] if "patch_sizes" in f else np.zeros(0, np.int64),
+                             image=get("prov_image"), entropy=get("prov_entropy"), weight=get("prov_weight"),
+                             bank_hash=str(attrs.get("bank_hash", "")))
+
+
+def distinct_sources(image: np.ndarray) -> np.ndarray:
+    """(S, H, W) source indices -> (S,) number of distinct source images per sample."""
+    return np.array([len(np.unique(im)) for im in image], dtype=np.int64)
+
+
+def local_consistency(final: np.ndarray, machine: str, bank, patch_size: Optional[int], labels=None, *,
+                      tol: float = CONSISTENCY_TOL, t: float = CONSISTENCY_T,
+                      denoise: Optional[Callable] = None) -> np.ndarray:
+    """Per-sample fraction of pixels equal (max over channels, within ``tol``) to the centre of the nearest
+    patch of their own dictionary at ``patch_size`` (Theorem 4.1).  Returns (S,)."""
+    if denoise is None:
+        from ..machines import denoise
+    final = np.asarray(final, np.float64)
+    from .scan import bank_images
+
+    if tuple(final.shape[1:]) != tuple(bank_images(bank).shape[1:]):
+        raise ElscliError(f"the bank's images have shape {tuple(bank_images(bank).shape[1:])} but the run's have "
+                          f"{tuple(final.shape[1:])}")
+    labels = np.full(len(final), -1) if labels is None else np.asarray(labels)
+    out = np.zeros(len(final))
+    for lab in np.unique(labels):
+        rows = np.flatnonzero(labels == lab)
+        x0 = np.asarray(denoise(machine, final[rows], t, bank, None if patch_size is None else int(patch_size),
+                                label=None if lab < 0 else int(lab)), np.float64)
+        ok = (np.abs(x0 - final[rows]) <= tol).all(axis=1)  # (B, H, W)
+        out[rows] = ok.reshape(len(rows), -1).mean(1)
+    return out
+
+
+def source_colours(image: np.ndarray) -> np.ndarray:
+    """(H, W) source indices -> (H, W, 3) RGB in [0, 1]; one fixed colour per training image (golden-ratio hues),
+    so a source has the same colour in every sample's map."""
+    import colorsys
+
+    idx = np.asarray(image, np.int64)
+    uniq, inv = np.unique(idx, return_inverse=True)
+    pal = np.array([colorsys.hsv_to_rgb((u * 0.6180339887) % 1.0, 0.45 + 0.4 * ((u * 0.37) % 1.0),
+                                        0.75 + 0.25 * ((u * 0.7548776662) % 1.0)) for u in uniq])
+    return pal[inv.reshape(idx.shape)]
+
+
+def boundary_segments(image: np.ndarray) -> List[tuple]:
+    """Line segments (x0, x1, y0, y1) in pixel-edge coordinates between 4-neighbours with different sources."""
+    segs = []
+    H, W = image.shape
+    ys, xs = np.nonzero(image[:, 1:] != image[:, :-1])
+    segs += [((x + 0.5, x + 0.5), (y - 0.5, y + 0.5)) for y, x in zip(ys, xs)]
+    ys, xs = np.nonzero(image[1:, :] != image[:-1, :])
+    segs += [((x - 0.5, x + 0.5), (y + 0.5, y + 0.5)) for y, x in zip(ys, xs)]
+    return segs
+
+
+def mosaic_figure(final: np.ndarray, image: np.ndarray, path, *, title: str = "", entropy=None,
+                  sources_bank=None) -> None:
+    """Write one sample's mosaic PNG: the sample | its source map with boundaries | (optionally) the
+    posterior entropy per pixel."""
+    from .plots import plt, show_image
+
+    panels = 3 if entropy is not None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 3.6))
+    show_image(axes[0], final)
+    axes[0].set_title("sample")
+    axes[1].imshow(source_colours(image), interpolation="nearest")
+    from matplotlib.collections import LineCollection
+
+    segs = boundary_segments(np.asarray(image))
+    if segs:
+        axes[1].add_collection(LineCollection([list(zip(*s)) for s in segs], colors="black", linewidths=0.8))
+    axes[1].set_title(f"source image ({len(np.unique(image))} distinct)")
+    if entropy is not None:
+        im = axes[2].imshow(entropy, cmap="magma", interpolation="nearest", vmin=0)
+        axes[2].set_title("posterior entropy (nats)")
+        fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.04)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@dataclass
+class MosaicReport:
+    sample_ids: np.ndarray
+    distinct_sources: np.ndarray
+    mean_entropy: np.ndarray
+    consistency: Optional[np.ndarray]
+    patch_size: Optional[int]
+    tolerance: float
+    pngs: List[str]
+
+    def rows(self):
+        return [{"sample": int(self.sample_ids[i]), "distinct_sources": int(self.distinct_sources[i]),
+                 "mean_entropy": float(self.mean_entropy[i]),
+                 "local_consistency": None if self.consistency is None else float(self.consistency[i])}
+                for i in range(len(self.sample_ids))]
+
+    def summary(self):
+        d = {"num_samples": int(len(self.sample_ids)),
+             "median_distinct_sources": float(np.median(self.distinct_sources)),
+             "mean_entropy": float(np.mean(self.mean_entropy)), "patch_size": self.patch_size,
+             "tolerance": self.tolerance, "pngs": list(self.pngs)}
+        if self.consistency is not None:
+            d["mean_local_consistency"] = float(np.mean(self.consistency))
+        return d
+
+
+def mosaic_report(run: RunProvenance, *, bank=None, out_dir=None, samples: Optional[Sequence[int]] = None,
+                  tol: float = CONSISTENCY_TOL, max_pngs: int = 16, denoise=None) -> MosaicReport:
+    """Distinct sources, mean entropy, local consistency (when a bank is given) and mosaic PNGs (when
+    ``out_dir`` is given) for the run's samples (positions in the run's finished rows)."""
+    if run.image is None or run.entropy is None:
+        raise ElscliError(f"run {run.path!r} has no provenance (prov_image / prov_entropy); sample it with "
+                          "provenance recorded")
+    sel = np.arange(len(run.final)) if samples is None else np.asarray(list(samples), np.int64)
+    if len(sel) and (sel.min() < 0 or sel.max() >= len(run.final)):
+        raise ElscliError(f"sample positions must lie in 0..{len(run.final) - 1}")
+    if bank is not None and run.bank_hash and getattr(bank, "content_hash", "") and \
+            str(bank.content_hash) != run.bank_hash:
+        raise ElscliError(f"the bank's content hash {bank.content_hash} differs from the run's {run.bank_hash}")
+    P = int(run.patch_sizes[-1]) if len(run.patch_sizes) else None
+    ds = distinct_sources(run.image[sel])
+    ent = run.entropy[sel].reshape(len(sel), -1).mean(1)
+    cons = None
+    if bank is not None:
+        cons = local_consistency(run.final[sel], run.machine, bank, P, run.labels[sel], tol=tol, denoise=denoise)
+    pngs = []
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        if not out_dir.is_dir():
+            raise ElscliError(f"output directory {str(out_dir)!r} does not exist")
+        for j, s in enumerate(sel[:max_pngs]):
+            p = out_dir / f"mosaic-{Path(run.path).stem}-{int(run.sample_ids[s])}.png"
+            t = (f"{run.machine} sample {int(run.sample_ids[s])}: {ds[j]} sources, mean entropy {ent[j]:.2f} nats"
+                 + ("" if cons is None else f", locally consistent {cons[j]:.0%}"))
+            mosaic_figure(run.final[s], run.image[s], p, title=t, entropy=run.entropy[s])
+            pngs.append(str(p))
+    return MosaicReport(sample_ids=run.sample_ids[sel], distinct_sources=ds, mean_entropy=ent, consistency=cons,
+                        patch_size=P, tolerance=tol, pngs=pngs)

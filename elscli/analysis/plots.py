@@ -1,0 +1,167 @@
+"""The figures of ``compare`` and ``locality-scan`` (matplotlib, Agg backend: no display needed).
+
+- :func:`scatter_r2` — the paper's scatter: r² against the network for a machine (y) vs for IS (x), with the
+  diagonal (points above it: the machine predicts the network better than IS does);
+- :func:`side_by_side` — a grid, one row per sample: network | machine(s) | IS, with per-panel r²;
+- :func:`schedule_plot` — calibrated P against t, with the per-sample spread;
+- :func:`sweep_plot` — the memorisation → creativity curve of a constant-P sweep.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def show_image(ax, img: np.ndarray) -> None:
+    """Show a (C, H, W) image on the [-1, 1] scale (grey for C = 1), clipped for display."""
+    img = np.asarray(img, np.float64)
+    disp = (np.clip(img, -1, 1) + 1) / 2
+    if disp.shape[0] == 1:
+        ax.imshow(disp[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(np.transpose(disp[:3], (1, 2, 0)), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def scatter_r2(r2_machine: np.ndarray, r2_is: np.ndarray, path, *, machine: str = "machine",
+               baseline: str = "IS", reference: str = "network") -> str:
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    ax.plot([0, 1], [0, 1], color="0.5", lw=1, ls="--", label="equal agreement")
+    beats = r2_machine > r2_is
+    ax.scatter(r2_is[beats], r2_machine[beats], s=22, color="tab:blue", alpha=0.85,
+               label=f"{machine} closer ({beats.mean():.0%})")
+    ax.scatter(r2_is[~beats], r2_machine[~beats], s=22, color="tab:red", alpha=0.85,
+               label=f"{baseline} closer ({(~beats).mean():.0%})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"r² ({baseline} vs {reference})")
+    ax.set_ylabel(f"r² ({machine} vs {reference})")
+    ax.set_title(f"median r²: {machine} {np.median(r2_machine):.2f}, {baseline} {np.median(r2_is):.2f}",
+                 fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return str(path)
+
+
+def side_by_side(columns: Dict[str, np.ndarray], path, *, r2: Optional[Dict[str, np.ndarray]] = None,
+                 sample_labels: Optional[Sequence] = None, max_rows: int = 12) -> str:
+    """``columns``: name -> (S, C, H, W) finals, the first being the reference; one row per sample."""
+    names = list(columns)
+    S = min(len(next(iter(columns.values()))), max_rows)
+    fig, axes = plt.subplots(S, len(names), figsize=(1.7 * len(names), 1.75 * S + 0.4), squeeze=False)
+    for i in range(S):
+        for j, n in enumerate(names):
+            ax = axes[i, j]
+            show_image(ax, columns[n][i])
+            if i == 0:
+                ax.set_title(n, fontsize=9)
+            if r2 is not None and n in r2:
+                ax.set_xlabel(f"r²={r2[n][i]:.2f}", fontsize=8, labelpad=1)
+            if j == 0 and sample_labels is not None:
+                ax.set_ylabel(f"#{sample_labels[i]}", fontsize=8)
+    fig.tight_layout(pad=0.4)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def schedule_plot(times: np.ndarray, best: np.ndarray, schedule: Sequence[int], path, *, machine: str = "",
+                  candidates: Optional[Sequence[int]] = None, paper: Optional[dict] = None) -> str:
+    """P vs t: per-step quartile band and range of the samples' best sizes, and the aggregated schedule."""
+    times = np.asarray(times)
+    q = np.percentile(best, [0, 25, 50, 75, 100], axis=0)
+    fig, ax = plt.subplots(figsize=(5.4, 3.8))
+    ax.fill_between(times, q[0], q[4], color="tab:blue", alpha=0.12, step="mid", label="samples: range")
+    ax.fill_between(times, q[1], q[3], color="tab:blue", alpha=0.3, step="mid", label="samples: quartiles")
+    rng = np.random.default_rng(0)
+    jitter = (rng.random(best.shape) - 0.5) * 0.3 * (times[0] - times[-1]) / max(len(times), 1)
+    ax.scatter((times[None, :] + jitter).ravel(), best.ravel(), s=5, color="tab:blue", alpha=0.25, lw=0)
+    ax.step(times, schedule, where="mid", color="black", lw=2, label="schedule (aggregate)")
+    if paper:
+        ax.step(paper["times"], paper["patch_sizes"], where="mid", color="tab:orange", lw=1.3, ls="--",
+                label=paper.get("name", "paper"))
+    ax.set_xlabel("t (step start time)")
+    ax.set_ylabel("best patch size P")
+    if candidates is not None and len(candidates) <= 16:
+        ax.set_yticks(list(candidates))
+    ax.set_xlim(max(times) + 0.03, min(times) - 0.03)  # noise decreases to the right, as sampling runs
+    ax.set_title(f"locality calibration{(' — ' + machine) if machine else ''}", fontsize=10)
+    ax.legend(fontsize=7, loc="upper right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return str(path)
+
+
+def similarity_plot(times: np.ndarray, candidates: np.ndarray, similarity: np.ndarray, path, *,
+                    metric: str = "cosine") -> str:
+    """Median (over samples) similarity of each candidate at each step, as a heat map."""
+    med = np.median(similarity, axis=0)  # (K, T)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    im = ax.imshow(med, aspect="auto", origin="lower", cmap="viridis",
+                   extent=(times[0] + 0.025, times[-1] - 0.025, -0.5, len(candidates) - 0.5))
+    ax.set_yticks(range(len(candidates)))
+    ax.set_yticklabels([str(c) for c in candidates], fontsize=7)
+    ax.set_xlabel("t")
+    ax.set_ylabel("P")
+    fig.colorbar(im, ax=ax, label=f"median {metric}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return str(path)
+
+
+def sweep_plot(points: List[dict], path, *, machine: str = "") -> str:
+    P = [p["patch_size"] for p in points]
+    fig, ax1 = plt.subplots(figsize=(5.4, 3.8))
+    ax1.plot(P, [p["copy_fraction"] for p in points], "o-", color="tab:red", label="copy fraction (RMS < 0.05)")
+    ax1.plot(P, [p["mean_nn_rms"] for p in points], "s-", color="tab:blue", label="mean RMS to nearest")
+    ax1.set_xlabel("constant patch size P")
+    ax1.set_ylabel("fraction / RMS distance")
+    ax1.set_ylim(bottom=0)
+    ax2 = ax1.twinx()
+    ax2.plot(P, [p["mean_entropy"] for p in points], "^--", color="tab:green", label="mean posterior entropy")
+    ax2.set_ylabel("entropy (nats)")
+    ax2.set_ylim(bottom=0)
+    h1, l1 = ax1.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax1.legend(h1 + h2, l1 + l2, fontsize=7, loc="center right")
+    ax1.set_xticks(P)
+    ax1.set_title(f"memorisation vs creativity{(' — ' + machine) if machine else ''}", fontsize=10)
+    ax1.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return str(path)
+
+
+def comparison_plots(comparison, out_dir, *, max_rows: int = 12) -> List[str]:
+    """The scatter (one per non-baseline input, when a baseline is given) and the side-by-side grid."""
+    out_dir = Path(out_dir)
+    written = []
+    ref = comparison.reference
+    base = comparison.baseline
+    for o in comparison.others:
+        if base is not None and o.name != base:
+            written.append(scatter_r2(comparison.metrics[o.name]["r2"], comparison.metrics[base]["r2"],
+                                      out_dir / f"scatter-{o.name}.png", machine=o.machine or o.name,
+                                      baseline=base, reference=ref.name))
+    cols = {ref.name: ref.final[comparison.ref_index]}
+    r2 = {}
+    for o, oi in zip(comparison.others, comparison.other_index):
+        cols[o.name] = o.final[oi]
+        r2[o.name] = comparison.metrics[o.name]["r2"]
+    written.append(side_by_side(cols, out_dir / "side-by-side.png", r2=r2, sample_labels=comparison.ref_index,
+                                max_rows=max_rows))
+    return written
