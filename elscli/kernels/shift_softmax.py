@@ -1,0 +1,282 @@
+"""The fused patch-distance + online-softmax kernel behind the LS, ELS and bbELS machines.
+
+For every query pixel p and every patch phi of its dictionary D_p (science.md, "The machines"):
+
+    log w(phi) = -||x_p - a phi||^2 / (2 b^2) = (a/b^2) <x_p, phi> - (a^2 / 2b^2) ||phi||^2 + const(p)
+
+and ``x0_hat(p) = sum_phi w(phi) phi(centre) / sum_phi w(phi)``; the constant ``||x_p||^2`` cancels.
+
+**Dictionaries as groups.**  A group is a rectangle of query pixels sharing one rectangle of patch centres
+in every training image: ELS is one group (all pixels, every valid centre); bbELS has at most (2r+1)^2
+(interior block, edge rows and columns, corners); LS is one group whose centre is each pixel's own
+location (flagged by -1).
+
+**Distances for every shift by box sums.**  For a training image y and a shift d = (u - i, v - j) between
+patch centre and query pixel, the products ``Z(z) = sum_c x[c, z] y[c, z + d]`` over the query's padded
+image give ``<x_p, phi_{p+d}> = sum_{dy, dx < P} Z(p + (dy, dx))`` for *every* p at once: a row pass and a
+column pass of P terms each, 2P additions per (pixel, patch) pair instead of P^2 C multiply-adds.  The
+sums run in one fixed order, so identical patches get bitwise identical distances (ties are then broken
+exactly: the dominant patch is the first in (image, row, col) order).
+
+**Vectorised over training images.**  The bank is stored transposed in blocks of ``IMAGES_PER_BLOCK``
+images, images innermost: every arithmetic loop runs over one block's lanes.  Per (pixel, centre, block) the
+block's largest log-weight is compared with the pixel's running maximum; if it is below by more than
+``SKIP_LOG_RATIO`` (64 nats) the whole block is skipped without an exp: every weight in it is provably
+< e^-64 of the running maximum (elscli's exactness rule allows < e^-40).
+
+Layers (stumpy's pattern): :func:`_block_job` works one (query image, image block) pair into private
+buffers; :func:`shift_softmax` runs ``prange`` over those pairs and merges the blocks in a fixed order, so
+results are bitwise identical for any thread count and batch size.  Accumulation is float64 throughout;
+nothing of size (queries x patches) is materialised.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .config import FASTMATH, SKIP_LOG_RATIO
+from .expm import exp_nonpositive
+
+# group columns: query rows [qi0, qi1), query cols [qj0, qj1), centre rows [u0, u1), centre cols [v0, v1);
+# u0 == -1: the centre row is the query pixel's own row (v0 == -1: its own column).
+G_QI0, G_QI1, G_QJ0, G_QJ1, G_U0, G_U1, G_V0, G_V1 = range(8)
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _box_sums(Z, R, out, r0, r1, c0, c1, P):
+    """out[i, j, :] = sum_{dy, dx < P} Z[i + dy, j + dx, :] for i in [r0, r1), j in [c0, c1).
+
+    Row pass into R, then column pass; fixed summation order."""
+    K = Z.shape[2]
+    for zr in range(r0, r1 + P - 1):
+        for j in range(c0, c1):
+            for k in range(K):
+                R[zr, j, k] = Z[zr, j, k]
+            for dx in range(1, P):
+                for k in range(K):
+                    R[zr, j, k] += Z[zr, j + dx, k]
+    for i in range(r0, r1):
+        for j in range(c0, c1):
+            for k in range(K):
+                out[i, j, k] = R[i, j, k]
+            for dy in range(1, P):
+                for k in range(K):
+                    out[i, j, k] += R[i + dy, j, k]
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, an, au, av):
+    """Online softmax of one query image over one block of training images, into private buffers.
+
+    xq: (C, H+2r, W+2r) padded query; yb: (C, H, W, K) block of training images (lanes = images);
+    index_b: (K,) their indices in the bank.  m, s, t (H, W): running max of log w, sum of exp(log w - m)
+    and of exp(log w - m)(log w - m); acc (C, H, W): weighted centre sums; an, au, av: dominant patch.
+    """
+    C = xq.shape[0]
+    Hp = xq.shape[1]
+    Wp = xq.shape[2]
+    r = P // 2
+    H = Hp - 2 * r
+    W = Wp - 2 * r
+    K = yb.shape[3]
+    Z = np.zeros((Hp, Wp, K))
+    R = np.empty((Hp, W, K))
+    D = np.empty((H, W, K))
+    nrm = np.empty((H, W, K))
+    lw = np.empty(K)
+    # squared norms of every patch centre (zero padding outside the image), by the same box sums
+    for y in range(H):
+        for x in range(W):
+            for k in range(K):
+                Z[y + r, x + r, k] = 0.0
+            for c in range(C):
+                for k in range(K):
+                    v = np.float64(yb[c, y, x, k])
+                    Z[y + r, x + r, k] += v * v
+    _box_sums(Z, R, nrm, 0, H, 0, W, P)
+    G = groups.shape[0]
+    for g in range(G):
+        qi0 = groups[g, G_QI0]
+        qi1 = groups[g, G_QI1]
+        qj0 = groups[g, G_QJ0]
+        qj1 = groups[g, G_QJ1]
+        own_row = groups[g, G_U0] < 0
+        own_col = groups[g, G_V0] < 0
+        if own_row:
+            du_lo = 0
+            du_hi = 1
+        else:
+            du_lo = groups[g, G_U0] - (qi1 - 1)
+            du_hi = groups[g, G_U1] - qi0
+        if own_col:
+            dv_lo = 0
+            dv_hi = 1
+        else:
+            dv_lo = groups[g, G_V0] - (qj1 - 1)
+            dv_hi = groups[g, G_V1] - qj0
+        for du in range(du_lo, du_hi):
+            if own_row:
+                i_lo = qi0
+                i_hi = qi1
+            else:
+                i_lo = max(qi0, groups[g, G_U0] - du)
+                i_hi = min(qi1, groups[g, G_U1] - du)
+            if i_hi <= i_lo:
+                continue
+            for dv in range(dv_lo, dv_hi):
+                if own_col:
+                    j_lo = qj0
+                    j_hi = qj1
+                else:
+                    j_lo = max(qj0, groups[g, G_V0] - dv)
+                    j_hi = min(qj1, groups[g, G_V1] - dv)
+                if j_hi <= j_lo:
+                    continue
+                # products Z over the padded query region that the rectangle's windows cover
+                for zr in range(i_lo, i_hi + 2 * r):
+                    yr = zr + du - r
+                    row_ok = 0 <= yr < H
+                    for zc in range(j_lo, j_hi + 2 * r):
+                        yc = zc + dv - r
+                        if row_ok and 0 <= yc < W:
+                            q = xq[0, zr, zc]
+                            for k in range(K):
+                                Z[zr, zc, k] = q * np.float64(yb[0, yr, yc, k])
+                            for c in range(1, C):
+                                q = xq[c, zr, zc]
+                                for k in range(K):
+                                    Z[zr, zc, k] += q * np.float64(yb[c, yr, yc, k])
+                        else:
+                            for k in range(K):
+                                Z[zr, zc, k] = 0.0
+                _box_sums(Z, R, D, i_lo, i_hi, j_lo, j_hi, P)
+                # online softmax for every pixel of the rectangle against its centre (i + du, j + dv)
+                for i in range(i_lo, i_hi):
+                    u = i + du
+                    for j in range(j_lo, j_hi):
+                        v = j + dv
+                        mx = -np.inf
+                        for k in range(nvalid):
+                            val = s1 * D[i, j, k] - s2 * nrm[u, v, k]
+                            lw[k] = val
+                            mx = max(mx, val)
+                        mo = m[i, j]
+                        if mx < mo - SKIP_LOG_RATIO:
+                            continue
+                        if mx >= mo:
+                            kf = 0
+                            while lw[kf] != mx:
+                                kf += 1
+                            n_new = index_b[kf]
+                            if mx > mo or n_new < an[i, j] or (n_new == an[i, j] and (
+                                    u < au[i, j] or (u == au[i, j] and v < av[i, j]))):
+                                an[i, j] = n_new
+                                au[i, j] = u
+                                av[i, j] = v
+                            if mx > mo:
+                                if mo == -np.inf:
+                                    s[i, j] = 0.0
+                                    t[i, j] = 0.0
+                                    for c in range(C):
+                                        acc[c, i, j] = 0.0
+                                else:
+                                    sc = exp_nonpositive(mo - mx)
+                                    t[i, j] = sc * (t[i, j] + (mo - mx) * s[i, j])
+                                    s[i, j] *= sc
+                                    for c in range(C):
+                                        acc[c, i, j] *= sc
+                                m[i, j] = mx
+                                mo = mx
+                        se = 0.0
+                        st = 0.0
+                        for k in range(nvalid):
+                            y = lw[k] - mo
+                            w = exp_nonpositive(y)
+                            se += w
+                            st += w * y
+                            lw[k] = w
+                        s[i, j] += se
+                        t[i, j] += st
+                        for c in range(C):
+                            sc_c = 0.0
+                            for k in range(nvalid):
+                                sc_c += lw[k] * np.float64(yb[c, u, v, k])
+                            acc[c, i, j] += sc_c
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2):
+    """All (query image, image block) pairs in parallel, then a merge of the blocks in a fixed order.
+
+    xq: (B, C, H+2r, W+2r) padded queries; yt: (nblk, C, H, W, K) the dictionary's training images in
+    blocks of K (see :func:`transpose_blocks`), ``nimg`` of them valid; index: (nimg,) their bank indices.
+    Returns x0_hat (B, C, H, W) and, per pixel, the dominant patch (bank image index, row, col), its
+    normalised weight and the posterior entropy (nats).
+    """
+    B = xq.shape[0]
+    C = xq.shape[1]
+    nblk = yt.shape[0]
+    H = yt.shape[2]
+    W = yt.shape[3]
+    K = yt.shape[4]
+    m = np.full((B, nblk, H, W), -np.inf)
+    s = np.zeros((B, nblk, H, W))
+    t = np.zeros((B, nblk, H, W))
+    acc = np.zeros((B, nblk, C, H, W))
+    an = np.full((B, nblk, H, W), np.iinfo(np.int64).max, dtype=np.int64)
+    au = np.full((B, nblk, H, W), -1, dtype=np.int64)
+    av = np.full((B, nblk, H, W), -1, dtype=np.int64)
+    for job in prange(B * nblk):
+        bi = job // nblk
+        kb = job - bi * nblk
+        lo = kb * K
+        nvalid = min(K, nimg - lo)
+        _block_job(xq[bi], yt[kb], nvalid, index[lo:lo + nvalid], groups, P, s1, s2, m[bi, kb], s[bi, kb],
+                   t[bi, kb], acc[bi, kb], an[bi, kb], au[bi, kb], av[bi, kb])
+    x0 = np.empty((B, C, H, W))
+    dom_n = np.empty((B, H, W), dtype=np.int64)
+    dom_u = np.empty((B, H, W), dtype=np.int64)
+    dom_v = np.empty((B, H, W), dtype=np.int64)
+    weight = np.empty((B, H, W))
+    entropy = np.empty((B, H, W))
+    for bi in prange(B):
+        for i in range(H):
+            for j in range(W):
+                M = -np.inf
+                kbest = 0
+                for kb in range(nblk):
+                    if m[bi, kb, i, j] > M:
+                        M = m[bi, kb, i, j]
+                        kbest = kb
+                S = 0.0
+                T = 0.0
+                for c in range(C):
+                    x0[bi, c, i, j] = 0.0
+                for kb in range(nblk):
+                    mk = m[bi, kb, i, j]
+                    if mk == -np.inf:
+                        continue
+                    sc = math.exp(mk - M)
+                    S += sc * s[bi, kb, i, j]
+                    T += sc * (t[bi, kb, i, j] + (mk - M) * s[bi, kb, i, j])
+                    for c in range(C):
+                        x0[bi, c, i, j] += sc * acc[bi, kb, c, i, j]
+                for c in range(C):
+                    x0[bi, c, i, j] /= S
+                dom_n[bi, i, j] = an[bi, kbest, i, j]
+                dom_u[bi, i, j] = au[bi, kbest, i, j]
+                dom_v[bi, i, j] = av[bi, kbest, i, j]
+                weight[bi, i, j] = 1.0 / S
+                entropy[bi, i, j] = max(math.log(S) - T / S, 0.0)
+    return x0, dom_n, dom_u, dom_v, weight, entropy
+
+
+def transpose_blocks(images: np.ndarray, index: np.ndarray, K: int) -> np.ndarray:
+    """The images ``images[index]`` (N, C, H, W) as blocks (nblk, C, H, W, K), images innermost
+    (float32; lanes past the last image are zero and never read by the softmax)."""
+    n = index.shape[0]
+    N, C, H, W = images.shape
+    nblk = max(1, (n + K - 1) // K)
+    out = np.zeros((nblk * K, C, H, W), dtype=np.float32)
+    out[:n] = images[index]
+    return np.ascontiguousarray(out.reshape(nblk, K, C, H, W).transpose(0, 2, 3, 4, 1))
