@@ -62,7 +62,7 @@ def load_run_provenance(path: os.PathLike | str) -> RunProvenance:
                              sample_ids=get("sample_ids") if "sample_ids" in f else np.flatnonzero(done),
                              patch_sizes=f["patch_sizes"][()] if "patch_sizes" in f else np.zeros(0, np.int64),
                              image=get("prov_image"), entropy=get("prov_entropy"), weight=get("prov_weight"),
-                             bank_hash=str(attrs.get("bank_hash", "")))
+                             bank_hash=str(attrs.get("bank_content_hash", attrs.get("bank_hash", ""))))
 
 
 def distinct_sources(image: np.ndarray) -> np.ndarray:

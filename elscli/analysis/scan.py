@@ -384,20 +384,13 @@ def _runs_sample_fn(bank, machine, **kw):
     from .. import runs
 
     def fn(p, out):
-        run_kw = dict(bank=bank, machine=machine, patch_size=int(p), steps=kw["steps"], start_time=kw["start_time"],
-                      num_samples=kw["num_samples"], seed=kw["seed"], output=str(out), force=kw["force"],
-                      quiet=kw["quiet"])
-        if kw.get("label") is not None:
-            run_kw["labels"] = [int(kw["label"])]
-        if kw.get("threads") is not None:
-            run_kw["threads"] = kw["threads"]
-        runs.sample(**run_kw)
-        import h5py
-
-        with h5py.File(out, "r") as f:
-            done = f["done"][()].astype(bool) if "done" in f else slice(None)
-            final = f["final"][()][done]
-            entropy = f["prov_entropy"][()][done] if "prov_entropy" in f else None
-        return final, entropy
+        run_kw = dict(machine=machine, patch_size=None if machine == "is" else int(p), steps=kw["steps"],
+                      start_time=kw["start_time"], num_samples=kw["num_samples"], seed=kw["seed"],
+                      output=str(out), force=kw["force"], quiet=kw["quiet"], label=kw.get("label"),
+                      threads=kw.get("threads"))
+        run = runs.sample(bank, **run_kw)
+        done = np.asarray(run.done, bool)
+        prov = run.provenance
+        return np.asarray(run.final)[done], None if prov is None else np.asarray(prov["entropy"])[done]
 
     return fn
