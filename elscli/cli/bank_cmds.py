@@ -236,7 +236,7 @@ def build_bank_cmd(
     bank, stats = build_bank(source, fmt.value if fmt else None, size=size, color=color, limit=limit,
                              classes=classes, subset_seed=subset_seed, dedup=dedup,
                              value_range=value_range.value if value_range else None,
-                             layout=layout.value if layout else None, coarse=coarse)
+                             layout=layout.value if layout else None, coarse=coarse, progress=True)
     if dedup:
         note(f"--dedup dropped {stats['duplicates_dropped']} duplicate image(s)")
     bank.save(out, force=force, params=params)

@@ -215,8 +215,24 @@ def parse_classes(classes: Union[None, str, Sequence], label_names: Optional[Dic
     return sorted(set(out))
 
 
+def _progress(total: int, description: str, quiet: bool):
+    """elscli's progress reporter (stderr: a bar on a terminal, periodic lines in logs), or a silent stand-in."""
+    try:
+        from ..progress import Progress
+
+        return Progress(total=total, description=description, quiet=quiet, unit="image")
+    except ImportError:  # pragma: no cover - progress module absent
+        import contextlib
+
+        class _Null:
+            def advance(self, n: int = 1) -> None:
+                pass
+
+        return contextlib.nullcontext(_Null())
+
+
 def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limit: Optional[int] = None,
-            classes=None, subset_seed: Optional[int] = None, dedup: bool = False) -> Images:
+            classes=None, subset_seed: Optional[int] = None, dedup: bool = False, progress: bool = False) -> Images:
     """Selection, colour conversion, resizing and de-duplication (see the module docstring for the order)."""
     path = raw.source.get("path", "source")
     n0 = len(raw)
@@ -249,7 +265,14 @@ def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limi
     eight_bit = raw.eight_bit
     labels = raw.labels[idx]
     out: List[np.ndarray] = []
-    selected = [imgs[i] for i in idx]  # decodes lazily-read images (folders) once, and only these
+    if isinstance(imgs, np.ndarray):
+        selected = [imgs[i] for i in idx]
+    else:  # lazily-read images (folders): decode only the selected ones, once, with progress on big reads
+        selected = []
+        with _progress(int(idx.size), "reading images", quiet=not progress or idx.size < 2000) as bar:
+            for i in idx:
+                selected.append(imgs[i])
+                bar.advance()
     chans = {im.shape[0] for im in selected}
     native = {im.shape for im in selected}
     if len(native) == 1 and "native_shape" not in raw.source:
@@ -317,7 +340,11 @@ def _compact_ranges(idx: np.ndarray) -> List[List[int]]:
 
 def load_images(path: Union[str, Path], fmt: Optional[str] = None, *, size: int = 32, color: Optional[str] = None,
                 limit: Optional[int] = None, classes=None, subset_seed: Optional[int] = None, dedup: bool = False,
-                value_range: Optional[str] = None, layout: Optional[str] = None, coarse: bool = False) -> Images:
-    """Read ``path`` and apply selection, colour, resize and dedup: the images a bank will hold."""
+                value_range: Optional[str] = None, layout: Optional[str] = None, coarse: bool = False,
+                progress: bool = False) -> Images:
+    """Read ``path`` and apply selection, colour, resize and dedup: the images a bank will hold.
+
+    ``progress`` reports decoding of large image folders on stderr."""
     raw = read_raw(path, fmt, coarse=coarse, value_range=value_range, layout=layout)
-    return prepare(raw, size=size, color=color, limit=limit, classes=classes, subset_seed=subset_seed, dedup=dedup)
+    return prepare(raw, size=size, color=color, limit=limit, classes=classes, subset_seed=subset_seed, dedup=dedup,
+                   progress=progress)
