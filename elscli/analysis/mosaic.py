@@ -117,23 +117,35 @@ def boundary_segments(image: np.ndarray) -> List[tuple]:
     return segs
 
 
+AMBIGUOUS_WEIGHT = 0.5
+
+
 def mosaic_figure(final: np.ndarray, image: np.ndarray, path, *, title: str = "", entropy=None,
-                  sources_bank=None) -> None:
+                  weight=None) -> None:
     """Write one sample's mosaic PNG: the sample | its source map with boundaries | (optionally) the
-    posterior entropy per pixel."""
+    posterior entropy per pixel.  With ``weight``, pixels whose dominant patch has weight below 0.5 (no single
+    source: e.g. blank background, where many identical patches share the weight) are drawn light grey."""
     from .plots import plt, show_image
 
     panels = 3 if entropy is not None else 2
     fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 3.6))
     show_image(axes[0], final)
     axes[0].set_title("sample")
-    axes[1].imshow(source_colours(image), interpolation="nearest")
+    colours = source_colours(image)
+    shown = np.asarray(image)
+    label = f"source image ({len(np.unique(image))} distinct)"
+    if weight is not None:
+        amb = np.asarray(weight) < AMBIGUOUS_WEIGHT
+        colours[amb] = 0.88
+        shown = np.where(amb, -1, shown)
+        label = f"source image ({len(np.unique(shown[~amb]))} dominant; grey: none)"
+    axes[1].imshow(colours, interpolation="nearest")
     from matplotlib.collections import LineCollection
 
-    segs = boundary_segments(np.asarray(image))
+    segs = boundary_segments(shown)
     if segs:
         axes[1].add_collection(LineCollection([list(zip(*s)) for s in segs], colors="black", linewidths=0.8))
-    axes[1].set_title(f"source image ({len(np.unique(image))} distinct)")
+    axes[1].set_title(label, fontsize=9)
     if entropy is not None:
         im = axes[2].imshow(entropy, cmap="magma", interpolation="nearest", vmin=0)
         axes[2].set_title("posterior entropy (nats)")
@@ -202,7 +214,8 @@ def mosaic_report(run: RunProvenance, *, bank=None, out_dir=None, samples: Optio
             p = out_dir / f"mosaic-{Path(run.path).stem}-{int(run.sample_ids[s])}.png"
             t = (f"{run.machine} sample {int(run.sample_ids[s])}: {ds[j]} sources, mean entropy {ent[j]:.2f} nats"
                  + ("" if cons is None else f", locally consistent {cons[j]:.0%}"))
-            mosaic_figure(run.final[s], run.image[s], p, title=t, entropy=run.entropy[s])
+            mosaic_figure(run.final[s], run.image[s], p, title=t, entropy=run.entropy[s],
+                          weight=None if run.weight is None else run.weight[s])
             pngs.append(str(p))
     return MosaicReport(sample_ids=run.sample_ids[sel], distinct_sources=ds, mean_entropy=ent, consistency=cons,
                         patch_size=P, tolerance=tol, pngs=pngs)
