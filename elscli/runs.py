@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -37,7 +37,7 @@ from .errors import ElscliError
 from .h5io import check_output_path, file_format, open_h5, read_params, temp_path_for, write_root_attrs
 from .noise import DEFAULT_NOISE_SCHEDULE, get_noise_schedule, time_grid
 from .sampler import Step, check_grid, ddim
-from .schedule import DEFAULT_SCHEDULE, LocalitySchedule, load_schedule
+from .schedule import LocalitySchedule, load_schedule
 
 FORMAT = "elscli.run"
 SCHEMA_VERSION = 1
@@ -242,12 +242,13 @@ def resolve_threads(threads: Optional[int] = None) -> int:
 
 
 def apply_threads(threads: int) -> int:
-    """Set numba's thread count (capped at what numba was started with); return the count in use."""
+    """The thread count the machines will use (``threads`` capped at what Numba was started with).
+
+    The machines set it for each call and restore the previous setting after (``numba.set_num_threads``),
+    so sampling from Python leaves the caller's Numba setting alone."""
     import numba
 
-    n = min(int(threads), int(numba.config.NUMBA_NUM_THREADS))
-    numba.set_num_threads(n)
-    return n
+    return max(1, min(int(threads), int(numba.config.NUMBA_NUM_THREADS)))
 
 
 def shard_output_path(output: Union[str, os.PathLike], shard: Tuple[int, int]) -> Path:
@@ -591,9 +592,17 @@ def _empty_arrays(plan: RunPlan) -> Dict[str, np.ndarray]:
     return arrays
 
 
-def _new_file(path: Path, plan: RunPlan):
+def _h5_open_rw(path: Path, mode: str):
+    """Open for writing with HDF5 file locking where the filesystem supports it (NFS often does not)."""
     h5py = _h5py()
-    f = h5py.File(path, "w")
+    try:
+        return h5py.File(path, mode, locking="best-effort")
+    except TypeError:  # h5py/HDF5 without the locking option
+        return h5py.File(path, mode)
+
+
+def _new_file(path: Path, plan: RunPlan):
+    f = _h5_open_rw(path, "w")
     try:
         write_root_attrs(f, FORMAT, SCHEMA_VERSION, plan.params, **plan.attrs)
         arrays = _empty_arrays(plan)
@@ -726,7 +735,6 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
         return run
 
     # -- a run file: work in RUN.h5.partial, rename into place when done or stopped ---------------------
-    h5py = _h5py()
     resume_from = None
     if resume:
         if partial.exists():
@@ -735,17 +743,13 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
             resume_from = out_path
     try:
         if resume_from is not None:
-            try:
-                f = h5py.File(resume_from, "r")
-            except OSError as exc:
-                raise ElscliError(f"--resume: {str(resume_from)!r} cannot be read ({str(exc).splitlines()[0]})") from None
-            with f:
+            with open_h5(resume_from) as f:
                 _check_resumable(f, resume_from, plan)
             if resume_from == out_path:
                 work = temp_path_for(out_path)
                 shutil.copyfile(out_path, work)
                 os.replace(work, partial)
-            f = h5py.File(partial, "r+")
+            f = _h5_open_rw(partial, "r+")
         else:
             f = _new_file(partial, plan)
     except BlockingIOError:

@@ -195,3 +195,29 @@ def test_resume_of_a_finished_run_does_nothing(cli, banks, tmp_path):
     r = cli(*args, "--resume")
     assert r.exit_code == 0 and json.loads(r.stdout)["samples_computed"] == 0
     np.testing.assert_array_equal(Run.open("r.h5").final, before)
+
+
+# ------------------------------------------------------------------------------------------ progress
+def test_progress_plain_lines_quiet_and_rate():
+    import io
+
+    from elscli.progress import Progress
+
+    buf = io.StringIO()
+    with Progress(40, "sample", unit="step", group=(10, "samples"), stream=buf, interval=0) as bar:
+        for _ in range(40):
+            bar.advance()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 41  # one per advance with interval 0, and a final one
+    assert lines[9].startswith("sample: 1/4 samples, 10/40 steps (25%)") and "ETA" in lines[9]
+    assert lines[-1].startswith("sample: 4/4 samples, 40/40 steps (100%)") and " in " in lines[-1]
+    quiet = io.StringIO()
+    with Progress(5, "x", quiet=True, stream=quiet, interval=0) as bar:
+        bar.advance(5)
+        bar.log("hello")
+    assert quiet.getvalue() == ""
+    slow = io.StringIO()
+    with Progress(5, "scan", unit="candidate", stream=slow, interval=3600) as bar:
+        bar.advance(2)
+    assert slow.getvalue().splitlines() == [slow.getvalue().splitlines()[-1]]  # only the closing line
+    assert "2/5 candidates (40%)" in slow.getvalue()
