@@ -44,7 +44,7 @@ SCHEMA_VERSION = 1
 MACHINES = ("is", "ls", "els", "bbels")
 DEFAULT_MACHINE = "bbels"
 DEFAULT_NUM_SAMPLES = 16
-DEFAULT_BATCH_SIZE = 4
+DEFAULT_BATCH_SIZE = 1  # the machines gain nothing from batching yet; 1 stops soonest on a signal
 PARTIAL_SUFFIX = ".partial"
 
 # Parameters that make two files parts of the same run (shard, threads, batch size, paths may differ).
@@ -644,15 +644,20 @@ def _check_resumable(f, path: Path, plan: RunPlan) -> None:
 # Signals
 # ================================================================================================
 class _StopFlag:
-    """SIGINT/SIGTERM -> stop at the next sample (batch) boundary; a second signal interrupts at once."""
+    """SIGINT/SIGTERM -> stop at a sample boundary; a second signal interrupts at once (outside file writes)."""
 
     def __init__(self) -> None:
         self.signum: Optional[int] = None
+        self.writing = False
+        self.pending_interrupt = False
         self._old: Dict[int, Any] = {}
         self.on_first: Optional[Callable[[int], None]] = None
 
     def _handler(self, signum, frame) -> None:
         if self.signum is not None:
+            if self.writing:  # never tear a write; raise as soon as it is done
+                self.pending_interrupt = True
+                return
             raise KeyboardInterrupt
         self.signum = signum
         if self.on_first is not None:
@@ -667,6 +672,20 @@ class _StopFlag:
     def __exit__(self, *exc) -> None:
         for s, h in self._old.items():
             signal.signal(s, h)
+
+
+class _AbandonBatch(Exception):
+    """Raised from the step callback: a stop was requested and the batch would take too long to finish."""
+
+
+def stop_grace_seconds() -> float:
+    """How long a stop request may wait for the samples in flight (``$ELSCLI_STOP_GRACE``, default 20 s —
+    Slurm sends SIGKILL 30 s after SIGTERM by default).  Longer, and the batch in flight is dropped: the
+    file keeps only finished samples, and ``--resume`` recomputes the dropped ones."""
+    try:
+        return float(os.environ.get("ELSCLI_STOP_GRACE", "20"))
+    except ValueError:
+        return 20.0
 
 
 # ================================================================================================
@@ -792,11 +811,12 @@ def _execute(plan: RunPlan, store, bank, threads: int, batch_size: int, quiet: b
     t0 = time.monotonic()
     computed = 0
     interrupted = None
+    grace = stop_grace_seconds()
     with stop as flag, Progress(len(todo) * T, "sample", quiet=quiet, unit="step", group=(T, "samples"),
                                 stream=progress_stream) as bar:
         if flag is not None:
             flag.on_first = lambda s: bar.log(
-                f"elscli: {signal.Signals(s).name} received: stopping after the current batch "
+                f"elscli: {signal.Signals(s).name} received: stopping at the next sample boundary "
                 "(send it again to stop at once)")
         for start in range(0, len(todo), batch_size):
             if flag is not None and flag.signum is not None:
@@ -810,23 +830,40 @@ def _execute(plan: RunPlan, store, bank, threads: int, batch_size: int, quiet: b
                 traj_x = np.empty((len(rows), T + 1) + plan.shape, np.float32)
                 traj_x0 = np.empty((len(rows), T) + plan.shape, np.float32)
                 traj_x[:, 0] = plan.seeds[rows]
+            batch_start = time.monotonic()
 
             def on_step(step: Step) -> None:
                 if traj_x is not None:
                     traj_x[:, step.index + 1] = step.x_next
                     traj_x0[:, step.index] = step.x0_hat
                 bar.advance(len(rows))
+                if flag is not None and flag.signum is not None and not step.is_last:
+                    per_step = (time.monotonic() - batch_start) / (step.index + 1)
+                    if per_step * (T - step.index - 1) > grace:
+                        raise _AbandonBatch
 
-            final = ddim(den, x_init, plan.times, callback=on_step, noise_schedule=plan.params["noise_schedule"])
+            try:
+                final = ddim(den, x_init, plan.times, callback=on_step, noise_schedule=plan.params["noise_schedule"])
+            except _AbandonBatch:
+                bar.log(f"elscli: dropped the {len(rows)} sample(s) in flight (they would take longer than "
+                        f"{grace:g} s to finish; ELSCLI_STOP_GRACE)")
+                break
+            if flag is not None:
+                flag.writing = True
             _write_rows(store, rows, final, den.provenance, traj_x, traj_x0)
             store["done"][rows] = True
             if flush is not None:
                 flush()
+            if flag is not None:
+                flag.writing = False
+                if flag.pending_interrupt:
+                    raise KeyboardInterrupt
             computed += len(rows)
         if flag is not None and flag.signum is not None and computed < len(todo):
             interrupted = flag.signum
-    run_arrays = {k: (v[()] if hasattr(v, "id") else v) for k, v in store.items()}
-    return Run(run_arrays, dict(plan.attrs), None, interrupted, time.monotonic() - t0, computed)
+    in_memory = not any(hasattr(v, "id") for v in store.values())
+    return Run(dict(store) if in_memory else {}, dict(plan.attrs), None, interrupted, time.monotonic() - t0,
+               computed)
 
 
 def _write_rows(store, rows: np.ndarray, final: np.ndarray, prov, traj_x, traj_x0) -> None:

@@ -204,6 +204,29 @@ def test_interrupt_then_resume_equals_uninterrupted(small, tmp_path, monkeypatch
     assert_runs_equal(whole, resumed)
 
 
+def test_a_slow_batch_in_flight_is_dropped_on_a_stop_request(small, tmp_path, monkeypatch):
+    """With no grace time left, a signal drops the samples in flight; the file keeps the finished ones."""
+    kw = dict(num_samples=4, seed=4, steps=4, batch_size=2, threads=1)
+    whole = elscli.sample(small, **kw)
+    real = runs._machine_api()
+    calls = {"n": 0}
+
+    def interrupting_denoise(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:  # first step of the second batch (3 plain steps + 1 with provenance per batch)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real[0](*a, **k)
+
+    monkeypatch.setenv("ELSCLI_STOP_GRACE", "0")
+    monkeypatch.setattr(runs, "_machine_api", lambda: (interrupting_denoise, real[1]))
+    part = elscli.sample(small, output=tmp_path / "r.h5", **kw)
+    assert part.interrupted == signal.SIGTERM and part.samples_computed == 2
+    assert part.done.tolist() == [True, True, False, False]
+    monkeypatch.setattr(runs, "_machine_api", lambda: real)
+    resumed = elscli.sample(small, output=tmp_path / "r.h5", resume=True, **kw)
+    assert_runs_equal(whole, resumed)
+
+
 def test_resume_from_a_stale_partial_file(small, tmp_path):
     """After a hard kill only RUN.h5.partial exists: --resume picks it up, without --resume it is refused."""
     kw = dict(num_samples=3, seed=0, steps=2)

@@ -68,7 +68,7 @@ def sample_cmd(
                                                    help="Threads. [default: SLURM_CPUS_PER_TASK, else all cores]")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size",
                                                       help="Samples denoised together (results do not depend on it). "
-                                                           "[default: 4]")] = None,
+                                                           "[default: 1]")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a partial run file, skipping finished samples.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
