@@ -228,14 +228,14 @@ def numba_threads(threads: Optional[int]):
 # ------------------------------------------------------------------------------------------- machines
 
 def _run_patch_machine(machine, xb, images, index, P, a, b):
-    from .kernels.config import IMAGES_PER_BLOCK
+    from .kernels.config import lanes_per_block
     from .kernels.shift_softmax import shift_softmax
 
     B, C, H, W = xb.shape
     r = P // 2
     mode = "wrap" if machine == "els" else "constant"
     xq = np.ascontiguousarray(np.pad(xb, ((0, 0), (0, 0), (r, r), (r, r)), mode=mode))
-    blocks = _BLOCKS.get(images, index, IMAGES_PER_BLOCK)
+    blocks = _BLOCKS.get(images, index, lanes_per_block(index.shape[0]))
     groups = dictionary_groups(machine, P, H, W)
     s1 = a / (b * b)
     s2 = a * a / (2.0 * b * b)

@@ -7,10 +7,20 @@ the compiled code is the same whatever the thread count, so results stay bitwise
 """
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
-#: Training images per parallel work item.  The blocks, and the fixed order in which their partial
-#: softmax sums are merged, are a function of the bank alone, never of the thread count or batch size:
+#: At most this many training images per parallel work item (the vector lanes of the kernel).  The
+#: blocks, and the fixed order in which their partial softmax sums are merged, are a function of the
+#: dictionary's image count alone (see :func:`lanes_per_block`), never of the thread count or batch size:
 #: that is what makes results bitwise identical for any ``NUMBA_NUM_THREADS``.
-IMAGES_PER_BLOCK = 64
+MAX_IMAGES_PER_BLOCK = 128
+
+
+def lanes_per_block(n_images: int) -> int:
+    """Images per block for a dictionary of ``n_images`` images: as even a split into
+    ceil(n / MAX_IMAGES_PER_BLOCK) blocks as possible, rounded up to a multiple of 8 lanes."""
+    n = max(1, int(n_images))
+    blocks = -(-n // MAX_IMAGES_PER_BLOCK)
+    per = -(-n // blocks)
+    return min(MAX_IMAGES_PER_BLOCK, -(-per // 8) * 8)
 
 #: Weights below ``exp(-SKIP_LOG_RATIO)`` of the running maximum are set to zero without computing them.
 #: Each such weight is provably below e^-40 of the running maximum (the exactness rule of elscli),

@@ -18,7 +18,7 @@ column pass of P terms each, 2P additions per (pixel, patch) pair instead of P^2
 sums run in one fixed order, so identical patches get bitwise identical distances (ties are then broken
 exactly: the dominant patch is the first in (image, row, col) order).
 
-**Vectorised over training images.**  The bank is stored transposed in blocks of ``IMAGES_PER_BLOCK``
+**Vectorised over training images.**  The bank is stored transposed in blocks of up to ``MAX_IMAGES_PER_BLOCK``
 images, images innermost: every arithmetic loop runs over one block's lanes.  Per (pixel, centre, block) the
 block's largest log-weight is compared with the pixel's running maximum; if it is below by more than
 ``SKIP_LOG_RATIO`` (64 nats) the whole block is skipped without an exp: every weight in it is provably
@@ -43,25 +43,81 @@ G_QI0, G_QI1, G_QJ0, G_QJ1, G_U0, G_U1, G_V0, G_V1 = range(8)
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _box_sums(Z, R, out, r0, r1, c0, c1, P):
-    """out[i, j, :] = sum_{dy, dx < P} Z[i + dy, j + dx, :] for i in [r0, r1), j in [c0, c1).
+def _patch_norms(yb, P, out):
+    """out[u, v, :] = ||patch centred at (u, v)||^2 for every centre, zero padding; row then column sums."""
+    C = yb.shape[0]
+    H = yb.shape[1]
+    W = yb.shape[2]
+    K = yb.shape[3]
+    r = P // 2
+    sq = np.zeros((H, W, K))
+    for c in range(C):
+        for y in range(H):
+            for x in range(W):
+                for k in range(K):
+                    v = np.float64(yb[c, y, x, k])
+                    sq[y, x, k] += v * v
+    rows = np.zeros((H, W, K))
+    for y in range(H):
+        for x in range(W):
+            for dx in range(max(0, r - x), min(P, W + r - x)):
+                for k in range(K):
+                    rows[y, x, k] += sq[y, x + dx - r, k]
+    out[:, :, :] = 0.0
+    for y in range(H):
+        for dy in range(max(0, r - y), min(P, H + r - y)):
+            for x in range(W):
+                for k in range(K):
+                    out[y, x, k] += rows[y + dy - r, x, k]
 
-    Row pass into R, then column pass; fixed summation order."""
-    K = Z.shape[2]
-    for zr in range(r0, r1 + P - 1):
-        for j in range(c0, c1):
-            for k in range(K):
-                R[zr, j, k] = Z[zr, j, k]
-            for dx in range(1, P):
-                for k in range(K):
-                    R[zr, j, k] += Z[zr, j + dx, k]
-    for i in range(r0, r1):
-        for j in range(c0, c1):
-            for k in range(K):
-                out[i, j, k] = R[i, j, k]
-            for dy in range(1, P):
-                for k in range(K):
-                    out[i, j, k] += R[i + dy, j, k]
+
+@njit(fastmath=FASTMATH, cache=True)
+def _softmax_update(i, j, u, v, lw, nvalid, mx, yb, index_b, m, s, t, acc, an, au, av):
+    """Fold one block's log weights ``lw[:nvalid]`` (max ``mx``) for the patch centred at (u, v) into the
+    running softmax of pixel (i, j); skip without an exp when every weight is < e^-64 of the maximum."""
+    C = yb.shape[0]
+    mo = m[i, j]
+    if mx < mo - SKIP_LOG_RATIO:
+        return
+    if mx >= mo:
+        kf = 0
+        while lw[kf] != mx:
+            kf += 1
+        n_new = index_b[kf]
+        if mx > mo or n_new < an[i, j] or (n_new == an[i, j] and (
+                u < au[i, j] or (u == au[i, j] and v < av[i, j]))):
+            an[i, j] = n_new
+            au[i, j] = u
+            av[i, j] = v
+        if mx > mo:
+            if mo == -np.inf:
+                s[i, j] = 0.0
+                t[i, j] = 0.0
+                for c in range(C):
+                    acc[c, i, j] = 0.0
+            else:
+                sc = exp_nonpositive(mo - mx)
+                t[i, j] = sc * (t[i, j] + (mo - mx) * s[i, j])
+                s[i, j] *= sc
+                for c in range(C):
+                    acc[c, i, j] *= sc
+            m[i, j] = mx
+            mo = mx
+    se = 0.0
+    st = 0.0
+    for k in range(nvalid):
+        y = lw[k] - mo
+        w = exp_nonpositive(y)
+        se += w
+        st += w * y
+        lw[k] = w
+    s[i, j] += se
+    t[i, j] += st
+    for c in range(C):
+        sc_c = 0.0
+        for k in range(nvalid):
+            sc_c += lw[k] * np.float64(yb[c, u, v, k])
+        acc[c, i, j] += sc_c
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -71,6 +127,10 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, an, au,
     xq: (C, H+2r, W+2r) padded query; yb: (C, H, W, K) block of training images (lanes = images);
     index_b: (K,) their indices in the bank.  m, s, t (H, W): running max of log w, sum of exp(log w - m)
     and of exp(log w - m)(log w - m); acc (C, H, W): weighted centre sums; an, au, av: dominant patch.
+
+    For each shift (du, dv) the products of query and training pixels are summed along rows into a ring
+    of P row sums; as soon as P rows are there, their column sum is the dot product of every pixel of a
+    query row with its patch, and that row's softmax is updated straight away (everything stays in cache).
     """
     C = xq.shape[0]
     Hp = xq.shape[1]
@@ -79,21 +139,11 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, an, au,
     H = Hp - 2 * r
     W = Wp - 2 * r
     K = yb.shape[3]
-    Z = np.zeros((Hp, Wp, K))
-    R = np.empty((Hp, W, K))
-    D = np.empty((H, W, K))
-    nrm = np.empty((H, W, K))
+    ring = np.zeros((P, W, K))
+    dot = np.empty(K)
     lw = np.empty(K)
-    # squared norms of every patch centre (zero padding outside the image), by the same box sums
-    for y in range(H):
-        for x in range(W):
-            for k in range(K):
-                Z[y + r, x + r, k] = 0.0
-            for c in range(C):
-                for k in range(K):
-                    v = np.float64(yb[c, y, x, k])
-                    Z[y + r, x + r, k] += v * v
-    _box_sums(Z, R, nrm, 0, H, 0, W, P)
+    nrm = np.empty((H, W, K))
+    _patch_norms(yb, P, nrm)
     G = groups.shape[0]
     for g in range(G):
         qi0 = groups[g, G_QI0]
@@ -132,76 +182,40 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, an, au,
                     j_hi = min(qj1, groups[g, G_V1] - dv)
                 if j_hi <= j_lo:
                     continue
-                # products Z over the padded query region that the rectangle's windows cover
                 for zr in range(i_lo, i_hi + 2 * r):
+                    # row sums of products for padded query row zr: ring[zr % P, j] = sum_dx x * y
+                    slot = zr % P
                     yr = zr + du - r
-                    row_ok = 0 <= yr < H
-                    for zc in range(j_lo, j_hi + 2 * r):
-                        yc = zc + dv - r
-                        if row_ok and 0 <= yc < W:
-                            q = xq[0, zr, zc]
-                            for k in range(K):
-                                Z[zr, zc, k] = q * np.float64(yb[0, yr, yc, k])
-                            for c in range(1, C):
-                                q = xq[c, zr, zc]
-                                for k in range(K):
-                                    Z[zr, zc, k] += q * np.float64(yb[c, yr, yc, k])
-                        else:
-                            for k in range(K):
-                                Z[zr, zc, k] = 0.0
-                _box_sums(Z, R, D, i_lo, i_hi, j_lo, j_hi, P)
-                # online softmax for every pixel of the rectangle against its centre (i + du, j + dv)
-                for i in range(i_lo, i_hi):
+                    for j in range(j_lo, j_hi):
+                        for k in range(K):
+                            ring[slot, j, k] = 0.0
+                    if 0 <= yr < H:
+                        for j in range(j_lo, j_hi):
+                            yc0 = j + dv - r
+                            for c in range(C):
+                                for dx in range(max(0, -yc0), min(P, W - yc0)):
+                                    q = xq[c, zr, j + dx]
+                                    for k in range(K):
+                                        ring[slot, j, k] += q * np.float64(yb[c, yr, yc0 + dx, k])
+                    i = zr - 2 * r
+                    if i < i_lo:
+                        continue
+                    # column sums over the ring (dy ascending) give every pixel of query row i its dots
                     u = i + du
                     for j in range(j_lo, j_hi):
                         v = j + dv
+                        for k in range(K):
+                            dot[k] = ring[i % P, j, k]
+                        for dy in range(1, P):
+                            sl = (i + dy) % P
+                            for k in range(K):
+                                dot[k] += ring[sl, j, k]
                         mx = -np.inf
                         for k in range(nvalid):
-                            val = s1 * D[i, j, k] - s2 * nrm[u, v, k]
+                            val = s1 * dot[k] - s2 * nrm[u, v, k]
                             lw[k] = val
                             mx = max(mx, val)
-                        mo = m[i, j]
-                        if mx < mo - SKIP_LOG_RATIO:
-                            continue
-                        if mx >= mo:
-                            kf = 0
-                            while lw[kf] != mx:
-                                kf += 1
-                            n_new = index_b[kf]
-                            if mx > mo or n_new < an[i, j] or (n_new == an[i, j] and (
-                                    u < au[i, j] or (u == au[i, j] and v < av[i, j]))):
-                                an[i, j] = n_new
-                                au[i, j] = u
-                                av[i, j] = v
-                            if mx > mo:
-                                if mo == -np.inf:
-                                    s[i, j] = 0.0
-                                    t[i, j] = 0.0
-                                    for c in range(C):
-                                        acc[c, i, j] = 0.0
-                                else:
-                                    sc = exp_nonpositive(mo - mx)
-                                    t[i, j] = sc * (t[i, j] + (mo - mx) * s[i, j])
-                                    s[i, j] *= sc
-                                    for c in range(C):
-                                        acc[c, i, j] *= sc
-                                m[i, j] = mx
-                                mo = mx
-                        se = 0.0
-                        st = 0.0
-                        for k in range(nvalid):
-                            y = lw[k] - mo
-                            w = exp_nonpositive(y)
-                            se += w
-                            st += w * y
-                            lw[k] = w
-                        s[i, j] += se
-                        t[i, j] += st
-                        for c in range(C):
-                            sc_c = 0.0
-                            for k in range(nvalid):
-                                sc_c += lw[k] * np.float64(yb[c, u, v, k])
-                            acc[c, i, j] += sc_c
+                        _softmax_update(i, j, u, v, lw, nvalid, mx, yb, index_b, m, s, t, acc, an, au, av)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
