@@ -762,8 +762,18 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
             resume_from = out_path
     try:
         if resume_from is not None:
-            with open_h5(resume_from) as f:
-                _check_resumable(f, resume_from, plan)
+            try:
+                with open_h5(resume_from) as f:
+                    _check_resumable(f, resume_from, plan)
+            except ElscliError as exc:
+                if resume_from != partial or "readable" not in str(exc):
+                    raise
+                if not out_path.exists():  # a hard kill tore the partial file: nothing to resume
+                    raise ElscliError(f"{str(partial)!r} is unreadable (torn by a hard kill?); delete it or pass "
+                                      "--force to start over") from None
+                resume_from = out_path      # fall back to the last file that was renamed into place
+                with open_h5(resume_from) as f:
+                    _check_resumable(f, resume_from, plan)
             if resume_from == out_path:
                 work = temp_path_for(out_path)
                 shutil.copyfile(out_path, work)
