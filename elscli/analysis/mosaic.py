@@ -48,6 +48,8 @@ def load_run_provenance(path: os.PathLike | str) -> RunProvenance:
     """Finished samples of an ``elscli.run`` file with their provenance (read directly per formats.md)."""
     from ..h5io import open_h5
 
+    if Path(path).suffix.lower() == ".npz":
+        raise ElscliError(f"{str(path)!r} is a reference trajectory (NPZ), not an elscli.run file with provenance")
     with open_h5(path, expected_format="elscli.run") as f:
         if "final" not in f:
             raise ElscliError(f"run {str(path)!r} has no 'final' dataset")
