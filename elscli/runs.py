@@ -507,6 +507,9 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
                 fixed_label = int(label)
             except (TypeError, ValueError):
                 raise ElscliError(f"--label must be an integer class or 'random', got {label!r}") from None
+            if fixed_label < 0:
+                raise ElscliError(f"--label must be a class of the bank (>= 0), got {fixed_label}; "
+                                  "leave it out for unconditional samples")
             label_desc = fixed_label
         seeds = np.empty((len(sample_ids),) + shape, dtype=np.float32)
         labels = np.full(len(sample_ids), fixed_label, dtype=np.int64)

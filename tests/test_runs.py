@@ -346,6 +346,7 @@ def test_bad_inputs_are_one_line_errors_and_lose_nothing(small, tmp_path):
     (tmp_path / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     cases = [
         (dict(bank=small, label=7), "label 7 is not in the bank"),
+        (dict(bank=small, label=-1), "class of the bank"),
         (dict(bank=unlabelled, label="random"), "needs a labelled bank"),
         (dict(bank=small, shard="3/3"), "shard index must lie in 0..2"),
         (dict(bank=small, shard="1"), "I/N"),
