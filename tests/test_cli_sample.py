@@ -79,12 +79,12 @@ def test_thread_count_does_not_change_a_bit(banks, tmp_path):
 
 
 def test_sigterm_then_resume_equals_uninterrupted(banks, tmp_path):
-    common = ["sample", "--bank", banks["b100"], "-n", 5, "--seed", 7, "--steps", 10, "--batch-size", 1]
+    common = ["sample", "--bank", banks["b100"], "-n", 8, "--seed", 7, "--steps", 8, "--batch-size", 1]
     p = subprocess.Popen([sys.executable, "-m", "elscli", *map(str, common), "-o", "run.h5"], cwd=tmp_path,
                          env=env(ELSCLI_PROGRESS_INTERVAL=0), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     deadline = time.monotonic() + 20
-    for line in p.stderr:  # plain progress lines: "sample: 1/5 samples, ..."
+    for line in p.stderr:  # plain progress lines: "sample: 1/8 samples, ..."
         if line.startswith("sample: ") and not line.startswith("sample: 0/") or time.monotonic() > deadline:
             break
     p.send_signal(signal.SIGTERM)
@@ -92,7 +92,7 @@ def test_sigterm_then_resume_equals_uninterrupted(banks, tmp_path):
     assert p.returncode == 128 + signal.SIGTERM, err
     assert "SIGTERM" in err and "--resume" in err
     part = Run.open(tmp_path / "run.h5")
-    assert 1 <= part.done.sum() < 5
+    assert 1 <= part.done.sum() < 8
     assert np.isnan(part.final[~part.done]).all() and not np.isnan(part.final[part.done]).any()
     assert not (tmp_path / "run.h5.partial").exists()
     elscli(*common, "-o", "run.h5", "--resume", "--quiet", cwd=tmp_path)
