@@ -44,6 +44,7 @@ class Progress:
         self.description = description
         self.quiet = quiet
         self.unit = unit
+        self.units = unit if unit.endswith("s") else unit + "s"  # "step" -> "steps", "sample-steps" stays
         self.group = group
         self.stream = stream if stream is not None else sys.stderr
         if interval is None:
@@ -69,7 +70,7 @@ class Progress:
                                        TimeElapsedColumn, TimeRemainingColumn)
 
             self._rich = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn(self.unit + "s"), TextColumn("{task.fields[extra]}"),
+                                      TextColumn(self.units), TextColumn("{task.fields[extra]}"),
                                       TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                                       console=Console(file=self.stream), transient=False)
             self._rich.__enter__()
@@ -123,14 +124,14 @@ class Progress:
             k, name = self.group
             parts.append(f"{self.completed // k}/{self.total // k} {name}")
         pct = 100.0 * self.completed / self.total if self.total else 100.0
-        parts.append(f"{self.completed}/{self.total} {self.unit}s ({pct:.0f}%)")
+        parts.append(f"{self.completed}/{self.total} {self.units} ({pct:.0f}%)")
         if elapsed > 0 and self.completed:
             if self.group:
                 k, name = self.group
                 rate = self.completed / k / elapsed
                 parts.append(f"{rate:.3g} {name}/s" if rate >= 0.1 else f"{1 / rate:.3g} s per {name.rstrip('s')}")
             else:
-                parts.append(f"{self.completed / elapsed:.3g} {self.unit}s/s")
+                parts.append(f"{self.completed / elapsed:.3g} {self.units}/s")
             if final:
                 parts.append(f"in {_fmt_duration(elapsed)}")
             else:
