@@ -734,7 +734,7 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
             raise ElscliError(f"{str(partial)!r} exists (an interrupted run); pass --resume to continue it "
                               "or --force to start over")
     if png is not None:
-        check_output_path(png, force=True)
+        check_output_path(png, force or resume)
     bank_path = None if (bank is None or hasattr(bank, "images")) else str(bank)
     bank_obj = open_bank(bank)
     if bank_path is None and getattr(bank_obj, "path", None) is not None:

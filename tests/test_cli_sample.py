@@ -150,6 +150,7 @@ BAD_SAMPLE = [
     (["--label", "1", "--labels", "random"], "not both"),
     (["--patch-size", "3", "--schedule", "5"], "not both"),
     (["-o", "existing.h5"], "exists; pass --force"),
+    (["--png", "existing.h5"], "exists; pass --force"),
     (["--bank", "corrupt.h5"], "corrupt"),
 ]
 
