@@ -176,13 +176,13 @@ def mnist_bank_images(n):
 def test_end_to_end_real_reference(cli, tmp_path):
     """Calibrate bbELS on the real network's trajectories, sample bbELS and IS from its seeds, compare.
 
-    CI-sized: 2 samples, a 300-image slice of mnist-5k and 4 candidates (the documented full run in the README
+    CI-sized: 2 samples, a 200-image slice of mnist-5k and 4 candidates (the documented full run in the README
     uses all 32 samples and all 5,000 images)."""
     if not REF_NPZ.exists():
         pytest.skip(f"shared data not found at {SHARED}")
     from elscli.bank import Bank
 
-    Bank.from_arrays(mnist_bank_images(300)).save(tmp_path / "bank.h5")
+    Bank.from_arrays(mnist_bank_images(200)).save(tmp_path / "bank.h5")
     ref = R.read(REF_NPZ)
     small = R.Reference(seeds=ref.seeds[:2], times=ref.times, x=ref.x[:2], eps=ref.eps[:2], labels=ref.labels[:2],
                         schedule=ref.schedule)

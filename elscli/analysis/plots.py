@@ -106,16 +106,28 @@ def schedule_plot(times: np.ndarray, best: np.ndarray, schedule: Sequence[int], 
 
 def similarity_plot(times: np.ndarray, candidates: np.ndarray, similarity: np.ndarray, path, *,
                     metric: str = "cosine") -> str:
-    """Median (over samples) similarity of each candidate at each step, as a heat map."""
+    """Per step, how far each candidate's median (over samples) similarity is from the step's best candidate
+    (log colour scale: at high noise every candidate's cosine is close to 1, so raw values hide the ranking);
+    the best candidate of each step is marked."""
+    from matplotlib.colors import LogNorm
+
     med = np.median(similarity, axis=0)  # (K, T)
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    im = ax.imshow(med, aspect="auto", origin="lower", cmap="viridis",
-                   extent=(times[0] + 0.025, times[-1] - 0.025, -0.5, len(candidates) - 0.5))
+    gap = (med.max(axis=0, keepdims=True) - med) if metric == "cosine" else (med - med.min(axis=0, keepdims=True))
+    floor = max(float(np.min(gap[gap > 0])) if np.any(gap > 0) else 1e-12, 1e-12)
+    times = np.asarray(times, np.float64)
+    dt = float(np.median(np.abs(np.diff(times)))) if len(times) > 1 else 0.05
+    fig, ax = plt.subplots(figsize=(6.2, 3.8))
+    im = ax.imshow(np.maximum(gap, floor), aspect="auto", origin="lower", cmap="viridis_r",
+                   norm=LogNorm(vmin=floor, vmax=max(float(gap.max()), floor * 10)),
+                   extent=(times[0] + dt / 2, times[-1] - dt / 2, -0.5, len(candidates) - 0.5))
+    best = np.argmin(gap, axis=0)
+    ax.plot(times, best, "o", color="white", mec="black", ms=5, label="best")
     ax.set_yticks(range(len(candidates)))
     ax.set_yticklabels([str(c) for c in candidates], fontsize=7)
-    ax.set_xlabel("t")
-    ax.set_ylabel("P")
-    fig.colorbar(im, ax=ax, label=f"median {metric}")
+    ax.set_xlabel("t (step start time)")
+    ax.set_ylabel("candidate P")
+    ax.set_title(f"median {metric}: distance to the step's best candidate", fontsize=10)
+    fig.colorbar(im, ax=ax, label="gap (log)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
