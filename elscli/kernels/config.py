@@ -26,3 +26,9 @@ def lanes_per_block(n_images: int) -> int:
 #: Each such weight is provably below e^-40 of the running maximum (the exactness rule of elscli),
 #: so the result is still exact.
 SKIP_LOG_RATIO = 64.0
+
+#: Relative tolerance under which two log weights count as tied when choosing the dominant patch of a
+#: pixel (the first in (image, row, col) order among ties).  Running sums make the log weights of two
+#: identical patches differ by rounding (~1e-13 relative); this is far above that and far below any
+#: difference that changes a weight noticeably.
+TIE_RELATIVE = 1e-9

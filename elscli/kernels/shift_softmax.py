@@ -34,7 +34,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .config import FASTMATH, SKIP_LOG_RATIO
+from .config import FASTMATH, SKIP_LOG_RATIO, TIE_RELATIVE
 from .expm import exp_nonpositive
 
 # group columns: query rows [qi0, qi1), query cols [qj0, qj1), centre rows [u0, u1), centre cols [v0, v1);
@@ -42,67 +42,56 @@ from .expm import exp_nonpositive
 G_QI0, G_QI1, G_QJ0, G_QJ1, G_U0, G_U1, G_V0, G_V1 = range(8)
 
 
-@njit(fastmath=FASTMATH, cache=True)
-def _patch_norms(yb, P, out):
-    """out[u, v, :] = ||patch centred at (u, v)||^2 for every centre, zero padding; row then column sums."""
-    C = yb.shape[0]
-    H = yb.shape[1]
-    W = yb.shape[2]
-    K = yb.shape[3]
-    r = P // 2
-    sq = np.zeros((H, W, K))
-    for c in range(C):
-        for y in range(H):
-            for x in range(W):
-                for k in range(K):
-                    v = np.float64(yb[c, y, x, k])
-                    sq[y, x, k] += v * v
-    rows = np.zeros((H, W, K))
-    for y in range(H):
-        for x in range(W):
-            for dx in range(max(0, r - x), min(P, W + r - x)):
-                for k in range(K):
-                    rows[y, x, k] += sq[y, x + dx - r, k]
-    out[:, :, :] = 0.0
-    for y in range(H):
-        for dy in range(max(0, r - y), min(P, H + r - y)):
-            for x in range(W):
-                for k in range(K):
-                    out[y, x, k] += rows[y + dy - r, x, k]
+@njit(inline="always")
+def _precedes(n, u, v, n0, u0, v0):
+    """(n, u, v) comes before (n0, u0, v0) in (image, row, col) order."""
+    return n < n0 or (n == n0 and (u < u0 or (u == u0 and v < v0)))
+
+
+@njit(inline="always")
+def tie_tolerance(logw):
+    """Log weights this close are ties for the choice of the dominant patch: far above the rounding of
+    the running sums (~1e-13 relative), far below any difference that matters."""
+    return TIE_RELATIVE * (1.0 + abs(logw))
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _softmax_update(i, j, u, v, lw, nvalid, mx, yb, index_b, m, s, t, acc, an, au, av):
+def _softmax_update(i, j, u, v, lw, nvalid, mx, yb, index_b, m, s, t, acc, ld, an, au, av):
     """Fold one block's log weights ``lw[:nvalid]`` (max ``mx``) for the patch centred at (u, v) into the
-    running softmax of pixel (i, j); skip without an exp when every weight is < e^-64 of the maximum."""
+    running softmax of pixel (i, j); skip without an exp when every weight is < e^-64 of the maximum.
+
+    The dominant patch (log weight ``ld``) is the first in (image, row, col) order among the patches whose
+    log weight is within :func:`tie_tolerance` of the largest."""
     C = yb.shape[0]
     mo = m[i, j]
     if mx < mo - SKIP_LOG_RATIO:
         return
-    if mx >= mo:
+    lo = ld[i, j]
+    tol = tie_tolerance(max(mx, lo)) if lo > -np.inf else 0.0
+    if mx >= lo - tol:
         kf = 0
-        while lw[kf] != mx:
+        while lw[kf] < mx - tol:
             kf += 1
         n_new = index_b[kf]
-        if mx > mo or n_new < an[i, j] or (n_new == an[i, j] and (
-                u < au[i, j] or (u == au[i, j] and v < av[i, j]))):
+        if mx > lo + tol or _precedes(n_new, u, v, an[i, j], au[i, j], av[i, j]):
             an[i, j] = n_new
             au[i, j] = u
             av[i, j] = v
-        if mx > mo:
-            if mo == -np.inf:
-                s[i, j] = 0.0
-                t[i, j] = 0.0
-                for c in range(C):
-                    acc[c, i, j] = 0.0
-            else:
-                sc = exp_nonpositive(mo - mx)
-                t[i, j] = sc * (t[i, j] + (mo - mx) * s[i, j])
-                s[i, j] *= sc
-                for c in range(C):
-                    acc[c, i, j] *= sc
-            m[i, j] = mx
-            mo = mx
+            ld[i, j] = max(lw[kf], lo) if mx <= lo + tol else lw[kf]
+    if mx > mo:
+        if mo == -np.inf:
+            s[i, j] = 0.0
+            t[i, j] = 0.0
+            for c in range(C):
+                acc[c, i, j] = 0.0
+        else:
+            sc = exp_nonpositive(mo - mx)
+            t[i, j] = sc * (t[i, j] + (mo - mx) * s[i, j])
+            s[i, j] *= sc
+            for c in range(C):
+                acc[c, i, j] *= sc
+        m[i, j] = mx
+        mo = mx
     se = 0.0
     st = 0.0
     for k in range(nvalid):
@@ -121,16 +110,18 @@ def _softmax_update(i, j, u, v, lw, nvalid, mx, yb, index_b, m, s, t, acc, an, a
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, an, au, av):
+def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, ld, an, au, av):
     """Online softmax of one query image over one block of training images, into private buffers.
 
     xq: (C, H+2r, W+2r) padded query; yb: (C, H, W, K) block of training images (lanes = images);
     index_b: (K,) their indices in the bank.  m, s, t (H, W): running max of log w, sum of exp(log w - m)
-    and of exp(log w - m)(log w - m); acc (C, H, W): weighted centre sums; an, au, av: dominant patch.
+    and of exp(log w - m)(log w - m); acc (C, H, W): weighted centre sums; ld, an, au, av: the dominant
+    patch's log weight and (image, row, col).
 
-    For each shift (du, dv) the products of query and training pixels are summed along rows into a ring
-    of P row sums; as soon as P rows are there, their column sum is the dot product of every pixel of a
-    query row with its patch, and that row's softmax is updated straight away (everything stays in cache).
+    For each shift (du, dv): the terms ``y (s1 x - s2 y)`` of the log weight along one padded query row,
+    their sliding sums over P columns (2 additions each), and a running sum of the last P such rows
+    (2 more) give ``log w = s1 <x_p, phi> - s2 ||phi||^2`` for a whole query row at once, whose softmax is
+    updated straight away.  The cost per (pixel, patch) pair does not depend on P.
     """
     C = xq.shape[0]
     Hp = xq.shape[1]
@@ -139,11 +130,10 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, an, au,
     H = Hp - 2 * r
     W = Wp - 2 * r
     K = yb.shape[3]
-    ring = np.zeros((P, W, K))
-    dot = np.empty(K)
+    prod = np.empty((Wp, K))
+    ring = np.empty((P, W, K))
+    col = np.empty((W, K))
     lw = np.empty(K)
-    nrm = np.empty((H, W, K))
-    _patch_norms(yb, P, nrm)
     G = groups.shape[0]
     for g in range(G):
         qi0 = groups[g, G_QI0]
@@ -183,39 +173,65 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, an, au,
                 if j_hi <= j_lo:
                     continue
                 for zr in range(i_lo, i_hi + 2 * r):
-                    # row sums of products for padded query row zr: ring[zr % P, j] = sum_dx x * y
-                    slot = zr % P
+                    slot = (zr - i_lo) % P
                     yr = zr + du - r
+                    # products along padded query row zr, columns [j_lo, j_hi + 2r)
+                    if 0 <= yr < H:
+                        for cc in range(j_lo, j_hi + 2 * r):
+                            yc = cc + dv - r
+                            if 0 <= yc < W:
+                                q = s1 * xq[0, zr, cc]
+                                for k in range(K):
+                                    y = np.float64(yb[0, yr, yc, k])
+                                    prod[cc, k] = y * (q - s2 * y)
+                                for ch in range(1, C):
+                                    q = s1 * xq[ch, zr, cc]
+                                    for k in range(K):
+                                        y = np.float64(yb[ch, yr, yc, k])
+                                        prod[cc, k] += y * (q - s2 * y)
+                            else:
+                                for k in range(K):
+                                    prod[cc, k] = 0.0
+                    else:
+                        for cc in range(j_lo, j_hi + 2 * r):
+                            for k in range(K):
+                                prod[cc, k] = 0.0
+                    # the row's sliding sums over P columns replace row zr - P in the ring
+                    first = zr - i_lo < P
+                    if zr == i_lo:
+                        for j in range(j_lo, j_hi):
+                            for k in range(K):
+                                col[j, k] = 0.0
+                    if not first:
+                        for j in range(j_lo, j_hi):
+                            for k in range(K):
+                                col[j, k] -= ring[slot, j, k]
+                    for k in range(K):
+                        ring[slot, j_lo, k] = prod[j_lo, k]
+                    for dx in range(1, P):
+                        for k in range(K):
+                            ring[slot, j_lo, k] += prod[j_lo + dx, k]
+                    for j in range(j_lo + 1, j_hi):
+                        for k in range(K):
+                            ring[slot, j, k] = ring[slot, j - 1, k] + prod[j + P - 1, k] - prod[j - 1, k]
                     for j in range(j_lo, j_hi):
                         for k in range(K):
-                            ring[slot, j, k] = 0.0
-                    if 0 <= yr < H:
-                        for j in range(j_lo, j_hi):
-                            yc0 = j + dv - r
-                            for c in range(C):
-                                for dx in range(max(0, -yc0), min(P, W - yc0)):
-                                    q = xq[c, zr, j + dx]
-                                    for k in range(K):
-                                        ring[slot, j, k] += q * np.float64(yb[c, yr, yc0 + dx, k])
+                            col[j, k] += ring[slot, j, k]
                     i = zr - 2 * r
                     if i < i_lo:
                         continue
-                    # column sums over the ring (dy ascending) give every pixel of query row i its dots
+                    # col now holds <x_p, phi> for every pixel of query row i: update their softmax
                     u = i + du
                     for j in range(j_lo, j_hi):
                         v = j + dv
-                        for k in range(K):
-                            dot[k] = ring[i % P, j, k]
-                        for dy in range(1, P):
-                            sl = (i + dy) % P
-                            for k in range(K):
-                                dot[k] += ring[sl, j, k]
                         mx = -np.inf
                         for k in range(nvalid):
-                            val = s1 * dot[k] - s2 * nrm[u, v, k]
-                            lw[k] = val
-                            mx = max(mx, val)
-                        _softmax_update(i, j, u, v, lw, nvalid, mx, yb, index_b, m, s, t, acc, an, au, av)
+                            mx = max(mx, col[j, k])
+                        if mx < m[i, j] - SKIP_LOG_RATIO:
+                            continue            # every weight of this block is < e^-64 of the maximum
+                        for k in range(nvalid):
+                            lw[k] = col[j, k]
+                        _softmax_update(i, j, u, v, lw, nvalid, mx, yb, index_b, m, s, t, acc, ld, an, au, av)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -237,6 +253,7 @@ def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2):
     s = np.zeros((B, nblk, H, W))
     t = np.zeros((B, nblk, H, W))
     acc = np.zeros((B, nblk, C, H, W))
+    ld = np.full((B, nblk, H, W), -np.inf)
     an = np.full((B, nblk, H, W), np.iinfo(np.int64).max, dtype=np.int64)
     au = np.full((B, nblk, H, W), -1, dtype=np.int64)
     av = np.full((B, nblk, H, W), -1, dtype=np.int64)
@@ -246,7 +263,7 @@ def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2):
         lo = kb * K
         nvalid = min(K, nimg - lo)
         _block_job(xq[bi], yt[kb], nvalid, index[lo:lo + nvalid], groups, P, s1, s2, m[bi, kb], s[bi, kb],
-                   t[bi, kb], acc[bi, kb], an[bi, kb], au[bi, kb], av[bi, kb])
+                   t[bi, kb], acc[bi, kb], ld[bi, kb], an[bi, kb], au[bi, kb], av[bi, kb])
     x0 = np.empty((B, C, H, W))
     dom_n = np.empty((B, H, W), dtype=np.int64)
     dom_u = np.empty((B, H, W), dtype=np.int64)
@@ -257,10 +274,17 @@ def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2):
         for i in range(H):
             for j in range(W):
                 M = -np.inf
-                kbest = 0
                 for kb in range(nblk):
-                    if m[bi, kb, i, j] > M:
-                        M = m[bi, kb, i, j]
+                    M = max(M, m[bi, kb, i, j])
+                # the dominant patch: first in (image, row, col) order among the blocks' near-ties
+                kbest = 0
+                for kb in range(1, nblk):
+                    lk = ld[bi, kb, i, j]
+                    lb = ld[bi, kbest, i, j]
+                    tol = tie_tolerance(max(lk, lb))
+                    if lk > lb + tol or (lk >= lb - tol and _precedes(
+                            an[bi, kb, i, j], au[bi, kb, i, j], av[bi, kb, i, j],
+                            an[bi, kbest, i, j], au[bi, kbest, i, j], av[bi, kbest, i, j])):
                         kbest = kb
                 S = 0.0
                 T = 0.0
@@ -280,7 +304,7 @@ def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2):
                 dom_n[bi, i, j] = an[bi, kbest, i, j]
                 dom_u[bi, i, j] = au[bi, kbest, i, j]
                 dom_v[bi, i, j] = av[bi, kbest, i, j]
-                weight[bi, i, j] = 1.0 / S
+                weight[bi, i, j] = math.exp(ld[bi, kbest, i, j] - M) / S
                 entropy[bi, i, j] = max(math.log(S) - T / S, 0.0)
     return x0, dom_n, dom_u, dom_v, weight, entropy
 
