@@ -102,8 +102,8 @@ def test_sigterm_then_resume_equals_uninterrupted(banks, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ outputs
-def test_json_png_export(cli, banks, tmp_path):
-    os.chdir(tmp_path)
+def test_json_png_export(cli, banks, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     r = cli("sample", "--bank", banks["small"], "-n", 3, "--steps", 3, "--labels", "random", "-o", "r.h5",
             "--png", "grid.png", "--save-trajectory", "--json", "--quiet")
     assert r.exit_code == 0, r.stderr
@@ -156,8 +156,8 @@ BAD_SAMPLE = [
 
 
 @pytest.mark.parametrize("args, message", BAD_SAMPLE, ids=[a[0] + (a[1] if len(a) > 1 else "") for a, _ in BAD_SAMPLE])
-def test_bad_sample_input(cli, banks, workdir, args, message):
-    os.chdir(workdir)
+def test_bad_sample_input(cli, banks, workdir, args, message, monkeypatch):
+    monkeypatch.chdir(workdir)
     before = {p.name: p.read_bytes() for p in workdir.iterdir()}
     base = ["sample", "-n", 2, "-o", "out.h5", "--quiet"]
     if "--from-seeds" not in args:
@@ -173,8 +173,8 @@ def test_bad_sample_input(cli, banks, workdir, args, message):
     assert after == before  # nothing written, nothing lost
 
 
-def test_merging_shards_of_different_runs_is_refused(cli, banks, tmp_path):
-    os.chdir(tmp_path)
+def test_merging_shards_of_different_runs_is_refused(cli, banks, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     for seed, shard in ((1, "0/2"), (2, "1/2")):
         r = cli("sample", "--bank", banks["small"], "-n", 4, "--steps", 2, "--seed", seed, "--shard", shard,
                 "-o", f"s{seed}.h5", "--quiet")
@@ -188,8 +188,8 @@ def test_merging_shards_of_different_runs_is_refused(cli, banks, tmp_path):
     assert r.exit_code == 0 and len(Run.open("m.h5")) == 2
 
 
-def test_resume_of_a_finished_run_does_nothing(cli, banks, tmp_path):
-    os.chdir(tmp_path)
+def test_resume_of_a_finished_run_does_nothing(cli, banks, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     args = ["sample", "--bank", banks["small"], "-n", 2, "--steps", 2, "-o", "r.h5", "--quiet", "--json"]
     assert cli(*args).exit_code == 0
     before = Run.open("r.h5").final.copy()
