@@ -67,7 +67,7 @@ def _softmax_update(i, j, u, v, lw, nvalid, mx, yb, index_b, m, s, t, acc, ld, a
     if mx < mo - SKIP_LOG_RATIO:
         return
     lo = ld[i, j]
-    tol = tie_tolerance(max(mx, lo)) if lo > -np.inf else 0.0
+    tol = tie_tolerance(max(mx, lo))
     if mx >= lo - tol:
         kf = 0
         while lw[kf] < mx - tol:
