@@ -94,6 +94,12 @@ class Run:
         return cls(arrays, attrs, path)
 
     # -- views -----------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        done = int(np.sum(self.arrays["done"])) if "done" in self.arrays else 0
+        steps = len(self.arrays["times"]) - 1 if "times" in self.arrays else 0
+        return (f"Run(machine={self.machine!r}, samples={len(self) if self.arrays else 0}, done={done}, "
+                f"steps={steps}, path={str(self.path) if self.path else None!r})")
+
     def __len__(self) -> int:
         return int(len(self.arrays["sample_ids"]))
 
