@@ -324,6 +324,22 @@ def test_from_seeds_reference_and_earlier_run(small, tmp_path):
     np.testing.assert_array_equal(first2.final, run.final[:2])
 
 
+def test_from_seeds_hdf5_reference_with_shards(small, tmp_path):
+    seeds = np.random.default_rng(1).standard_normal((4, 1, 16, 16)).astype(np.float32)
+    with h5py.File(tmp_path / "ref.h5", "w") as f:
+        f["seeds"] = seeds
+        f["times"] = time_grid(3, 1.0)
+        f.attrs["schedule"] = "cosine-legacy"
+    whole = elscli.sample(small, from_seeds=tmp_path / "ref.h5", patch_size=3)
+    parts = [elscli.sample(small, from_seeds=tmp_path / "ref.h5", patch_size=3, shard=f"{i}/2",
+                           output=tmp_path / "p.h5").path for i in range(2)]
+    assert runs.Run.open(parts[1]).sample_ids.tolist() == [1, 3]
+    merged = runs.merge_runs(parts, tmp_path / "m.h5")
+    assert_runs_equal(whole, merged)
+    with pytest.raises(ElscliError, match="2 of 4 samples are missing"):
+        runs.merge_runs([parts[0]], tmp_path / "m2.h5")
+
+
 def test_from_seeds_bad_inputs(small, tmp_path):
     np.savez(tmp_path / "ref.npz", seeds=np.zeros((2, 1, 28, 28), np.float32), times=time_grid(3))
     with pytest.raises(ElscliError, match=r"seeds have shape \(1, 28, 28\) but the bank's images are \(1, 16, 16\)"):
