@@ -477,6 +477,9 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
         sched = LocalitySchedule.constant(patch_size) if patch_size is not None else load_schedule(schedule)
         sched_desc = sched.source or sched.to_json()
         patch_sizes = sched.for_grid(times)
+        if machine == "els" and int(patch_sizes.max()) > min(shape[1:]):
+            raise ElscliError(f"ELS has no valid {int(patch_sizes.max())}x{int(patch_sizes.max())} patch in "
+                              f"{shape[1]}x{shape[2]} images; use patch sizes <= {min(shape[1:])}")
 
     # -- which samples ----------------------------------------------------------------------------------
     if source is not None:

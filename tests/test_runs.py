@@ -369,6 +369,7 @@ def test_bad_inputs_are_one_line_errors_and_lose_nothing(small, tmp_path):
         (dict(bank=small, schedule=str(tmp_path / "even.json")), "odd"),
         (dict(bank=small, patch_size=4), "odd"),
         (dict(bank=small, machine="gan"), "unknown machine"),
+        (dict(bank=small, machine="els", patch_size=17), "no valid 17x17 patch"),
         (dict(bank=small, seed=-1), "non-negative"),
         (dict(bank=small, num_samples=0), "at least 1"),
         (dict(bank=small, resume=True, force=True), "not both"),
