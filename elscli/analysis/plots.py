@@ -54,22 +54,23 @@ def scatter_r2(r2_machine: np.ndarray, r2_is: np.ndarray, path, *, machine: str 
 
 
 def side_by_side(columns: Dict[str, np.ndarray], path, *, r2: Optional[Dict[str, np.ndarray]] = None,
-                 sample_labels: Optional[Sequence] = None, max_rows: int = 12) -> str:
-    """``columns``: name -> (S, C, H, W) finals, the first being the reference; one row per sample."""
+                 sample_labels: Optional[Sequence] = None, max_samples: int = 16) -> str:
+    """``columns``: name -> (S, C, H, W) finals, the first being the reference.  One row per input (reference
+    on top), one column per sample, r² against the reference under each machine's image."""
     names = list(columns)
-    S = min(len(next(iter(columns.values()))), max_rows)
-    fig, axes = plt.subplots(S, len(names), figsize=(1.7 * len(names), 1.75 * S + 0.4), squeeze=False)
-    for i in range(S):
-        for j, n in enumerate(names):
+    S = min(len(next(iter(columns.values()))), max_samples)
+    fig, axes = plt.subplots(len(names), S, figsize=(1.25 * S + 0.9, 1.45 * len(names) + 0.3), squeeze=False)
+    for j in range(S):
+        for i, n in enumerate(names):
             ax = axes[i, j]
-            show_image(ax, columns[n][i])
-            if i == 0:
-                ax.set_title(n, fontsize=9)
+            show_image(ax, columns[n][j])
+            if i == 0 and sample_labels is not None:
+                ax.set_title(f"#{sample_labels[j]}", fontsize=8)
             if r2 is not None and n in r2:
-                ax.set_xlabel(f"r²={r2[n][i]:.2f}", fontsize=8, labelpad=1)
-            if j == 0 and sample_labels is not None:
-                ax.set_ylabel(f"#{sample_labels[i]}", fontsize=8)
-    fig.tight_layout(pad=0.4)
+                ax.set_xlabel(f"r²={r2[n][j]:.2f}", fontsize=7, labelpad=1)
+            if j == 0:
+                ax.set_ylabel(n, fontsize=9)
+    fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.2)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
@@ -158,7 +159,7 @@ def sweep_plot(points: List[dict], path, *, machine: str = "") -> str:
     return str(path)
 
 
-def comparison_plots(comparison, out_dir, *, max_rows: int = 12) -> List[str]:
+def comparison_plots(comparison, out_dir, *, max_samples: int = 16) -> List[str]:
     """The scatter (one per non-baseline input, when a baseline is given) and the side-by-side grid."""
     out_dir = Path(out_dir)
     written = []
@@ -175,5 +176,5 @@ def comparison_plots(comparison, out_dir, *, max_rows: int = 12) -> List[str]:
         cols[o.name] = o.final[oi]
         r2[o.name] = comparison.metrics[o.name]["r2"]
     written.append(side_by_side(cols, out_dir / "side-by-side.png", r2=r2, sample_labels=comparison.ref_index,
-                                max_rows=max_rows))
+                                max_samples=max_samples))
     return written

@@ -182,7 +182,7 @@ class Scan:
 
     def schedule(self, how: str = "median") -> dict:
         """The locality schedule JSON: the aggregate best size for the step starting at each time."""
-        return {"times": [float(t) for t in self.times], "patch_sizes": [int(p) for p in aggregate(self.best, how)]}
+        return {"times": [round(float(t), 12) for t in self.times], "patch_sizes": [int(p) for p in aggregate(self.best, how)]}
 
     def write(self, path, *, force: bool = False, params: Optional[dict] = None) -> None:
         import h5py
