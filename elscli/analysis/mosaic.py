@@ -166,6 +166,7 @@ def mosaic_figure(final: np.ndarray, image: np.ndarray, path, *, title: str = ""
 class MosaicReport:
     sample_ids: np.ndarray
     distinct_sources: np.ndarray
+    dominant_sources: np.ndarray       # distinct sources among pixels whose dominant patch has weight >= 0.5
     mean_entropy: np.ndarray
     consistency: Optional[np.ndarray]
     patch_size: Optional[int]
@@ -174,6 +175,7 @@ class MosaicReport:
 
     def rows(self):
         return [{"sample": int(self.sample_ids[i]), "distinct_sources": int(self.distinct_sources[i]),
+                 "dominant_sources": int(self.dominant_sources[i]),
                  "mean_entropy": float(self.mean_entropy[i]),
                  "local_consistency": None if self.consistency is None else float(self.consistency[i])}
                 for i in range(len(self.sample_ids))]
@@ -181,6 +183,7 @@ class MosaicReport:
     def summary(self):
         d = {"num_samples": int(len(self.sample_ids)),
              "median_distinct_sources": float(np.median(self.distinct_sources)),
+             "median_dominant_sources": float(np.median(self.dominant_sources)),
              "mean_entropy": float(np.mean(self.mean_entropy)), "patch_size": self.patch_size,
              "tolerance": self.tolerance, "pngs": list(self.pngs)}
         if self.consistency is not None:
@@ -203,6 +206,11 @@ def mosaic_report(run: RunProvenance, *, bank=None, out_dir=None, samples: Optio
         raise ElscliError(f"the bank's content hash {bank.content_hash} differs from the run's {run.bank_hash}")
     P = int(run.patch_sizes[-1]) if len(run.patch_sizes) else None
     ds = distinct_sources(run.image[sel])
+    if run.weight is not None:
+        dom = np.array([len(np.unique(im[w >= AMBIGUOUS_WEIGHT])) for im, w in zip(run.image[sel], run.weight[sel])],
+                       dtype=np.int64)
+    else:
+        dom = ds.copy()
     ent = run.entropy[sel].reshape(len(sel), -1).mean(1)
     cons = None
     if bank is not None:
@@ -214,10 +222,11 @@ def mosaic_report(run: RunProvenance, *, bank=None, out_dir=None, samples: Optio
             raise ElscliError(f"output directory {str(out_dir)!r} does not exist")
         for j, s in enumerate(sel[:max_pngs]):
             p = out_dir / f"mosaic-{Path(run.path).stem}-{int(run.sample_ids[s])}.png"
-            t = (f"{run.machine} sample {int(run.sample_ids[s])}: {ds[j]} sources, mean entropy {ent[j]:.2f} nats"
+            t = (f"{run.machine} sample {int(run.sample_ids[s])}: {dom[j]} dominant sources ({ds[j]} in all), "
+                 f"mean entropy {ent[j]:.2f} nats"
                  + ("" if cons is None else f", locally consistent {cons[j]:.0%}"))
             mosaic_figure(run.final[s], run.image[s], p, title=t, entropy=run.entropy[s],
                           weight=None if run.weight is None else run.weight[s])
             pngs.append(str(p))
-    return MosaicReport(sample_ids=run.sample_ids[sel], distinct_sources=ds, mean_entropy=ent, consistency=cons,
+    return MosaicReport(sample_ids=run.sample_ids[sel], distinct_sources=ds, dominant_sources=dom, mean_entropy=ent, consistency=cons,
                         patch_size=P, tolerance=tol, pngs=pngs)

@@ -309,7 +309,7 @@ def describe_scan(path) -> Dict:
          "bank_hash": s.bank_hash, "samples": int(len(s.sample_index)),
          "reference_samples": int(s.num_reference_samples), "complete": s.complete, "shard": s.shard,
          "candidates": [int(c) for c in s.candidates], "steps": int(len(s.times)),
-         "times": [float(t) for t in s.times]}
+         "times": [round(float(t), 12) for t in s.times]}
     if len(s.sample_index):
         d["schedule_median"] = [int(p) for p in aggregate(best, "median")]
     return d

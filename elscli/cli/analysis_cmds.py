@@ -240,12 +240,14 @@ def mosaic_cmd(
     if as_csv:
         _print_csv(rep.rows())
         return
-    trows = [[str(r["sample"]), str(r["distinct_sources"]), f"{r['mean_entropy']:.3f}",
+    trows = [[str(r["sample"]), str(r["dominant_sources"]), str(r["distinct_sources"]), f"{r['mean_entropy']:.3f}",
               "-" if r["local_consistency"] is None else f"{r['local_consistency']:.1%}"] for r in rep.rows()]
     _table(f"patch mosaic of {run} ({rp.machine}, last P = {rep.patch_size}, tolerance {tolerance})",
-           ["sample", "distinct sources", "mean entropy (nats)", "locally consistent"], trows)
+           ["sample", "dominant sources (weight ≥ 0.5)", "distinct sources", "mean entropy (nats)",
+            "locally consistent"], trows)
     s = rep.summary()
-    line = f"median distinct sources {s['median_distinct_sources']:.0f}, mean entropy {s['mean_entropy']:.3f} nats"
+    line = (f"median dominant sources {s['median_dominant_sources']:.0f} (distinct {s['median_distinct_sources']:.0f}), "
+            f"mean entropy {s['mean_entropy']:.3f} nats")
     if "mean_local_consistency" in s:
         line += f", mean local consistency {s['mean_local_consistency']:.1%}"
     print(line)
