@@ -198,10 +198,12 @@ def compare(reference: Outputs, others: Sequence[Outputs], *, baseline: Optional
     common_idx = np.array(sorted(common), dtype=np.int64)
     if len(common_idx) == 0:
         raise ElscliError("the inputs have no sample in common with the reference")
-    for o, idx in zip(others, matches):
-        if len(idx) > len(common_idx):
-            warnings.append(f"{o.name}: {len(idx) - len(common_idx)} samples are not held by every input and "
-                            "are left out")
+    held = [len(idx) for idx in matches] + [len(reference.seeds)]
+    if max(held) > len(common_idx):
+        warnings.append(f"comparing the {len(common_idx)} samples that every input holds ("
+                        + ", ".join(f"{o.name}: {len(idx)}" for o, idx in zip([reference] + others,
+                                                                              [reference.seeds] + matches))
+                        + ")")
     ref_final = reference.final[common_idx]
     if clamp:
         ref_final = np.clip(ref_final, -1, 1)
