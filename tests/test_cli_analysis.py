@@ -202,4 +202,4 @@ def test_end_to_end_real_reference(cli, tmp_path):
     out = json.loads(res.stdout)
     r2_bbels = out["inputs"]["bbels"]["r2"]["median"]
     r2_is = out["inputs"]["is"]["r2"]["median"]
-    assert r2_bbels > r2_is and r2_bbels > 0.5, (r2_bbels, r2_is)
+    assert r2_bbels > r2_is + 0.2 and r2_bbels > 0.4, (r2_bbels, r2_is)   # measured: 0.61 vs 0.18
