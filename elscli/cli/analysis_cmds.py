@@ -274,7 +274,7 @@ def locality_scan_cmd(
     scan_out: Annotated[Optional[Path], typer.Option("--scan-out", help="Scan file (HDF5) keeping every "
                                                      "per-sample similarity; {shard}/{shards} are filled in.")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="I/N: scan samples I, I+N, ... (needs "
-                                                 "--scan-out) [default: from SLURM_ARRAY_*, else 0/1]")] = None,
+                                                 "--scan-out; default: from SLURM_ARRAY_*, else 0/1)")] = None,
     sweep: Annotated[Optional[str], typer.Option("--sweep", help="Constant sizes to sample at (no reference): "
                                                  "memorisation vs creativity.")] = None,
     num_samples: Annotated[int, typer.Option("--num-samples", "-n", help="--sweep: samples per size.")] = 16,
