@@ -347,7 +347,9 @@ def test_readme_quick_start_matches_ci():
     test_cmd = ci[-1].strip()
     assert test_cmd.startswith("python -m pytest")
     assert blocks[1].endswith("&& " + test_cmd)
-    assert "sample_data" in blocks[0] and "pip install" in blocks[0]
+    # the main job: `elscli sample` on the bundled sample_data bank (its default), writing a run and a grid
+    assert "pip install" in blocks[0] and "elscli sample" in blocks[0] and "--bank" not in blocks[0]
+    assert "--png" in blocks[0]
 
 
 def test_rgb_from_grey(cli, sample_mnist_dir, tmp_path):

@@ -7,6 +7,7 @@ the compiled code is the same whatever the thread count, so results stay bitwise
 """
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
+
 #: At most this many training images per parallel work item (the vector lanes of the kernel).  The
 #: blocks, and the fixed order in which their partial softmax sums are merged, are a function of the
 #: dictionary's image count alone (see :func:`lanes_per_block`), never of the thread count or batch size:

@@ -26,7 +26,7 @@ _LOW = -SKIP_LOG_RATIO
 @njit(inline="always", fastmath=FASTMATH)
 def exp_nonpositive(y):
     """exp(y) for y <= 0 (relative error < 1e-13); exactly 0.0 for y < -SKIP_LOG_RATIO."""
-    z = max(y, _LOW) * _INV_SCALE
+    z = (y if y > _LOW else _LOW) * _INV_SCALE
     d = z - _CENTRE
     p = C12
     p = p * d + C11

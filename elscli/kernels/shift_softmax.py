@@ -42,6 +42,26 @@ from .expm import exp_nonpositive
 G_QI0, G_QI1, G_QJ0, G_QJ1, G_U0, G_U1, G_V0, G_V1 = range(8)
 
 
+@njit(fastmath=FASTMATH, cache=True)
+def block_max(values, n):
+    """max(values[:n]), n >= 1, for finite values.  Eight independent running maxima, written as selects,
+    so that LLVM vectorises the reduction (a plain ``max`` loop stays scalar without the ``nnan`` flag)."""
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = values[0]
+    n8 = n - n % 8
+    for k in range(0, n8, 8):
+        m0 = m0 if m0 > values[k] else values[k]
+        m1 = m1 if m1 > values[k + 1] else values[k + 1]
+        m2 = m2 if m2 > values[k + 2] else values[k + 2]
+        m3 = m3 if m3 > values[k + 3] else values[k + 3]
+        m4 = m4 if m4 > values[k + 4] else values[k + 4]
+        m5 = m5 if m5 > values[k + 5] else values[k + 5]
+        m6 = m6 if m6 > values[k + 6] else values[k + 6]
+        m7 = m7 if m7 > values[k + 7] else values[k + 7]
+    for k in range(n8, n):
+        m0 = m0 if m0 > values[k] else values[k]
+    return max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+
+
 @njit(inline="always")
 def _precedes(n, u, v, n0, u0, v0):
     """(n, u, v) comes before (n0, u0, v0) in (image, row, col) order."""
@@ -56,28 +76,26 @@ def tie_tolerance(logw):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _softmax_update(i, j, u, v, lw, nvalid, mx, yb, index_b, m, s, t, acc, ld, an, au, av):
-    """Fold one block's log weights ``lw[:nvalid]`` (max ``mx``) for the patch centred at (u, v) into the
-    running softmax of pixel (i, j); skip without an exp when every weight is < e^-64 of the maximum.
+def _softmax_update(i, j, u, v, logw, nvalid, mx, yb, index_b, m, s, t, acc, ld, an, au, av, wbuf):
+    """Fold one block's log weights ``logw[:nvalid]`` (max ``mx``) for the patch centred at (u, v) into
+    the running softmax of pixel (i, j).
 
     The dominant patch (log weight ``ld``) is the first in (image, row, col) order among the patches whose
     log weight is within :func:`tie_tolerance` of the largest."""
     C = yb.shape[0]
     mo = m[i, j]
-    if mx < mo - SKIP_LOG_RATIO:
-        return
     lo = ld[i, j]
     tol = tie_tolerance(max(mx, lo))
     if mx >= lo - tol:
         kf = 0
-        while lw[kf] < mx - tol:
+        while logw[kf] < mx - tol:
             kf += 1
         n_new = index_b[kf]
         if mx > lo + tol or _precedes(n_new, u, v, an[i, j], au[i, j], av[i, j]):
             an[i, j] = n_new
             au[i, j] = u
             av[i, j] = v
-            ld[i, j] = max(lw[kf], lo) if mx <= lo + tol else lw[kf]
+            ld[i, j] = max(logw[kf], lo) if mx <= lo + tol else logw[kf]
     if mx > mo:
         if mo == -np.inf:
             s[i, j] = 0.0
@@ -94,19 +112,29 @@ def _softmax_update(i, j, u, v, lw, nvalid, mx, yb, index_b, m, s, t, acc, ld, a
         mo = mx
     se = 0.0
     st = 0.0
-    for k in range(nvalid):
-        y = lw[k] - mo
-        w = exp_nonpositive(y)
-        se += w
-        st += w * y
-        lw[k] = w
+    if C == 1:
+        s0 = 0.0
+        for k in range(nvalid):
+            y = logw[k] - mo
+            w = exp_nonpositive(y)
+            se += w
+            st += w * y
+            s0 += w * np.float64(yb[0, u, v, k])
+        acc[0, i, j] += s0
+    else:
+        for k in range(nvalid):
+            y = logw[k] - mo
+            w = exp_nonpositive(y)
+            se += w
+            st += w * y
+            wbuf[k] = w
+        for c in range(C):
+            sc_c = 0.0
+            for k in range(nvalid):
+                sc_c += wbuf[k] * np.float64(yb[c, u, v, k])
+            acc[c, i, j] += sc_c
     s[i, j] += se
     t[i, j] += st
-    for c in range(C):
-        sc_c = 0.0
-        for k in range(nvalid):
-            sc_c += lw[k] * np.float64(yb[c, u, v, k])
-        acc[c, i, j] += sc_c
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -133,7 +161,7 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, ld, an,
     prod = np.empty((Wp, K))
     ring = np.empty((P, W, K))
     col = np.empty((W, K))
-    lw = np.empty(K)
+    wbuf = np.empty(K)
     G = groups.shape[0]
     for g in range(G):
         qi0 = groups[g, G_QI0]
@@ -224,14 +252,12 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, ld, an,
                     u = i + du
                     for j in range(j_lo, j_hi):
                         v = j + dv
-                        mx = -np.inf
-                        for k in range(nvalid):
-                            mx = max(mx, col[j, k])
+                        row = col[j]
+                        mx = block_max(row, nvalid)
                         if mx < m[i, j] - SKIP_LOG_RATIO:
                             continue            # every weight of this block is < e^-64 of the maximum
-                        for k in range(nvalid):
-                            lw[k] = col[j, k]
-                        _softmax_update(i, j, u, v, lw, nvalid, mx, yb, index_b, m, s, t, acc, ld, an, au, av)
+                        _softmax_update(i, j, u, v, row, nvalid, mx, yb, index_b, m, s, t, acc, ld, an, au,
+                                        av, wbuf)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
