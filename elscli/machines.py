@@ -149,17 +149,13 @@ def _index_for_label(label: int, labels: Optional[np.ndarray], bank_obj, N: int)
 # -------------------------------------------------------------------------------------- dictionaries
 
 def _axis_parts(P: int, L: int):
-    """Split one axis into bbELS parts: (query range, centre range or None for 'own coordinate')."""
+    """bbELS along one axis of length L: (first, last + 1, centre_lo, centre_hi) parts of the query
+    coordinates; centre_lo = -1 means "the pixel's own coordinate" (the bands within P//2 of a border)."""
     r = P // 2
-    parts = []
-    lo_edge = min(r, L)
-    for i in range(lo_edge):
-        parts.append((i, i + 1, i, i + 1))
-    if L - r > r:
-        parts.append((r, L - r, r, L - r))
-    for i in range(max(L - r, lo_edge), L):
-        parts.append((i, i + 1, i, i + 1))
-    return parts
+    if L <= 2 * r:                      # no interior: every coordinate is within P//2 of a border
+        return [(0, L, -1, -1)]
+    parts = [(0, r, -1, -1), (r, L - r, r, L - r), (L - r, L, -1, -1)]
+    return [p for p in parts if p[1] > p[0]]
 
 
 def dictionary_groups(machine: str, P: int, H: int, W: int) -> np.ndarray:
