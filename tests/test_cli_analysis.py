@@ -119,6 +119,8 @@ def test_locality_scan_recovers_schedule(cli, files, tmp_path):
         assert res.exit_code == 0, res.stderr
     res = cli("locality-scan", tmp_path / "part-0.h5", "-o", tmp_path / "merged.json")
     assert res.exit_code == 1 and "partial scan" in res.stderr
+    res = cli("locality-scan", tmp_path / "part-0.h5", "-o", tmp_path / "subset.json", "--allow-partial")
+    assert res.exit_code == 0 and "covers 2 of 4" in res.stderr
     res = cli("locality-scan", tmp_path / "part-0.h5", tmp_path / "part-1.h5", "-o", tmp_path / "merged.json")
     assert res.exit_code == 0, res.stderr
     assert json.loads((tmp_path / "merged.json").read_text())["patch_sizes"] == TRUE_SCHEDULE

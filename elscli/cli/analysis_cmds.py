@@ -285,6 +285,8 @@ def locality_scan_cmd(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Directory for PNGs.")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", "-j", help="Threads.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Samples evaluated together.")] = 64,
+    allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Write a schedule from a scan of only "
+                                                "some of the reference's samples (a deliberate subset).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
@@ -376,11 +378,11 @@ def locality_scan_cmd(
                            for j, (t, p) in enumerate(zip(sched["times"], sched["patch_sizes"]))]
     if not result.complete:
         _warn(f"the scan covers {len(result.sample_index)} of {result.num_reference_samples} reference samples"
-              + ("; merge all shards before writing a schedule" if output is not None else ""))
+              + ("; merge all shards before writing a schedule" if output is not None and not allow_partial else ""))
     if output is not None:
-        if not result.complete:
+        if not result.complete and not allow_partial:
             raise ElscliError("not writing a schedule from a partial scan: merge every shard first "
-                              "(elscli locality-scan scan-*.h5 -o schedule.json)")
+                              "(elscli locality-scan scan-*.h5 -o schedule.json), or pass --allow-partial")
         from ..h5io import atomic_output
 
         with atomic_output(output, force) as tmp:
