@@ -89,12 +89,14 @@ def schedule_plot(times: np.ndarray, best: np.ndarray, schedule: Sequence[int], 
     ax.scatter((times[None, :] + jitter).ravel(), best.ravel(), s=5, color="tab:blue", alpha=0.25, lw=0)
     ax.step(times, schedule, where="mid", color="black", lw=2, label="schedule (aggregate)")
     if paper:
-        ax.step(paper["times"], paper["patch_sizes"], where="mid", color="tab:orange", lw=1.3, ls="--",
-                label=paper.get("name", "paper"))
+        order = np.argsort(paper["times"])[::-1]
+        ax.step(np.asarray(paper["times"])[order], np.asarray(paper["patch_sizes"])[order], where="mid",
+                color="tab:orange", lw=1.3, ls="--", label=paper.get("name", "paper"))
     ax.set_xlabel("t (step start time)")
     ax.set_ylabel("best patch size P")
     if candidates is not None and len(candidates) <= 16:
-        ax.set_yticks(list(candidates))
+        ticks = set(int(c) for c in candidates) | (set(int(p) for p in paper["patch_sizes"]) if paper else set())
+        ax.set_yticks(sorted(ticks))
     ax.set_xlim(max(times) + 0.03, min(times) - 0.03)  # noise decreases to the right, as sampling runs
     ax.set_title(f"locality calibration{(' — ' + machine) if machine else ''}", fontsize=10)
     ax.legend(fontsize=7, loc="upper right")

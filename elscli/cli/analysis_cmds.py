@@ -283,6 +283,8 @@ def locality_scan_cmd(
     label: Annotated[Optional[int], typer.Option("--label", help="--sweep: class-conditional label.")] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="--sweep: keep the run files here.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Directory for PNGs.")] = None,
+    overlay: Annotated[Optional[str], typer.Option("--overlay", help="A schedule to draw beside the calibrated "
+                                                   "one in the plot, e.g. paper:MNIST_ResNet_zeros.")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", "-j", help="Threads.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Samples evaluated together.")] = 64,
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Write a schedule from a scan of only "
@@ -391,9 +393,15 @@ def locality_scan_cmd(
     if plot_dir is not None:
         from ..analysis.plots import schedule_plot, similarity_plot
 
+        paper = None
+        if overlay is not None:
+            from ..schedule import load_schedule
+
+            ov = load_schedule(overlay)
+            paper = {"times": list(ov.times), "patch_sizes": list(ov.patch_sizes), "name": overlay}
         payload["plots"] = [
             schedule_plot(result.times, best, sched["patch_sizes"], plot_dir / f"schedule-{result.machine}.png",
-                          machine=result.machine, candidates=result.candidates),
+                          machine=result.machine, candidates=result.candidates, paper=paper),
             similarity_plot(result.times, result.candidates, result.similarity,
                             plot_dir / f"similarity-{result.machine}.png", metric=result.metric)]
     if as_json:
