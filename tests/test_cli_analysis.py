@@ -106,7 +106,7 @@ def test_locality_scan_recovers_schedule(cli, files, tmp_path):
     d = files
     res = cli("locality-scan", "-r", d / "net.npz", "--bank", d / "bank.h5", "--machine", "ls",
               "--candidates", "3:9", "-o", tmp_path / "s.json", "--scan-out", tmp_path / "scan.h5",
-              "--plot", tmp_path, "--json", "-q")
+              "--plot", tmp_path, "--overlay", "paper:MNIST_ResNet_zeros", "--json", "-q")
     assert res.exit_code == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["schedule"]["patch_sizes"] == TRUE_SCHEDULE
