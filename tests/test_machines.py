@@ -294,3 +294,19 @@ def test_bad_queries(x, message):
     bank = np.zeros((2, 1, 8, 8), np.float32)
     with pytest.raises(ElscliError, match=message):
         denoise("bbels", x, 0.5, bank, 3)
+
+
+def test_identical_patches_in_different_blocks_resolve_to_the_first():
+    """Copies of the bank land in different parallel blocks; the first copy still dominates everywhere."""
+    rng = np.random.default_rng(14)
+    base = np.round(rng.uniform(-1, 1, (110, 1, 8, 8)) * 4).astype(np.float32) / 4   # coarse: many ties
+    doubled = np.concatenate([base, base])                                           # 220 images: 3 blocks
+    x = rng.standard_normal((2, 1, 8, 8))
+    for machine in ("ls", "els", "bbels"):
+        once, p1 = denoise_with_provenance(machine, x, 0.3, base, 3)
+        twice, p2 = denoise_with_provenance(machine, x, 0.3, doubled, 3)
+        assert rel_err(twice, once) < 1e-12
+        assert np.all(p2.image < len(base))
+        for name in ("image", "row", "col"):
+            np.testing.assert_array_equal(getattr(p2, name), getattr(p1, name))
+        np.testing.assert_allclose(p2.weight, p1.weight / 2, rtol=1e-9)
