@@ -2,7 +2,8 @@
 
 The bank is mnist-5k repeated 12 times with small perturbations (+-1 gray level at random pixels) — for
 memory only, not as data.  Prints the peak resident set size of this process after building the bank and
-after one evaluation at P = 3 and P = 15.
+after one evaluation at each patch size (default P = 15; the kernel's buffers do not depend on P: the
+bank is held once, transposed into blocks of training images, and patches are never materialised).
 
     python benchmarks/bench_memory.py [--images 60000]
 """
@@ -25,6 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=60000)
     ap.add_argument("--t", type=float, default=0.5)
+    ap.add_argument("--patch-sizes", default="15")
     args = ap.parse_args()
 
     from elscli.bank import Bank
@@ -41,7 +43,7 @@ def main() -> None:
     del big
     print(f"bank of {len(bank)} images {bank.shape}: peak RSS {peak_mb():.0f} MB")
     x = rng.standard_normal((1,) + bank.shape)
-    for P in (3, 15):
+    for P in [int(p) for p in args.patch_sizes.split(",")]:
         t0 = time.perf_counter()
         denoise("bbels", x, args.t, bank, P)
         print(f"bbELS P={P}, t={args.t}: {time.perf_counter() - t0:.1f} s, peak RSS {peak_mb():.0f} MB")
