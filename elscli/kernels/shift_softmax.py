@@ -63,6 +63,23 @@ def block_max(values, n):
 
 
 @njit(inline="always")
+def _shift_range(q0, q1, c0, c1):
+    """Shifts d = centre - query coordinate that pair query coordinates [q0, q1) with centres [c0, c1);
+    c0 < 0 means each query coordinate's own centre (d = 0 only)."""
+    if c0 < 0:
+        return 0, 1
+    return c0 - (q1 - 1), c1 - q0
+
+
+@njit(inline="always")
+def _overlap(q0, q1, c0, c1, d):
+    """The query coordinates in [q0, q1) whose centre q + d lies in [c0, c1) (all of them for own centres)."""
+    if c0 < 0:
+        return q0, q1
+    return max(q0, c0 - d), min(q1, c1 - d)
+
+
+@njit(inline="always")
 def _precedes(n, u, v, n0, u0, v0):
     """(n, u, v) comes before (n0, u0, v0) in (image, row, col) order."""
     return n < n0 or (n == n0 and (u < u0 or (u == u0 and v < v0)))
@@ -168,36 +185,18 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, ld, an,
         qi1 = groups[g, G_QI1]
         qj0 = groups[g, G_QJ0]
         qj1 = groups[g, G_QJ1]
-        own_row = groups[g, G_U0] < 0
-        own_col = groups[g, G_V0] < 0
-        if own_row:
-            du_lo = 0
-            du_hi = 1
-        else:
-            du_lo = groups[g, G_U0] - (qi1 - 1)
-            du_hi = groups[g, G_U1] - qi0
-        if own_col:
-            dv_lo = 0
-            dv_hi = 1
-        else:
-            dv_lo = groups[g, G_V0] - (qj1 - 1)
-            dv_hi = groups[g, G_V1] - qj0
+        u0 = groups[g, G_U0]
+        u1 = groups[g, G_U1]
+        v0 = groups[g, G_V0]
+        v1 = groups[g, G_V1]
+        du_lo, du_hi = _shift_range(qi0, qi1, u0, u1)
+        dv_lo, dv_hi = _shift_range(qj0, qj1, v0, v1)
         for du in range(du_lo, du_hi):
-            if own_row:
-                i_lo = qi0
-                i_hi = qi1
-            else:
-                i_lo = max(qi0, groups[g, G_U0] - du)
-                i_hi = min(qi1, groups[g, G_U1] - du)
+            i_lo, i_hi = _overlap(qi0, qi1, u0, u1, du)
             if i_hi <= i_lo:
                 continue
             for dv in range(dv_lo, dv_hi):
-                if own_col:
-                    j_lo = qj0
-                    j_hi = qj1
-                else:
-                    j_lo = max(qj0, groups[g, G_V0] - dv)
-                    j_hi = min(qj1, groups[g, G_V1] - dv)
+                j_lo, j_hi = _overlap(qj0, qj1, v0, v1, dv)
                 if j_hi <= j_lo:
                     continue
                 for zr in range(i_lo, i_hi + 2 * r):
