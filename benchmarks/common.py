@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Callable, List, Sequence
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ELSCLI_SHARED", REPO.parent / "shared"))

@@ -20,7 +20,7 @@ import contextlib
 import math
 import weakref
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple
 
 import numpy as np
 

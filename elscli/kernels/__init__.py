@@ -1,6 +1,6 @@
 """Numba kernels: the only compiled layer of elscli.
 
-- :mod:`.patch_softmax` — fused patch distance + online softmax for LS, ELS and bbELS;
+- :mod:`.shift_softmax` — fused patch distance (sliding sums per shift) + online softmax for LS, ELS and bbELS;
 - :mod:`.ideal` — the whole-image softmax of the IS machine;
 - :mod:`.expm` — the vectorisable exp they share; :mod:`.config` — fastmath flags and block size.
 
