@@ -201,6 +201,46 @@ class _BlockCache:
 _BLOCKS = _BlockCache()
 
 
+class _ConstantPatchCache:
+    """:class:`~elscli.kernels.constant_patch.ConstantPatches` per (bank array, index set, P, machine), and
+    the constant value per bank array; built once per dictionary, like the blocks."""
+
+    def __init__(self, size: int = 32):
+        self.size = size
+        self.entries: dict = {}
+        self.values: dict = {}
+
+    def value(self, images: np.ndarray) -> np.ndarray:
+        from .kernels.constant_patch import constant_value
+
+        key = (id(images), images.shape)
+        hit = self.values.get(key)
+        if hit is not None and hit[0]() is images:
+            return hit[1]
+        val = constant_value(images)
+        if len(self.values) >= self.size:
+            self.values.pop(next(iter(self.values)))
+        self.values[key] = (weakref.ref(images), val)
+        return val
+
+    def get(self, images: np.ndarray, index: np.ndarray, blocks: np.ndarray, P: int, machine: str,
+            groups: np.ndarray):
+        from .kernels.constant_patch import ConstantPatches
+
+        key = (id(images), images.shape, blocks.shape, index.shape[0], hash(index.tobytes()), P, machine)
+        hit = self.entries.get(key)
+        if hit is not None and hit[0]() is images and np.array_equal(hit[1], index):
+            return hit[2]
+        const = ConstantPatches(blocks, index, P, groups, self.value(images))
+        if len(self.entries) >= self.size:
+            self.entries.pop(next(iter(self.entries)))
+        self.entries[key] = (weakref.ref(images), index.copy(), const)
+        return const
+
+
+_CONSTANT_PATCHES = _ConstantPatchCache()
+
+
 @contextlib.contextmanager
 def numba_threads(threads: Optional[int]):
     """Run with ``threads`` Numba threads, restoring the previous setting afterwards."""
@@ -235,7 +275,11 @@ def _run_patch_machine(machine, xb, images, index, P, a, b):
     groups = dictionary_groups(machine, P, H, W)
     s1 = a / (b * b)
     s2 = a * a / (2.0 * b * b)
-    x0, dn, du, dv, w, ent = shift_softmax(xq, blocks, index.shape[0], index, groups, P, s1, s2)
+    const = _CONSTANT_PATCHES.get(images, index, blocks, P, machine, groups)
+    const_logw = const.log_weights(xq, P, s1, s2) if const.active else np.zeros((B, H, W))
+    x0, dn, du, dv, w, ent = shift_softmax(xq, blocks, index.shape[0], index, groups, P, s1, s2, const.mask,
+                                           const.active, const_logw, const.count, const.value,
+                                           const.first_image, const.first_row, const.first_col)
     return x0, Provenance(dn, du.astype(np.int32), dv.astype(np.int32), w, ent)
 
 

@@ -64,9 +64,9 @@ def test_real_digits_match_oracle(machine, P, real_bank):
 
 
 def test_bank_larger_than_one_block_matches_oracle():
-    """More training images than one parallel block (64): the fixed-order merge of blocks is exact."""
+    """More training images than one parallel block (256): the fixed-order merge of blocks is exact."""
     rng = np.random.default_rng(7)
-    bank = random_bank(rng, 150, 1, 6, 6)
+    bank = random_bank(rng, 600, 1, 6, 6)
     x = rng.standard_normal((1, 1, 6, 6))
     for machine in ("ls", "els", "bbels"):
         assert_matches_oracle(machine, x, bank, 0.4, 3)
@@ -190,7 +190,7 @@ def test_ls_with_a_window_covering_the_image_is_is(real_bank):
 @pytest.mark.parametrize("machine", MACHINES)
 def test_thread_count_and_batch_do_not_change_results(machine):
     rng = np.random.default_rng(9)
-    bank = random_bank(rng, 200, 1, 10, 10)      # several parallel blocks
+    bank = random_bank(rng, 600, 1, 10, 10)      # several parallel blocks
     x = rng.standard_normal((3, 1, 10, 10))
     one = denoise_with_provenance(machine, x, 0.5, bank, 5, threads=1)
     two = denoise_with_provenance(machine, x, 0.5, bank, 5, threads=2)
@@ -299,8 +299,8 @@ def test_bad_queries(x, message):
 def test_identical_patches_in_different_blocks_resolve_to_the_first():
     """Copies of the bank land in different parallel blocks; the first copy still dominates everywhere."""
     rng = np.random.default_rng(14)
-    base = np.round(rng.uniform(-1, 1, (110, 1, 8, 8)) * 4).astype(np.float32) / 4   # coarse: many ties
-    doubled = np.concatenate([base, base])                                           # 220 images: 3 blocks
+    base = np.round(rng.uniform(-1, 1, (300, 1, 8, 8)) * 4).astype(np.float32) / 4   # coarse: many ties
+    doubled = np.concatenate([base, base])                                           # 600 images: 3 blocks
     x = rng.standard_normal((2, 1, 8, 8))
     for machine in ("ls", "els", "bbels"):
         once, p1 = denoise_with_provenance(machine, x, 0.3, base, 3)

@@ -12,7 +12,7 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 #: blocks, and the fixed order in which their partial softmax sums are merged, are a function of the
 #: dictionary's image count alone (see :func:`lanes_per_block`), never of the thread count or batch size:
 #: that is what makes results bitwise identical for any ``NUMBA_NUM_THREADS``.
-MAX_IMAGES_PER_BLOCK = 128
+MAX_IMAGES_PER_BLOCK = 256
 
 
 def lanes_per_block(n_images: int) -> int:
@@ -33,3 +33,8 @@ SKIP_LOG_RATIO = 64.0
 #: identical patches differ by rounding (~1e-13 relative); this is far above that and far below any
 #: difference that changes a weight noticeably.
 TIE_RELATIVE = 1e-9
+
+#: Lanes below e^-SKIP_LOG_RATIO of a pixel's maximum get weight exactly 0.  When at most 1/SPARSE_FRACTION
+#: of a block's 8-lane chunks hold any other lane (low noise), only those chunks are gathered and
+#: exponentiated; otherwise the whole block is (the result is the same up to summation order).
+SPARSE_FRACTION = 2

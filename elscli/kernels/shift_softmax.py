@@ -19,10 +19,18 @@ sums run in one fixed order, so identical patches get bitwise identical distance
 exactly: the dominant patch is the first in (image, row, col) order).
 
 **Vectorised over training images.**  The bank is stored transposed in blocks of up to ``MAX_IMAGES_PER_BLOCK``
-images, images innermost: every arithmetic loop runs over one block's lanes.  Per (pixel, centre, block) the
-block's largest log-weight is compared with the pixel's running maximum; if it is below by more than
-``SKIP_LOG_RATIO`` (64 nats) the whole block is skipped without an exp: every weight in it is provably
-< e^-64 of the running maximum (elscli's exactness rule allows < e^-40).
+images, images innermost (``(H, W, C, K)`` per block): every arithmetic loop runs over one block's lanes.
+
+**Provably negligible weights.**  Per (pixel, centre, block) the block's largest log weight is compared with
+the pixel's running maximum; if it is below by more than ``SKIP_LOG_RATIO`` (64 nats) the whole block is
+skipped without an exp: every weight in it is provably < e^-64 of the running maximum (elscli's exactness
+rule allows < e^-40).  Otherwise, when most 8-lane chunks hold only such lanes (low noise), just the other
+chunks are gathered and exponentiated; the lanes left out would have weight exactly 0.
+
+**The constant patch** (:mod:`.constant_patch`): the lanes whose patch is the bank's flat background are
+left out of the blocks and enter the merge as one exact term ``count * exp(log w_const - m)`` per pixel;
+each block's running maximum starts at ``log w_const``, so at low noise background pixels skip nearly
+every block.
 
 Layers (stumpy's pattern): :func:`_block_job` works one (query image, image block) pair into private
 buffers; :func:`shift_softmax` runs ``prange`` over those pairs and merges the blocks in a fixed order, so
@@ -34,8 +42,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .config import FASTMATH, SKIP_LOG_RATIO, TIE_RELATIVE
+from .config import FASTMATH, SKIP_LOG_RATIO, SPARSE_FRACTION, TIE_RELATIVE
 from .expm import exp_nonpositive
+
+#: Log weight given to excluded lanes: its exp is exactly 0 and 0 * EXCLUDED is 0 (not NaN, as -inf gives).
+EXCLUDED = -1e300
 
 # group columns: query rows [qi0, qi1), query cols [qj0, qj1), centre rows [u0, u1), centre cols [v0, v1);
 # u0 == -1: the centre row is the query pixel's own row (v0 == -1: its own column).
@@ -93,13 +104,14 @@ def tie_tolerance(logw):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _softmax_update(i, j, u, v, logw, nvalid, mx, yb, index_b, m, s, t, acc, ld, an, au, av, wbuf):
-    """Fold one block's log weights ``logw[:nvalid]`` (max ``mx``) for the patch centred at (u, v) into
-    the running softmax of pixel (i, j).
+def _softmax_update(i, j, u, v, logw, nvalid, mx, centre, ids, m, s, t, acc, ld, an, au, av, wbuf):
+    """Fold log weights ``logw[:nvalid]`` (max ``mx``) of patches centred at (u, v) into the running softmax
+    of pixel (i, j); ``centre[c, k]`` is entry k's centre value in channel c, ``ids[k]`` its bank image
+    index (entries in increasing image order).
 
     The dominant patch (log weight ``ld``) is the first in (image, row, col) order among the patches whose
     log weight is within :func:`tie_tolerance` of the largest."""
-    C = yb.shape[0]
+    C = centre.shape[0]
     mo = m[i, j]
     lo = ld[i, j]
     tol = tie_tolerance(max(mx, lo))
@@ -107,7 +119,7 @@ def _softmax_update(i, j, u, v, logw, nvalid, mx, yb, index_b, m, s, t, acc, ld,
         kf = 0
         while logw[kf] < mx - tol:
             kf += 1
-        n_new = index_b[kf]
+        n_new = ids[kf]
         if mx > lo + tol or _precedes(n_new, u, v, an[i, j], au[i, j], av[i, j]):
             an[i, j] = n_new
             au[i, j] = u
@@ -136,7 +148,7 @@ def _softmax_update(i, j, u, v, logw, nvalid, mx, yb, index_b, m, s, t, acc, ld,
             w = exp_nonpositive(y)
             se += w
             st += w * y
-            s0 += w * np.float64(yb[0, u, v, k])
+            s0 += w * np.float64(centre[0, k])
         acc[0, i, j] += s0
     else:
         for k in range(nvalid):
@@ -148,18 +160,20 @@ def _softmax_update(i, j, u, v, logw, nvalid, mx, yb, index_b, m, s, t, acc, ld,
         for c in range(C):
             sc_c = 0.0
             for k in range(nvalid):
-                sc_c += wbuf[k] * np.float64(yb[c, u, v, k])
+                sc_c += wbuf[k] * np.float64(centre[c, k])
             acc[c, i, j] += sc_c
     s[i, j] += se
     t[i, j] += st
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, ld, an, au, av):
+def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude, m, s, t, acc, ld, an, au,
+               av):
     """Online softmax of one query image over one block of training images, into private buffers.
 
-    xq: (C, H+2r, W+2r) padded query; yb: (C, H, W, K) block of training images (lanes = images);
-    index_b: (K,) their indices in the bank.  m, s, t (H, W): running max of log w, sum of exp(log w - m)
+    xq: (C, H+2r, W+2r) padded query; yb: (H, W, C, K) block of training images (lanes = images);
+    index_b: (K,) their indices in the bank; exclude (H, W, K): lanes left out at each patch centre (the
+    constant patch, counted separately), read only when ``use_exclude``.  m, s, t (H, W): running max of log w, sum of exp(log w - m)
     and of exp(log w - m)(log w - m); acc (C, H, W): weighted centre sums; ld, an, au, av: the dominant
     patch's log weight and (image, row, col).
 
@@ -179,6 +193,14 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, ld, an,
     ring = np.empty((P, W, K))
     col = np.empty((W, K))
     wbuf = np.empty(K)
+    lbuf = np.empty(K)
+    nchunk = (nvalid + 7) // 8
+    live_chunk = np.zeros(nchunk, dtype=np.bool_)
+    live_lane = np.zeros(8 * nchunk, dtype=np.uint8)
+    live_word = live_lane.view(np.uint64)
+    sparse_logw = np.empty(K)
+    sparse_ids = np.empty(K, dtype=np.int64)
+    sparse_centre = np.empty((C, K), dtype=yb.dtype)
     G = groups.shape[0]
     for g in range(G):
         qi0 = groups[g, G_QI0]
@@ -209,12 +231,12 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, ld, an,
                             if 0 <= yc < W:
                                 q = s1 * xq[0, zr, cc]
                                 for k in range(K):
-                                    y = np.float64(yb[0, yr, yc, k])
+                                    y = np.float64(yb[yr, yc, 0, k])
                                     prod[cc, k] = y * (q - s2 * y)
                                 for ch in range(1, C):
                                     q = s1 * xq[ch, zr, cc]
                                     for k in range(K):
-                                        y = np.float64(yb[ch, yr, yc, k])
+                                        y = np.float64(yb[yr, yc, ch, k])
                                         prod[cc, k] += y * (q - s2 * y)
                             else:
                                 for k in range(K):
@@ -252,29 +274,74 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, m, s, t, acc, ld, an,
                     for j in range(j_lo, j_hi):
                         v = j + dv
                         row = col[j]
+                        ybc = yb[u, v]
+                        if use_exclude:
+                            ex = exclude[u, v]
+                            for k in range(nvalid):
+                                lbuf[k] = EXCLUDED if ex[k] else row[k]
+                            for k in range(nvalid, 8 * nchunk):
+                                lbuf[k] = EXCLUDED
+                            row = lbuf
                         mx = block_max(row, nvalid)
-                        if mx < m[i, j] - SKIP_LOG_RATIO:
+                        if mx == EXCLUDED or mx < m[i, j] - SKIP_LOG_RATIO:
                             continue            # every weight of this block is < e^-64 of the maximum
-                        _softmax_update(i, j, u, v, row, nvalid, mx, yb, index_b, m, s, t, acc, ld, an, au,
-                                        av, wbuf)
+                        # Lanes below e^-64 of the maximum get weight exactly 0 either way; when most
+                        # 8-lane chunks hold only such lanes, the other chunks are gathered before the exp.
+                        thr = max(mx, m[i, j]) - SKIP_LOG_RATIO
+                        for k in range(8 * nchunk):
+                            live_lane[k] = 1 if row[k] >= thr else 0
+                        nlive = 0
+                        for ch in range(nchunk):
+                            f = live_word[ch] != 0
+                            live_chunk[ch] = f
+                            nlive += 1 if f else 0
+                        if nlive * SPARSE_FRACTION <= nchunk:
+                            kk = 0
+                            for ch in range(nchunk):
+                                if live_chunk[ch]:
+                                    for q in range(8):
+                                        k = 8 * ch + q
+                                        sparse_logw[kk + q] = row[k] if k < nvalid else EXCLUDED
+                                        sparse_ids[kk + q] = index_b[k] if k < nvalid else 0
+                                    for c in range(C):
+                                        for q in range(8):
+                                            sparse_centre[c, kk + q] = ybc[c, 8 * ch + q]
+                                    kk += 8
+                            _softmax_update(i, j, u, v, sparse_logw, kk, mx, sparse_centre, sparse_ids, m, s,
+                                            t, acc, ld, an, au, av, wbuf)
+                        else:
+                            _softmax_update(i, j, u, v, row, nvalid, mx, ybc, index_b, m, s, t, acc,
+                                            ld, an, au, av, wbuf)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2):
+def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2, exclude, use_exclude, const_logw, const_count,
+                  const_value, const_n, const_u, const_v):
     """All (query image, image block) pairs in parallel, then a merge of the blocks in a fixed order.
 
-    xq: (B, C, H+2r, W+2r) padded queries; yt: (nblk, C, H, W, K) the dictionary's training images in
+    xq: (B, C, H+2r, W+2r) padded queries; yt: (nblk, H, W, C, K) the dictionary's training images in
     blocks of K (see :func:`transpose_blocks`), ``nimg`` of them valid; index: (nimg,) their bank indices.
+
+    The constant patch (see :mod:`.constant_patch`), when ``use_exclude``: ``exclude`` (nblk, H, W, K) marks
+    its lanes, which the blocks leave out; it enters the merge as one exact term per pixel with log weight
+    ``const_logw`` (B, H, W), ``const_count`` (H, W) copies of centre value ``const_value`` (C,), first
+    occurrence ``const_n/u/v`` (H, W).  Each block's running maximum starts at ``const_logw``, so blocks far
+    below the constant patch are skipped.
+
     Returns x0_hat (B, C, H, W) and, per pixel, the dominant patch (bank image index, row, col), its
     normalised weight and the posterior entropy (nats).
     """
     B = xq.shape[0]
     C = xq.shape[1]
     nblk = yt.shape[0]
-    H = yt.shape[2]
-    W = yt.shape[3]
+    H = yt.shape[1]
+    W = yt.shape[2]
     K = yt.shape[4]
     m = np.full((B, nblk, H, W), -np.inf)
+    if use_exclude:
+        for bi in range(B):
+            for kb in range(nblk):
+                m[bi, kb] = const_logw[bi]
     s = np.zeros((B, nblk, H, W))
     t = np.zeros((B, nblk, H, W))
     acc = np.zeros((B, nblk, C, H, W))
@@ -287,8 +354,9 @@ def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2):
         kb = job - bi * nblk
         lo = kb * K
         nvalid = min(K, nimg - lo)
-        _block_job(xq[bi], yt[kb], nvalid, index[lo:lo + nvalid], groups, P, s1, s2, m[bi, kb], s[bi, kb],
-                   t[bi, kb], acc[bi, kb], ld[bi, kb], an[bi, kb], au[bi, kb], av[bi, kb])
+        _block_job(xq[bi], yt[kb], nvalid, index[lo:lo + nvalid], groups, P, s1, s2,
+                   exclude[kb if use_exclude else 0], use_exclude, m[bi, kb], s[bi, kb], t[bi, kb], acc[bi, kb],
+                   ld[bi, kb], an[bi, kb], au[bi, kb], av[bi, kb])
     x0 = np.empty((B, C, H, W))
     dom_n = np.empty((B, H, W), dtype=np.int64)
     dom_u = np.empty((B, H, W), dtype=np.int64)
@@ -298,10 +366,13 @@ def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2):
     for bi in prange(B):
         for i in range(H):
             for j in range(W):
-                M = -np.inf
+                cnt = const_count[i, j] if use_exclude else 0
+                lc = const_logw[bi, i, j] if cnt > 0 else -np.inf
+                M = lc
                 for kb in range(nblk):
                     M = max(M, m[bi, kb, i, j])
-                # the dominant patch: first in (image, row, col) order among the blocks' near-ties
+                # the dominant patch: first in (image, row, col) order among the near-ties of the blocks and
+                # the constant patch
                 kbest = 0
                 for kb in range(1, nblk):
                     lk = ld[bi, kb, i, j]
@@ -311,10 +382,27 @@ def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2):
                             an[bi, kb, i, j], au[bi, kb, i, j], av[bi, kb, i, j],
                             an[bi, kbest, i, j], au[bi, kbest, i, j], av[bi, kbest, i, j])):
                         kbest = kb
+                best_l = ld[bi, kbest, i, j]
+                best_n = an[bi, kbest, i, j]
+                best_u = au[bi, kbest, i, j]
+                best_v = av[bi, kbest, i, j]
                 S = 0.0
                 T = 0.0
                 for c in range(C):
                     x0[bi, c, i, j] = 0.0
+                if cnt > 0:
+                    tol = tie_tolerance(max(lc, best_l))
+                    if lc > best_l + tol or (lc >= best_l - tol and _precedes(
+                            const_n[i, j], const_u[i, j], const_v[i, j], best_n, best_u, best_v)):
+                        best_l = lc
+                        best_n = const_n[i, j]
+                        best_u = const_u[i, j]
+                        best_v = const_v[i, j]
+                    sc = math.exp(lc - M)
+                    S += cnt * sc
+                    T += cnt * sc * (lc - M)
+                    for c in range(C):
+                        x0[bi, c, i, j] += cnt * sc * np.float64(const_value[c])
                 for kb in range(nblk):
                     mk = m[bi, kb, i, j]
                     if mk == -np.inf:
@@ -326,20 +414,20 @@ def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2):
                         x0[bi, c, i, j] += sc * acc[bi, kb, c, i, j]
                 for c in range(C):
                     x0[bi, c, i, j] /= S
-                dom_n[bi, i, j] = an[bi, kbest, i, j]
-                dom_u[bi, i, j] = au[bi, kbest, i, j]
-                dom_v[bi, i, j] = av[bi, kbest, i, j]
-                weight[bi, i, j] = math.exp(ld[bi, kbest, i, j] - M) / S
+                dom_n[bi, i, j] = best_n
+                dom_u[bi, i, j] = best_u
+                dom_v[bi, i, j] = best_v
+                weight[bi, i, j] = math.exp(best_l - M) / S
                 entropy[bi, i, j] = max(math.log(S) - T / S, 0.0)
     return x0, dom_n, dom_u, dom_v, weight, entropy
 
 
 def transpose_blocks(images: np.ndarray, index: np.ndarray, K: int) -> np.ndarray:
-    """The images ``images[index]`` (N, C, H, W) as blocks (nblk, C, H, W, K), images innermost
+    """The images ``images[index]`` (N, C, H, W) as blocks (nblk, H, W, C, K), images innermost
     (float32; lanes past the last image are zero and never read by the softmax)."""
     n = index.shape[0]
     N, C, H, W = images.shape
     nblk = max(1, (n + K - 1) // K)
     out = np.zeros((nblk * K, C, H, W), dtype=np.float32)
     out[:n] = images[index]
-    return np.ascontiguousarray(out.reshape(nblk, K, C, H, W).transpose(0, 2, 3, 4, 1))
+    return np.ascontiguousarray(out.reshape(nblk, K, C, H, W).transpose(0, 3, 4, 2, 1))
