@@ -241,6 +241,30 @@ class _ConstantPatchCache:
 _CONSTANT_PATCHES = _ConstantPatchCache()
 
 
+class _PatchTreeCache:
+    """:class:`~elscli.kernels.patch_tree.PatchTree` per (bank array, index set, P): a few, they are big."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self.entries: dict = {}
+
+    def get(self, images: np.ndarray, index: np.ndarray, P: int):
+        from .kernels.patch_tree import PatchTree
+
+        key = (id(images), images.shape, index.shape[0], hash(index.tobytes()), P)
+        hit = self.entries.get(key)
+        if hit is not None and hit[0]() is images and np.array_equal(hit[1], index):
+            return hit[2]
+        if len(self.entries) >= self.size:
+            self.entries.pop(next(iter(self.entries)))
+        tree = PatchTree(images, index, P)
+        self.entries[key] = (weakref.ref(images), index.copy(), tree)
+        return tree
+
+
+_PATCH_TREES = _PatchTreeCache()
+
+
 @contextlib.contextmanager
 def numba_threads(threads: Optional[int]):
     """Run with ``threads`` Numba threads, restoring the previous setting afterwards."""
@@ -263,8 +287,31 @@ def numba_threads(threads: Optional[int]):
 
 # ------------------------------------------------------------------------------------------- machines
 
+def _tree_group(machine: str, groups: np.ndarray, P: int, H: int, W: int) -> int:
+    """The row of ``groups`` whose dictionary is every valid patch (ELS; the bbELS interior), or -1."""
+    r = P // 2
+    for g, row in enumerate(groups):
+        if tuple(row[4:]) == (r, H - r, r, W - r):
+            return g
+    return -1
+
+
+def _use_tree(machine: str, P: int, a: float, b: float, n_images: int, C: int, H: int, W: int) -> bool:
+    """The patch tree pays off at low noise, where its bounds prune most of the dictionary, and for small
+    patches (few coordinates per bound); it must also fit the memory budget."""
+    from .kernels import patch_tree
+
+    if machine not in ("els", "bbels") or P not in patch_tree.MIN_PRECISION or P > min(H, W):
+        return False
+    if a * a / (2.0 * b * b) < patch_tree.MIN_PRECISION[P]:
+        return False
+    n = n_images * (H - P + 1) * (W - P + 1)
+    return n * (C * P * P * 4 + 48) <= patch_tree.MAX_BYTES
+
+
 def _run_patch_machine(machine, xb, images, index, P, a, b):
     from .kernels.config import lanes_per_block
+    from .kernels.constant_patch import ExternalState
     from .kernels.shift_softmax import shift_softmax
 
     B, C, H, W = xb.shape
@@ -276,10 +323,29 @@ def _run_patch_machine(machine, xb, images, index, P, a, b):
     s1 = a / (b * b)
     s2 = a * a / (2.0 * b * b)
     const = _CONSTANT_PATCHES.get(images, index, blocks, P, machine, groups)
-    const_logw = const.log_weights(xq, P, s1, s2) if const.active else np.zeros((B, H, W))
+    ext = ExternalState(B, C, H, W)
+    const.fold_into(ext, xq, P, s1, s2)
+    g = _tree_group(machine, groups, P, H, W)
+    if g >= 0 and _use_tree(machine, P, a, b, index.shape[0], C, H, W):
+        from .kernels.patch_tree import tree_softmax
+
+        tree = _PATCH_TREES.get(images, index, P)
+        qi0, qi1, qj0, qj1 = groups[g, :4]
+        ii, jj = np.meshgrid(np.arange(qi0, qi1), np.arange(qj0, qj1), indexing="ij")
+        pixels = np.ascontiguousarray(np.stack([ii.ravel(), jj.ravel()], axis=1), dtype=np.int64)
+        state, acc, dom, _work = tree_softmax(xq, pixels, P, s1, s2, a, tree.patches, tree.norms, tree.counts,
+                                       tree.centre, tree.first, tree.start, tree.end, tree.left, tree.right,
+                                       tree.lo, tree.hi)
+        pi, pj = pixels[:, 0], pixels[:, 1]
+        ext.m[:, pi, pj] = state[..., 0]
+        ext.s[:, pi, pj] = state[..., 1]
+        ext.t[:, pi, pj] = state[..., 2]
+        ext.ld[:, pi, pj] = state[..., 3]
+        ext.acc[:, :, pi, pj] = acc.transpose(0, 2, 1)
+        ext.dom[:, pi, pj] = dom
+        groups = np.delete(groups, g, axis=0)
     x0, dn, du, dv, w, ent = shift_softmax(xq, blocks, index.shape[0], index, groups, P, s1, s2, const.mask,
-                                           const.active, const_logw, const.count, const.value,
-                                           const.first_image, const.first_row, const.first_col)
+                                           const.active, *ext.arrays())
     return x0, Provenance(dn, du.astype(np.int32), dv.astype(np.int32), w, ent)
 
 

@@ -176,3 +176,37 @@ class ConstantPatches:
         out = s1 * box - s2 * P * P * float(np.dot(v, v))
         out[:, self.count == 0] = -np.inf
         return out
+
+    def fold_into(self, state: "ExternalState", xq: np.ndarray, P: int, s1: float, s2: float) -> None:
+        """Write the constant patch's exact term into ``state`` for every pixel whose dictionary holds it."""
+        if not self.active:
+            return
+        lw = self.log_weights(xq, P, s1, s2)
+        has = np.broadcast_to(self.count > 0, lw.shape)
+        state.m[has] = lw[has]
+        state.ld[has] = lw[has]
+        state.s[has] = np.broadcast_to(self.count, lw.shape)[has].astype(np.float64)
+        state.t[has] = 0.0
+        for c in range(state.acc.shape[1]):
+            state.acc[:, c][has] = np.broadcast_to(self.count * np.float64(self.value[c]), lw.shape)[has]
+        state.dom[..., 0][has] = np.broadcast_to(self.first_image, lw.shape)[has]
+        state.dom[..., 1][has] = np.broadcast_to(self.first_row, lw.shape)[has]
+        state.dom[..., 2][has] = np.broadcast_to(self.first_col, lw.shape)[has]
+
+
+class ExternalState:
+    """Per-pixel online-softmax state of patches the shift kernel does not see itself (the constant patch,
+    or groups worked by the patch tree): m, s, t, ld (B, H, W), acc (B, C, H, W), dom (B, H, W, 3)."""
+
+    def __init__(self, B: int, C: int, H: int, W: int):
+        self.m = np.full((B, H, W), -np.inf)
+        self.s = np.zeros((B, H, W))
+        self.t = np.zeros((B, H, W))
+        self.ld = np.full((B, H, W), -np.inf)
+        self.acc = np.zeros((B, C, H, W))
+        self.dom = np.empty((B, H, W, 3), dtype=np.int64)
+        self.dom[..., 0] = _NONE
+        self.dom[..., 1:] = -1
+
+    def arrays(self):
+        return self.m, self.s, self.t, self.acc, self.ld, self.dom

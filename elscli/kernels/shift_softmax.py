@@ -315,18 +315,18 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2, exclude, use_exclude, const_logw, const_count,
-                  const_value, const_n, const_u, const_v):
+def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2, exclude, use_exclude, ext_m, ext_s, ext_t, ext_acc,
+                  ext_ld, ext_dom):
     """All (query image, image block) pairs in parallel, then a merge of the blocks in a fixed order.
 
     xq: (B, C, H+2r, W+2r) padded queries; yt: (nblk, H, W, C, K) the dictionary's training images in
     blocks of K (see :func:`transpose_blocks`), ``nimg`` of them valid; index: (nimg,) their bank indices.
 
-    The constant patch (see :mod:`.constant_patch`), when ``use_exclude``: ``exclude`` (nblk, H, W, K) marks
-    its lanes, which the blocks leave out; it enters the merge as one exact term per pixel with log weight
-    ``const_logw`` (B, H, W), ``const_count`` (H, W) copies of centre value ``const_value`` (C,), first
-    occurrence ``const_n/u/v`` (H, W).  Each block's running maximum starts at ``const_logw``, so blocks far
-    below the constant patch are skipped.
+    When ``use_exclude``, ``exclude`` (nblk, H, W, K) marks lanes the blocks leave out (the constant patch,
+    see :mod:`.constant_patch`).  Patches counted elsewhere — the constant patch, or a whole group worked by
+    the patch tree (:mod:`.patch_tree`) — enter the merge first as an external online-softmax state per
+    pixel: ``ext_m, ext_s, ext_t, ext_ld`` (B, H, W), ``ext_acc`` (B, C, H, W), ``ext_dom`` (B, H, W, 3)
+    (m = -inf: none).  Each block's running maximum starts at ``ext_m``, so blocks far below it are skipped.
 
     Returns x0_hat (B, C, H, W) and, per pixel, the dominant patch (bank image index, row, col), its
     normalised weight and the posterior entropy (nats).
@@ -337,11 +337,10 @@ def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2, exclude, use_exclude, 
     H = yt.shape[1]
     W = yt.shape[2]
     K = yt.shape[4]
-    m = np.full((B, nblk, H, W), -np.inf)
-    if use_exclude:
-        for bi in range(B):
-            for kb in range(nblk):
-                m[bi, kb] = const_logw[bi]
+    m = np.empty((B, nblk, H, W))
+    for bi in range(B):
+        for kb in range(nblk):
+            m[bi, kb] = ext_m[bi]
     s = np.zeros((B, nblk, H, W))
     t = np.zeros((B, nblk, H, W))
     acc = np.zeros((B, nblk, C, H, W))
@@ -366,8 +365,7 @@ def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2, exclude, use_exclude, 
     for bi in prange(B):
         for i in range(H):
             for j in range(W):
-                cnt = const_count[i, j] if use_exclude else 0
-                lc = const_logw[bi, i, j] if cnt > 0 else -np.inf
+                lc = ext_m[bi, i, j]
                 M = lc
                 for kb in range(nblk):
                     M = max(M, m[bi, kb, i, j])
@@ -390,19 +388,21 @@ def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2, exclude, use_exclude, 
                 T = 0.0
                 for c in range(C):
                     x0[bi, c, i, j] = 0.0
-                if cnt > 0:
-                    tol = tie_tolerance(max(lc, best_l))
-                    if lc > best_l + tol or (lc >= best_l - tol and _precedes(
-                            const_n[i, j], const_u[i, j], const_v[i, j], best_n, best_u, best_v)):
-                        best_l = lc
-                        best_n = const_n[i, j]
-                        best_u = const_u[i, j]
-                        best_v = const_v[i, j]
+                if lc > -np.inf:
+                    le = ext_ld[bi, i, j]
+                    tol = tie_tolerance(max(le, best_l))
+                    if le > best_l + tol or (le >= best_l - tol and _precedes(
+                            ext_dom[bi, i, j, 0], ext_dom[bi, i, j, 1], ext_dom[bi, i, j, 2], best_n, best_u,
+                            best_v)):
+                        best_l = le
+                        best_n = ext_dom[bi, i, j, 0]
+                        best_u = ext_dom[bi, i, j, 1]
+                        best_v = ext_dom[bi, i, j, 2]
                     sc = math.exp(lc - M)
-                    S += cnt * sc
-                    T += cnt * sc * (lc - M)
+                    S += sc * ext_s[bi, i, j]
+                    T += sc * (ext_t[bi, i, j] + (lc - M) * ext_s[bi, i, j])
                     for c in range(C):
-                        x0[bi, c, i, j] += cnt * sc * np.float64(const_value[c])
+                        x0[bi, c, i, j] += sc * ext_acc[bi, c, i, j]
                 for kb in range(nblk):
                     mk = m[bi, kb, i, j]
                     if mk == -np.inf:

@@ -1,0 +1,501 @@
+"""A k-d tree over the distinct patches of a dictionary, for the machines at low noise.
+
+At low noise almost every patch of an ELS dictionary has a weight far below e^-64 of the best one, yet the
+shift kernel (:mod:`.shift_softmax`) still computes the distance of every (pixel, patch) pair.  Here the
+dictionary of *all valid patches* (ELS; the interior pixels of bbELS) is stored once per distinct patch —
+with its count and its first occurrence in (image, row, col) order — in a k-d tree whose nodes carry the
+bounding box of their patches.  For a query patch q the log weight of any patch phi in a box [lo, hi] is
+bounded coordinate by coordinate,
+
+    log w(phi) = sum_d (s1 q_d phi_d - s2 phi_d^2) <= sum_d max_{lo_d <= z <= hi_d} (s1 q_d z - s2 z^2),
+
+(the maximiser is z = clip(q_d / a, lo_d, hi_d)), so a subtree whose bound is below the pixel's running
+maximum by more than ``SKIP_LOG_RATIO`` (64 nats) is skipped: every weight in it is provably < e^-64 of the
+maximum.  Leaves are evaluated exactly (float64 dot products over float32 patches) into a float64 online
+softmax in which each distinct patch counts ``count`` times.  The traversal visits the more promising child
+first, so the running maximum is near the true one after the first leaf.
+
+Each pixel is worked by one thread from start to end, so results do not depend on the thread count or the
+batch; the tree depends on the dictionary alone.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .config import FASTMATH, SKIP_LOG_RATIO
+from .expm import exp_nonpositive
+from .shift_softmax import _precedes, tie_tolerance
+
+#: Patches per leaf at most.
+LEAF_SIZE = 32
+
+#: The machines use the tree for these patch sizes when the noise is low enough: a^2 / 2b^2 (the weights'
+#: precision on squared patch distances) at least the value given.  Measured crossovers against the shift
+#: kernel on mnist-5k (bbELS, 2 cores): P = 3 wins up to t = 0.15 (4x at t = 0.05); P = 5 up to t = 0.1.
+#: Larger patches have too many coordinates for box bounds to prune well.
+MIN_PRECISION = {3: 6.0, 5: 15.0}
+#: ... and when the distinct patches fit in this many bytes.
+MAX_BYTES = 1 << 30
+
+
+@njit(inline="always")
+def _decode(row, U, V):
+    """Patch number -> (position in the index, top row, left col) in (image, row, col) order."""
+    a = row // (U * V)
+    rest = row - a * U * V
+    return a, rest // V, rest % V
+
+
+@njit(cache=True)
+def _hash_patches(images, index, P):
+    """A 64-bit FNV-1a hash of the float32 bits of every valid patch, in (image, row, col) order."""
+    N = index.shape[0]
+    C, H, W = images.shape[1], images.shape[2], images.shape[3]
+    U = H - P + 1
+    V = W - P + 1
+    bits = images.view(np.uint32)
+    out = np.empty(N * U * V, dtype=np.uint64)
+    for row in range(N * U * V):
+        a, u, v = _decode(row, U, V)
+        n = index[a]
+        h = np.uint64(14695981039346656037)
+        for c in range(C):
+            for dy in range(P):
+                for dx in range(P):
+                    h = (h ^ np.uint64(bits[n, c, u + dy, v + dx])) * np.uint64(1099511628211)
+        out[row] = h
+    return out
+
+
+@njit(inline="always")
+def _same_patch(images, index, P, U, V, row1, row2):
+    a1, u1, v1 = _decode(row1, U, V)
+    a2, u2, v2 = _decode(row2, U, V)
+    n1 = index[a1]
+    n2 = index[a2]
+    for c in range(images.shape[1]):
+        for dy in range(P):
+            for dx in range(P):
+                if images[n1, c, u1 + dy, v1 + dx] != images[n2, c, u2 + dy, v2 + dx]:
+                    return False
+    return True
+
+
+@njit(cache=True)
+def _group(images, index, P, order, hashes):
+    """Distinct patches: for each, its first patch number (``order`` is a stable sort by hash, so the
+    first of a group is its first occurrence) and its copy count.  Patches with equal hashes are compared
+    exactly (hash collisions become separate groups)."""
+    H, W = images.shape[2], images.shape[3]
+    U = H - P + 1
+    V = W - P + 1
+    n = order.shape[0]
+    first = np.empty(n, dtype=np.int64)
+    count = np.zeros(n, dtype=np.int64)
+    reps = np.empty(n, dtype=np.int64)     # group ids of the current hash run
+    ngroups = 0
+    i = 0
+    while i < n:
+        j = i
+        h = hashes[order[i]]
+        while j < n and hashes[order[j]] == h:
+            j += 1
+        nrep = 0
+        for k in range(i, j):
+            row = order[k]
+            found = -1
+            for q in range(nrep):
+                if _same_patch(images, index, P, U, V, row, first[reps[q]]):
+                    found = reps[q]
+                    break
+            if found < 0:
+                first[ngroups] = row
+                count[ngroups] = 1
+                reps[nrep] = ngroups
+                nrep += 1
+                ngroups += 1
+            else:
+                count[found] += 1
+        i = j
+    return first[:ngroups], count[:ngroups]
+
+
+@njit(cache=True)
+def _rows(images, index, P, which):
+    """The patches numbered ``which`` as rows (c, dy, dx), and their (bank image, centre row, centre col)."""
+    C, H, W = images.shape[1], images.shape[2], images.shape[3]
+    U = H - P + 1
+    V = W - P + 1
+    r = P // 2
+    out = np.empty((which.shape[0], C * P * P), dtype=np.float32)
+    where = np.empty((which.shape[0], 3), dtype=np.int64)
+    for i in range(which.shape[0]):
+        a, u, v = _decode(which[i], U, V)
+        n = index[a]
+        d = 0
+        for c in range(C):
+            for dy in range(P):
+                for dx in range(P):
+                    out[i, d] = images[n, c, u + dy, v + dx]
+                    d += 1
+        where[i, 0] = n
+        where[i, 1] = u + r
+        where[i, 2] = v + r
+    return out, where
+
+
+@njit(cache=True)
+def _select(X, d, perm, s, e, kth):
+    """Reorder perm[s:e] so that X[perm[kth], d] is the value of rank kth - s, smaller ones before it and
+    larger ones after (quickselect; ties in any order)."""
+    lo = s
+    hi = e - 1
+    while hi > lo:
+        a = X[perm[lo], d]
+        b = X[perm[(lo + hi) // 2], d]
+        c = X[perm[hi], d]
+        pivot = max(min(a, b), min(max(a, b), c))     # median of three
+        i = lo
+        j = hi
+        while i <= j:
+            while X[perm[i], d] < pivot:
+                i += 1
+            while X[perm[j], d] > pivot:
+                j -= 1
+            if i <= j:
+                tmp = perm[i]
+                perm[i] = perm[j]
+                perm[j] = tmp
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            return
+
+
+@njit(cache=True)
+def _build_tree(X, leaf_size):
+    """k-d tree over the rows of X (n, D): returns the row order and, per node, its [start, end) range in
+    that order, its children (-1 for leaves) and its bounding box."""
+    n, D = X.shape
+    max_nodes = 2 * (n // max(leaf_size // 2, 1) + 1) + 1
+    start = np.empty(max_nodes, dtype=np.int64)
+    end = np.empty(max_nodes, dtype=np.int64)
+    left = np.full(max_nodes, -1, dtype=np.int64)
+    right = np.full(max_nodes, -1, dtype=np.int64)
+    lo = np.empty((max_nodes, D), dtype=np.float32)
+    hi = np.empty((max_nodes, D), dtype=np.float32)
+    perm = np.arange(n)
+    stack = np.empty(max_nodes, dtype=np.int64)
+    nnodes = 1
+    start[0] = 0
+    end[0] = n
+    top = 0
+    stack[top] = 0
+    top += 1
+    while top > 0:
+        top -= 1
+        node = stack[top]
+        s = start[node]
+        e = end[node]
+        if e - s <= leaf_size:
+            continue
+        # split at the median of the widest coordinate, judged on an evenly spaced sample
+        step = max(1, (e - s) // 128)
+        best = 0
+        spread = -1.0
+        for d in range(D):
+            a = X[perm[s], d]
+            b = a
+            for k in range(s, e, step):
+                x = X[perm[k], d]
+                a = min(a, x)
+                b = max(b, x)
+            w = np.float64(b) - np.float64(a)
+            if w > spread:
+                spread = w
+                best = d
+        if spread <= 0.0:
+            step = 0                      # a sample without spread: split anyway (the rows are distinct)
+        mid = s + (e - s) // 2
+        _select(X, best, perm, s, e, mid)
+        mid = s + (e - s) // 2
+        for child, (cs, ce) in enumerate(((s, mid), (mid, e))):
+            c = nnodes
+            nnodes += 1
+            start[c] = cs
+            end[c] = ce
+            if child == 0:
+                left[node] = c
+            else:
+                right[node] = c
+            stack[top] = c
+            top += 1
+    # exact bounding boxes, bottom-up (children are created after their parents)
+    for node in range(nnodes - 1, -1, -1):
+        if left[node] < 0:
+            s = start[node]
+            for d in range(D):
+                lo[node, d] = X[perm[s], d]
+                hi[node, d] = X[perm[s], d]
+            for k in range(s + 1, end[node]):
+                row = perm[k]
+                for d in range(D):
+                    x = X[row, d]
+                    if x < lo[node, d]:
+                        lo[node, d] = x
+                    if x > hi[node, d]:
+                        hi[node, d] = x
+        else:
+            a = left[node]
+            b = right[node]
+            for d in range(D):
+                lo[node, d] = min(lo[a, d], lo[b, d])
+                hi[node, d] = max(hi[a, d], hi[b, d])
+    return perm, start[:nnodes], end[:nnodes], left[:nnodes], right[:nnodes], lo[:nnodes], hi[:nnodes]
+
+
+@njit(cache=True)
+def _leaf_major(rows, start, end, left):
+    """rows (n, D) in leaf order -> flat array where leaf [s, e) occupies [s D, e D) coordinate-major, so
+    that a leaf's dot products run over contiguous memory."""
+    n, D = rows.shape
+    out = np.empty(n * D, dtype=np.float32)
+    for node in range(start.shape[0]):
+        if left[node] >= 0:
+            continue
+        s = start[node]
+        m = end[node] - s
+        for d in range(D):
+            for k in range(m):
+                out[s * D + d * m + k] = rows[s + k, d]
+    return out
+
+
+class PatchTree:
+    """The distinct valid patches of a dictionary (images[index], patch size P) in a k-d tree.
+
+    ``patches`` the (n, D) float32 patches in leaf order, each leaf's block stored coordinate-major (flat), ``norms`` (n,) their squared norms, ``counts`` (n,) copies,
+    ``centre`` (C, n) centre values, ``first`` (n, 3) first occurrence (bank image, row, col)."""
+
+    def __init__(self, images: np.ndarray, index: np.ndarray, P: int, leaf_size: int = LEAF_SIZE):
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        index = np.ascontiguousarray(index, dtype=np.int64)
+        C = images.shape[1]
+        hashes = _hash_patches(images, index, P)
+        order = np.argsort(hashes, kind="stable")
+        first_row, counts = _group(images, index, P, order, hashes)
+        del hashes, order
+        distinct, where = _rows(images, index, P, first_row)
+        perm, self.start, self.end, self.left, self.right, self.lo, self.hi = _build_tree(distinct, leaf_size)
+        rows = distinct[perm]
+        self.norms = (rows.astype(np.float64) ** 2).sum(axis=1)
+        self.patches = _leaf_major(rows, self.start, self.end, self.left)
+        self.counts = counts[perm]
+        self.first = np.ascontiguousarray(where[perm])
+        self.n_patches = int(counts.sum())
+        del distinct, where
+        centre = (P * P) // 2
+        self.centre = np.ascontiguousarray(rows[:, [c * P * P + centre for c in range(C)]].T)
+        del rows
+        self.P = P
+        self.D = self.lo.shape[1]
+
+    @property
+    def n_distinct(self) -> int:
+        return self.counts.shape[0]
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _bound(q, qa, p, lo, hi, node, D, s1, s2):
+    """Upper bound of log w over the patches in node's box, for pixel p of the tile."""
+    out = 0.0
+    for d in range(D):
+        z = qa[p, d]
+        lz = np.float64(lo[node, d])
+        hz = np.float64(hi[node, d])
+        z = lz if z < lz else (hz if z > hz else z)
+        out += z * (s1 * q[p, d] - s2 * z)
+    return out
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _leaf(node, p, q, D, C, patches, norms, counts, centre, first, start, end, s1, s2, lw, state, acc, dom):
+    """Fold one leaf's patches into the pixel's online softmax ``state`` = (m, s, t, ld), ``acc`` (C,) and
+    ``dom`` = (image, row, col) of the dominant patch."""
+    s = start[node]
+    n = end[node] - s
+    for k in range(n):
+        lw[k] = 0.0
+    base = s * D
+    for d in range(D):
+        qd = s1 * q[p, d]
+        for k in range(n):
+            lw[k] += qd * np.float64(patches[base + k])
+        base += n
+    mx = -np.inf
+    for k in range(n):
+        lw[k] -= s2 * norms[s + k]
+        mx = max(mx, lw[k])
+    m = state[p, 0]
+    if mx < m - SKIP_LOG_RATIO:
+        return
+    lo = state[p, 3]
+    tol = tie_tolerance(max(mx, lo))
+    if mx >= lo - tol:
+        kf = -1
+        for k in range(n):
+            if lw[k] >= mx - tol:
+                f = s + k
+                if kf < 0 or _precedes(first[f, 0], first[f, 1], first[f, 2],
+                                       first[s + kf, 0], first[s + kf, 1], first[s + kf, 2]):
+                    kf = k
+        f = s + kf
+        if mx > lo + tol or _precedes(first[f, 0], first[f, 1], first[f, 2], dom[p, 0], dom[p, 1], dom[p, 2]):
+            dom[p, 0] = first[f, 0]
+            dom[p, 1] = first[f, 1]
+            dom[p, 2] = first[f, 2]
+            state[p, 3] = max(lw[kf], lo) if mx <= lo + tol else lw[kf]
+    if mx > m:
+        if m == -np.inf:
+            state[p, 1] = 0.0
+            state[p, 2] = 0.0
+            for c in range(C):
+                acc[p, c] = 0.0
+        else:
+            sc = exp_nonpositive(m - mx)
+            state[p, 2] = sc * (state[p, 2] + (m - mx) * state[p, 1])
+            state[p, 1] *= sc
+            for c in range(C):
+                acc[p, c] *= sc
+        state[p, 0] = mx
+        m = mx
+    se = 0.0
+    st = 0.0
+    for k in range(n):
+        y = lw[k] - m
+        w = exp_nonpositive(y) * np.float64(counts[s + k])
+        se += w
+        st += w * y
+        lw[k] = w
+    for c in range(C):
+        sc_c = 0.0
+        for k in range(n):
+            sc_c += lw[k] * np.float64(centre[c, s + k])
+        acc[p, c] += sc_c
+    state[p, 1] += se
+    state[p, 2] += st
+
+
+#: Query pixels that walk the tree together (each leaf they need is read once for all of them).
+TILE = 16
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def tree_softmax(xq, pixels, P, s1, s2, a, patches, norms, counts, centre, first, start, end, left, right, lo,
+                 hi):
+    """Online softmax of every pixel in ``pixels`` (npix, 2) of every padded query xq (B, C, H+2r, W+2r)
+    over the distinct patches of a :class:`PatchTree` (its arrays passed one by one).
+
+    Pixels walk the tree in tiles of :data:`TILE` consecutive pixels: a node is opened when its bound
+    passes for any pixel of the tile, and a leaf is evaluated for exactly the pixels whose bound passes.
+
+    Returns per (query, pixel): m, s, t (running max, sum of exp(log w - m) with counts, and of
+    exp(log w - m)(log w - m)), acc (C) weighted centre sums, ld (the dominant patch's log weight), the
+    dominant patch's (image, row, col) — the state :func:`~.shift_softmax.shift_softmax` merges — and the
+    work done (patches evaluated, bounds computed)."""
+    B, C = xq.shape[0], xq.shape[1]
+    npix = pixels.shape[0]
+    D = lo.shape[1]
+    out_state = np.empty((B, npix, 4))
+    out_acc = np.empty((B, npix, C))
+    out_dom = np.empty((B, npix, 3), dtype=np.int64)
+    out_work = np.zeros((B, npix, 2), dtype=np.int64)
+    leaf_max = 0
+    for node in range(start.shape[0]):
+        leaf_max = max(leaf_max, end[node] - start[node] if left[node] < 0 else 0)
+    ntiles = (npix + TILE - 1) // TILE
+    for job in prange(B * ntiles):
+        bi = job // ntiles
+        p0 = (job - bi * ntiles) * TILE
+        T = min(TILE, npix - p0)
+        q = np.empty((T, D))
+        for p in range(T):
+            i = pixels[p0 + p, 0]
+            j = pixels[p0 + p, 1]
+            d = 0
+            for c in range(C):
+                for dy in range(P):
+                    for dx in range(P):
+                        q[p, d] = xq[bi, c, i + dy, j + dx]
+                        d += 1
+        qa = q / a
+        lw = np.empty(leaf_max)
+        state = np.empty((T, 4))
+        acc = np.zeros((T, C))
+        dom = np.empty((T, 3), dtype=np.int64)
+        first_leaf = np.empty(T, dtype=np.int64)
+        for p in range(T):
+            state[p, 0] = -np.inf
+            state[p, 1] = 0.0
+            state[p, 2] = 0.0
+            state[p, 3] = -np.inf
+            dom[p, 0] = np.iinfo(np.int64).max
+            dom[p, 1] = -1
+            dom[p, 2] = -1
+            # each pixel's most promising leaf first, so that its running maximum is close to the true one
+            node = 0
+            while left[node] >= 0:
+                bl = _bound(q, qa, p, lo, hi, left[node], D, s1, s2)
+                br = _bound(q, qa, p, lo, hi, right[node], D, s1, s2)
+                node = left[node] if bl >= br else right[node]
+            first_leaf[p] = node
+            out_work[bi, p0 + p, 0] += end[node] - start[node]
+            _leaf(node, p, q, D, C, patches, norms, counts, centre, first, start, end, s1, s2, lw, state, acc,
+                  dom)
+        # then every subtree whose bound is within SKIP_LOG_RATIO of some pixel's running maximum
+        stack = np.empty(256, dtype=np.int64)
+        live = np.empty(T, dtype=np.bool_)
+        stack[0] = 0
+        top = 1
+        while top > 0:
+            top -= 1
+            node = stack[top]
+            any_live = False
+            best = -np.inf
+            for p in range(T):
+                bp = _bound(q, qa, p, lo, hi, node, D, s1, s2)
+                live[p] = bp >= state[p, 0] - SKIP_LOG_RATIO
+                any_live |= live[p]
+                out_work[bi, p0 + p, 1] += 1
+            if not any_live:
+                continue
+            if left[node] < 0:
+                for p in range(T):
+                    if live[p] and node != first_leaf[p]:
+                        out_work[bi, p0 + p, 0] += end[node] - start[node]
+                        _leaf(node, p, q, D, C, patches, norms, counts, centre, first, start, end, s1, s2, lw,
+                              state, acc, dom)
+                continue
+            # the child nearer the tile's first live pixel is opened first
+            pl = 0
+            while not live[pl]:
+                pl += 1
+            bl = _bound(q, qa, pl, lo, hi, left[node], D, s1, s2)
+            br = _bound(q, qa, pl, lo, hi, right[node], D, s1, s2)
+            if bl >= br:
+                stack[top] = right[node]
+                stack[top + 1] = left[node]
+            else:
+                stack[top] = left[node]
+                stack[top + 1] = right[node]
+            top += 2
+        for p in range(T):
+            out_state[bi, p0 + p] = state[p]
+            out_acc[bi, p0 + p] = acc[p]
+            out_dom[bi, p0 + p] = dom[p]
+    return out_state, out_acc, out_dom, out_work

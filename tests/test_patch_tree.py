@@ -1,0 +1,144 @@
+"""The k-d tree over distinct patches (low-noise ELS/bbELS): its structure, and results equal to the oracle
+and to the shift kernel whatever the noise level, thread count and batch."""
+import numpy as np
+import pytest
+
+from elscli.kernels import patch_tree
+from elscli.kernels.patch_tree import PatchTree
+from elscli.machines import denoise_with_provenance
+
+from oracle import cosine_legacy, oracle_denoise, rel_err
+
+TREE_MACHINES = ["els", "bbels"]
+
+
+@pytest.fixture(scope="module")
+def digits(shared_data):
+    g = np.load(shared_data / "golden" / "reference-scores-mnist.npz")
+    return g["bank_images"][:12].copy()
+
+
+@pytest.fixture
+def always_tree(monkeypatch):
+    monkeypatch.setattr(patch_tree, "MIN_PRECISION", {1: 0.0, 3: 0.0, 5: 0.0, 7: 0.0})
+
+
+@pytest.fixture
+def never_tree(monkeypatch):
+    monkeypatch.setattr(patch_tree, "MIN_PRECISION", {})
+
+
+def all_patches(images, index, P):
+    rows, where = [], []
+    r = P // 2
+    for n in index:
+        for u in range(images.shape[2] - P + 1):
+            for v in range(images.shape[3] - P + 1):
+                rows.append(images[n, :, u:u + P, v:v + P].ravel())
+                where.append((n, u + r, v + r))
+    return np.array(rows), np.array(where)
+
+
+@pytest.mark.parametrize("P", [1, 3, 5])
+def test_distinct_patches_counts_and_first_occurrences(P, digits):
+    images = np.concatenate([digits[:3], digits[:2]])          # duplicates across images
+    index = np.array([0, 1, 3, 4, 2])                          # any dictionary order; bank order decides
+    tree = PatchTree(images, np.sort(index), P)
+    rows, where = all_patches(images, np.sort(index), P)
+    C = images.shape[1]
+    got = {}
+    D = C * P * P
+    flat = tree.patches
+    for node in range(len(tree.start)):
+        if tree.left[node] >= 0:
+            continue
+        s, e = tree.start[node], tree.end[node]
+        block = flat[s * D:e * D].reshape(D, e - s).T            # coordinate-major within a leaf
+        for k in range(e - s):
+            got[block[k].tobytes()] = (tree.counts[s + k], tuple(tree.first[s + k]))
+            # the leaf's box holds its patches
+            assert np.all(block[k] >= tree.lo[node]) and np.all(block[k] <= tree.hi[node])
+    want = {}
+    for row, w in zip(rows, where):
+        key = row.astype(np.float32).tobytes()
+        cnt, fst = want.get(key, (0, tuple(w)))
+        want[key] = (cnt + 1, fst)
+    assert got == want
+    assert tree.counts.sum() == len(rows) == tree.n_patches
+
+
+def test_hash_collisions_are_resolved_exactly(digits, monkeypatch):
+    """With every hash equal, distinct patches must still be told apart by comparing them."""
+    images = digits[:2, :, 8:20, 8:20].copy()
+    honest = PatchTree(images, np.arange(2), 3)
+    monkeypatch.setattr(patch_tree, "_hash_patches",
+                        lambda im, idx, P: np.zeros(len(idx) * (im.shape[2] - P + 1) * (im.shape[3] - P + 1),
+                                                    dtype=np.uint64))
+    colliding = PatchTree(images, np.arange(2), 3)
+    assert colliding.n_distinct == honest.n_distinct
+    key = lambda t: sorted(zip(map(tuple, t.first), t.counts))
+    assert key(colliding) == key(honest)
+
+
+@pytest.mark.parametrize("machine", TREE_MACHINES)
+@pytest.mark.parametrize("t", [0.03, 0.3, 0.9])
+@pytest.mark.parametrize("P", [3, 5])
+def test_tree_matches_the_oracle_at_any_noise(machine, t, P, digits, always_tree):
+    rng = np.random.default_rng([P, int(t * 100)])
+    a, b = cosine_legacy(t)
+    bank = digits[:6, :, 6:26, 7:25]
+    x = a * digits[[9], :, 6:26, 7:25] + b * rng.standard_normal((1, 1, 20, 18))
+    x0, prov = denoise_with_provenance(machine, x, t, bank, P)
+    want, wprov = oracle_denoise(machine, x[0], bank, a, b, P)
+    assert rel_err(x0[0], want) < 1e-9
+    for name in ("image", "row", "col"):
+        np.testing.assert_array_equal(getattr(prov, name)[0], wprov[name])
+    np.testing.assert_allclose(prov.weight[0], wprov["weight"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(prov.entropy[0], wprov["entropy"], rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("machine", TREE_MACHINES)
+def test_tree_matches_the_oracle_on_rgb_random_banks(machine, always_tree):
+    rng = np.random.default_rng(5)
+    bank = np.round(rng.uniform(-1, 1, (5, 3, 7, 8)) * 2).astype(np.float32) / 2    # coarse: duplicates
+    x = rng.standard_normal((2, 3, 7, 8))
+    a, b = cosine_legacy(0.1)
+    x0, prov = denoise_with_provenance(machine, x, 0.1, bank, 3)
+    for k in range(2):
+        want, wprov = oracle_denoise(machine, x[k], bank, a, b, 3)
+        assert rel_err(x0[k], want) < 1e-9
+        for name in ("image", "row", "col"):
+            np.testing.assert_array_equal(getattr(prov, name)[k], wprov[name])
+
+
+@pytest.mark.parametrize("machine", TREE_MACHINES)
+def test_tree_and_shift_kernel_agree_on_real_digits(machine, digits, monkeypatch):
+    rng = np.random.default_rng(8)
+    a, b = cosine_legacy(0.05)
+    x = a * digits[[10, 11]] + b * rng.standard_normal((2, 1, 32, 32))
+    monkeypatch.setattr(patch_tree, "MIN_PRECISION", {3: 0.0})
+    tree = denoise_with_provenance(machine, x, 0.05, digits[:10], 3)
+    monkeypatch.setattr(patch_tree, "MIN_PRECISION", {})
+    shift = denoise_with_provenance(machine, x, 0.05, digits[:10], 3)
+    assert rel_err(tree[0], shift[0]) < 1e-12
+    for name in ("image", "row", "col"):
+        np.testing.assert_array_equal(getattr(tree[1], name), getattr(shift[1], name))
+    np.testing.assert_allclose(tree[1].entropy, shift[1].entropy, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("machine", TREE_MACHINES)
+def test_tree_results_do_not_depend_on_threads_batch_or_copies(machine, digits, always_tree):
+    rng = np.random.default_rng(4)
+    a, b = cosine_legacy(0.05)
+    x = a * digits[[1, 2]] + b * rng.standard_normal((2, 1, 32, 32))
+    one = denoise_with_provenance(machine, x, 0.05, digits, 3, threads=1)
+    two = denoise_with_provenance(machine, x, 0.05, digits, 3, threads=2)
+    single = denoise_with_provenance(machine, x[1], 0.05, digits, 3, threads=2)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[0][1], single[0])
+    for name in ("image", "row", "col", "weight", "entropy"):
+        np.testing.assert_array_equal(getattr(one[1], name), getattr(two[1], name))
+    doubled = denoise_with_provenance(machine, x, 0.05, np.concatenate([digits, digits]), 3)
+    assert rel_err(doubled[0], one[0]) < 1e-12
+    np.testing.assert_array_equal(doubled[1].image, one[1].image)       # the first copy dominates
+    np.testing.assert_allclose(doubled[1].weight, one[1].weight / 2, rtol=1e-9)
