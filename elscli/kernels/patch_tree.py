@@ -31,10 +31,11 @@ from .shift_softmax import _precedes, tie_tolerance
 LEAF_SIZE = 32
 
 #: The machines use the tree for these patch sizes when the noise is low enough: a^2 / 2b^2 (the weights'
-#: precision on squared patch distances) at least the value given.  Measured crossovers against the shift
-#: kernel on mnist-5k (bbELS, 2 cores): P = 3 wins up to t = 0.15 (4x at t = 0.05); P = 5 up to t = 0.1.
-#: Larger patches have too many coordinates for box bounds to prune well.
-MIN_PRECISION = {3: 6.0, 5: 15.0}
+#: precision on squared patch distances) at least the value given.  Measured against the shift kernel on
+#: mnist-5k (bbELS, 2 cores, steady state): P = 3 is 4x faster at t = 0.05 and breaks even near t = 0.2
+#: (a^2/2b^2 = 4.8); P = 5 is 2x faster at t = 0.05 but only 10% at t = 0.1 (a^2/2b^2 = 20), less than its
+#: one-off build (~5 s) repays in a short run.  Larger patches have too many coordinates for box bounds.
+MIN_PRECISION = {3: 6.0, 5: 40.0}
 #: ... and when the distinct patches fit in this many bytes.
 MAX_BYTES = 1 << 30
 
