@@ -32,10 +32,10 @@ LEAF_SIZE = 32
 
 #: The machines use the tree for these patch sizes when the noise is low enough: a^2 / 2b^2 (the weights'
 #: precision on squared patch distances) at least the value given.  Measured against the shift kernel on
-#: mnist-5k (bbELS, 2 cores, steady state): P = 3 is 4x faster at t = 0.05 and breaks even near t = 0.2
-#: (a^2/2b^2 = 4.8); P = 5 is 2x faster at t = 0.05 but only 10% at t = 0.1 (a^2/2b^2 = 20), less than its
-#: one-off build (~5 s) repays in a short run.  Larger patches have too many coordinates for box bounds.
-MIN_PRECISION = {3: 6.0, 5: 40.0}
+#: mnist-5k (bbELS, 2 cores, steady state): P = 3 is 5x faster at t = 0.05 and still 15% at t = 0.25
+#: (a^2/2b^2 = 3.0); P = 5 is 1.7x faster at t = 0.1 and 20% at t = 0.15 (8.8), even at t = 0.2; P = 7 is
+#: 2.5x slower at t = 0.25: box bounds in 49 coordinates prune too little.
+MIN_PRECISION = {3: 3.0, 5: 8.0}
 #: ... and when the distinct patches fit in this many bytes.
 MAX_BYTES = 1 << 30
 
@@ -314,13 +314,17 @@ class PatchTree:
 @njit(inline="always", fastmath=FASTMATH)
 def _bound(q, qa, p, lo, hi, node, D, s1, s2):
     """Upper bound of log w over the patches in node's box, for pixel p of the tile."""
+    lon = lo[node]
+    hin = hi[node]
+    qp = q[p]
+    qap = qa[p]
     out = 0.0
     for d in range(D):
-        z = qa[p, d]
-        lz = np.float64(lo[node, d])
-        hz = np.float64(hi[node, d])
+        z = qap[d]
+        lz = np.float64(lon[d])
+        hz = np.float64(hin[d])
         z = lz if z < lz else (hz if z > hz else z)
-        out += z * (s1 * q[p, d] - s2 * z)
+        out += z * (s1 * qp[d] - s2 * z)
     return out
 
 
@@ -330,17 +334,21 @@ def _leaf(node, p, q, D, C, patches, norms, counts, centre, first, start, end, s
     ``dom`` = (image, row, col) of the dominant patch."""
     s = start[node]
     n = end[node] - s
+    # slices indexed by loop counters only: LLVM vectorises these loops (computed indices such as
+    # ``base + k`` carry Numba's negative-index check and stay scalar, 3x slower)
+    blk = patches[s * D:(s + n) * D].reshape((D, n))
+    nrm = norms[s:s + n]
+    cnt = counts[s:s + n]
     for k in range(n):
         lw[k] = 0.0
-    base = s * D
     for d in range(D):
         qd = s1 * q[p, d]
+        row = blk[d]
         for k in range(n):
-            lw[k] += qd * np.float64(patches[base + k])
-        base += n
+            lw[k] += qd * np.float64(row[k])
     mx = -np.inf
     for k in range(n):
-        lw[k] -= s2 * norms[s + k]
+        lw[k] -= s2 * nrm[k]
         mx = max(mx, lw[k])
     m = state[p, 0]
     if mx < m - SKIP_LOG_RATIO:
@@ -379,14 +387,15 @@ def _leaf(node, p, q, D, C, patches, norms, counts, centre, first, start, end, s
     st = 0.0
     for k in range(n):
         y = lw[k] - m
-        w = exp_nonpositive(y) * np.float64(counts[s + k])
+        w = exp_nonpositive(y) * np.float64(cnt[k])
         se += w
         st += w * y
         lw[k] = w
     for c in range(C):
+        cen = centre[c, s:s + n]
         sc_c = 0.0
         for k in range(n):
-            sc_c += lw[k] * np.float64(centre[c, s + k])
+            sc_c += lw[k] * np.float64(cen[k])
         acc[p, c] += sc_c
     state[p, 1] += se
     state[p, 2] += st
