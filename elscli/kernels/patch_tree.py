@@ -261,27 +261,37 @@ def _build_tree(X, leaf_size):
 
 
 @njit(cache=True)
-def _leaf_major(rows, start, end, left):
-    """rows (n, D) in leaf order -> flat array where leaf [s, e) occupies [s D, e D) coordinate-major, so
-    that a leaf's dot products run over contiguous memory."""
+def _leaf_major(rows, perm, start, end, left, centre_cols):
+    """The rows ``rows[perm]`` as a flat array where leaf [s, e) occupies [s D, e D) coordinate-major, so
+    that a leaf's dot products run over contiguous memory; with their squared norms (float64) and their
+    centre values (C, n)."""
     n, D = rows.shape
     out = np.empty(n * D, dtype=np.float32)
+    norms = np.zeros(n)
+    centre = np.empty((centre_cols.shape[0], n), dtype=np.float32)
     for node in range(start.shape[0]):
         if left[node] >= 0:
             continue
         s = start[node]
         m = end[node] - s
-        for d in range(D):
-            for k in range(m):
-                out[s * D + d * m + k] = rows[s + k, d]
-    return out
+        for k in range(m):
+            row = perm[s + k]
+            for d in range(D):
+                x = rows[row, d]
+                out[s * D + d * m + k] = x
+                norms[s + k] += np.float64(x) * np.float64(x)
+            for c in range(centre_cols.shape[0]):
+                centre[c, s + k] = rows[row, centre_cols[c]]
+    return out, norms, centre
 
 
 class PatchTree:
     """The distinct valid patches of a dictionary (images[index], patch size P) in a k-d tree.
 
-    ``patches`` the (n, D) float32 patches in leaf order, each leaf's block stored coordinate-major (flat), ``norms`` (n,) their squared norms, ``counts`` (n,) copies,
-    ``centre`` (C, n) centre values, ``first`` (n, 3) first occurrence (bank image, row, col)."""
+    ``patches``: the distinct patches (D float32 each) in leaf order, flat, each leaf's block stored
+    coordinate-major; ``norms`` (n,) their squared norms; ``counts`` (n,) copies; ``centre`` (C, n) centre
+    values; ``first`` (n, 3) first occurrence (bank image, row, col); per node ``start``/``end`` (its range),
+    ``left``/``right`` (children, -1 for leaves), ``lo``/``hi`` (D,) bounding box."""
 
     def __init__(self, images: np.ndarray, index: np.ndarray, P: int, leaf_size: int = LEAF_SIZE):
         images = np.ascontiguousarray(images, dtype=np.float32)
@@ -293,16 +303,13 @@ class PatchTree:
         del hashes, order
         distinct, where = _rows(images, index, P, first_row)
         perm, self.start, self.end, self.left, self.right, self.lo, self.hi = _build_tree(distinct, leaf_size)
-        rows = distinct[perm]
-        self.norms = (rows.astype(np.float64) ** 2).sum(axis=1)
-        self.patches = _leaf_major(rows, self.start, self.end, self.left)
+        centre_cols = np.array([c * P * P + (P * P) // 2 for c in range(C)], dtype=np.int64)
+        self.patches, self.norms, self.centre = _leaf_major(distinct, perm, self.start, self.end, self.left,
+                                                            centre_cols)
         self.counts = counts[perm]
         self.first = np.ascontiguousarray(where[perm])
         self.n_patches = int(counts.sum())
         del distinct, where
-        centre = (P * P) // 2
-        self.centre = np.ascontiguousarray(rows[:, [c * P * P + centre for c in range(C)]].T)
-        del rows
         self.P = P
         self.D = self.lo.shape[1]
 
