@@ -147,27 +147,30 @@ def _rows(images, index, P, which):
 
 
 @njit(cache=True)
-def _select(X, d, perm, s, e, kth):
-    """Reorder perm[s:e] so that X[perm[kth], d] is the value of rank kth - s, smaller ones before it and
-    larger ones after (quickselect; ties in any order)."""
-    lo = s
-    hi = e - 1
+def _select(vals, idx, kth):
+    """Reorder ``vals`` and ``idx`` together so that vals[kth] has rank kth, smaller values before it and
+    larger after (quickselect; ties in any order)."""
+    lo = 0
+    hi = vals.shape[0] - 1
     while hi > lo:
-        a = X[perm[lo], d]
-        b = X[perm[(lo + hi) // 2], d]
-        c = X[perm[hi], d]
+        a = vals[lo]
+        b = vals[(lo + hi) // 2]
+        c = vals[hi]
         pivot = max(min(a, b), min(max(a, b), c))     # median of three
         i = lo
         j = hi
         while i <= j:
-            while X[perm[i], d] < pivot:
+            while vals[i] < pivot:
                 i += 1
-            while X[perm[j], d] > pivot:
+            while vals[j] > pivot:
                 j -= 1
             if i <= j:
-                tmp = perm[i]
-                perm[i] = perm[j]
-                perm[j] = tmp
+                tv = vals[i]
+                vals[i] = vals[j]
+                vals[j] = tv
+                ti = idx[i]
+                idx[i] = idx[j]
+                idx[j] = ti
                 i += 1
                 j -= 1
         if kth <= j:
@@ -223,7 +226,10 @@ def _build_tree(X, leaf_size):
         if spread <= 0.0:
             step = 0                      # a sample without spread: split anyway (the rows are distinct)
         mid = s + (e - s) // 2
-        _select(X, best, perm, s, e, mid)
+        vals = np.empty(e - s, dtype=X.dtype)
+        for k in range(s, e):
+            vals[k - s] = X[perm[k], best]
+        _select(vals, perm[s:e], mid - s)
         mid = s + (e - s) // 2
         for child, (cs, ce) in enumerate(((s, mid), (mid, e))):
             c = nnodes
