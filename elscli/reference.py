@@ -195,7 +195,7 @@ def record(eps_fn: EpsFn, seeds: np.ndarray, times, labels=None, path: os.PathLi
     int64 (-1 = unconditional) and returns ``eps`` of the same shape as ``x``.  The file is NPZ when ``path``
     ends in ``.npz`` and HDF5 otherwise, written atomically; with ``path=None`` nothing is written.
     """
-    from .h5io import atomic_output, check_output_path, write_root_attrs
+    from .h5io import check_output_path
 
     seeds = np.asarray(seeds)
     if seeds.ndim != 4:

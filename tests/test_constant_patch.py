@@ -10,7 +10,8 @@ from elscli.kernels.config import lanes_per_block
 from elscli.kernels.shift_softmax import transpose_blocks
 from elscli.machines import denoise_with_provenance, dictionary_groups
 
-from oracle import cosine_legacy, oracle_denoise, rel_err
+from agreement import assert_matches_oracle
+from oracle import cosine_legacy, rel_err
 
 PATCH_MACHINES = ["ls", "els", "bbels"]
 
@@ -99,13 +100,7 @@ def test_low_noise_matches_the_oracle(machine, t, digits):
     a, b = cosine_legacy(t)
     bank = digits[:6, :, 6:26, 7:25]
     x = a * digits[[8], :, 6:26, 7:25] + b * rng.standard_normal((1, 1, 20, 18))
-    x0, prov = denoise_with_provenance(machine, x, t, bank, 3)
-    want, wprov = oracle_denoise(machine, x[0], bank, a, b, 3)
-    assert rel_err(x0[0], want) < 1e-9
-    for name in ("image", "row", "col"):
-        np.testing.assert_array_equal(getattr(prov, name)[0], wprov[name])
-    np.testing.assert_allclose(prov.weight[0], wprov["weight"], rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(prov.entropy[0], wprov["entropy"], rtol=1e-7, atol=1e-9)
+    assert_matches_oracle(machine, x, bank, t, 3, tol=1e-9, entropy_rtol=1e-7)
 
 
 @pytest.mark.parametrize("machine", PATCH_MACHINES)
@@ -114,13 +109,7 @@ def test_the_flat_patch_dominates_at_its_first_occurrence(machine, digits):
     its first occurrence in (image, row, col) order — as the oracle, which stores every copy, finds."""
     bank = digits[:4, :, 4:20, 4:20]
     x = -np.ones((1, 1, 16, 16))
-    x0, prov = denoise_with_provenance(machine, x, 0.05, bank, 3)
-    a, b = cosine_legacy(0.05)
-    want, wprov = oracle_denoise(machine, x[0], bank, a, b, 3)
-    assert rel_err(x0[0], want) < 1e-9
-    for name in ("image", "row", "col"):
-        np.testing.assert_array_equal(getattr(prov, name)[0], wprov[name])
-    np.testing.assert_allclose(prov.entropy[0], wprov["entropy"], rtol=1e-9, atol=1e-12)
+    assert_matches_oracle(machine, x, bank, 0.05, 3, tol=1e-9)
 
 
 @pytest.mark.parametrize("machine", PATCH_MACHINES)

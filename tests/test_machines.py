@@ -6,10 +6,10 @@ import elscli
 from elscli.errors import ElscliError
 from elscli.machines import denoise, denoise_with_provenance, score
 
-from oracle import (cosine_legacy, dictionary_mean, nearest_centre, oracle_denoise, rel_err)
+from agreement import assert_matches_oracle
+from oracle import cosine_legacy, dictionary_mean, nearest_centre, rel_err
 
 MACHINES = ["is", "ls", "els", "bbels"]
-EXACT = 1e-6   # elscli's definition of exact: max |diff| / max |value| per image
 
 
 @pytest.fixture(scope="module")
@@ -25,19 +25,6 @@ def real_bank(golden):
 
 def random_bank(rng, N, C, H, W):
     return rng.uniform(-1, 1, (N, C, H, W)).astype(np.float32)
-
-
-def assert_matches_oracle(machine, x, bank, t, P, label_bank=None):
-    a, b = cosine_legacy(t)
-    x0, prov = denoise_with_provenance(machine, x, t, bank, P)
-    for k in range(x.shape[0]):
-        want, wprov = oracle_denoise(machine, x[k], bank if label_bank is None else label_bank, a, b, P)
-        assert rel_err(x0[k], want) < EXACT, (machine, t, P, k)
-        np.testing.assert_array_equal(prov.image[k], wprov["image"])
-        np.testing.assert_array_equal(prov.row[k], wprov["row"])
-        np.testing.assert_array_equal(prov.col[k], wprov["col"])
-        np.testing.assert_allclose(prov.weight[k], wprov["weight"], rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(prov.entropy[k], wprov["entropy"], rtol=1e-9, atol=1e-9)
 
 
 # ------------------------------------------------------------------------------------------ the oracle

@@ -7,7 +7,8 @@ from elscli.kernels import patch_tree
 from elscli.kernels.patch_tree import PatchTree
 from elscli.machines import denoise_with_provenance
 
-from oracle import cosine_legacy, oracle_denoise, rel_err
+from agreement import assert_matches_oracle
+from oracle import cosine_legacy, rel_err
 
 TREE_MACHINES = ["els", "bbels"]
 
@@ -88,13 +89,7 @@ def test_tree_matches_the_oracle_at_any_noise(machine, t, P, digits, always_tree
     a, b = cosine_legacy(t)
     bank = digits[:6, :, 6:26, 7:25]
     x = a * digits[[9], :, 6:26, 7:25] + b * rng.standard_normal((1, 1, 20, 18))
-    x0, prov = denoise_with_provenance(machine, x, t, bank, P)
-    want, wprov = oracle_denoise(machine, x[0], bank, a, b, P)
-    assert rel_err(x0[0], want) < 1e-9
-    for name in ("image", "row", "col"):
-        np.testing.assert_array_equal(getattr(prov, name)[0], wprov[name])
-    np.testing.assert_allclose(prov.weight[0], wprov["weight"], rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(prov.entropy[0], wprov["entropy"], rtol=1e-7, atol=1e-9)
+    assert_matches_oracle(machine, x, bank, t, P, tol=1e-9, entropy_rtol=1e-7)
 
 
 @pytest.mark.parametrize("machine", TREE_MACHINES)
@@ -102,13 +97,7 @@ def test_tree_matches_the_oracle_on_rgb_random_banks(machine, always_tree):
     rng = np.random.default_rng(5)
     bank = np.round(rng.uniform(-1, 1, (5, 3, 7, 8)) * 2).astype(np.float32) / 2    # coarse: duplicates
     x = rng.standard_normal((2, 3, 7, 8))
-    a, b = cosine_legacy(0.1)
-    x0, prov = denoise_with_provenance(machine, x, 0.1, bank, 3)
-    for k in range(2):
-        want, wprov = oracle_denoise(machine, x[k], bank, a, b, 3)
-        assert rel_err(x0[k], want) < 1e-9
-        for name in ("image", "row", "col"):
-            np.testing.assert_array_equal(getattr(prov, name)[k], wprov[name])
+    assert_matches_oracle(machine, x, bank, 0.1, 3, tol=1e-9)
 
 
 @pytest.mark.parametrize("machine", TREE_MACHINES)

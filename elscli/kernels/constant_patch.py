@@ -86,45 +86,17 @@ def _per_pixel(count, first, groups):
     fv = np.full((H, W), -1, dtype=np.int64)
     for g in range(groups.shape[0]):
         qi0, qi1, qj0, qj1, u0, u1, v0, v1 = groups[g]
-        if u0 >= 0 and v0 >= 0:
-            # one centre rectangle for the whole group
-            cnt = 0
-            bn = _NONE
-            bu = -1
-            bv = -1
-            for u in range(u0, u1):
-                for v in range(v0, v1):
-                    cnt += count[u, v]
-                    if first[u, v] < bn:     # strict: the earliest (row, col) wins among equal images
-                        bn = first[u, v]
-                        bu = u
-                        bv = v
-            for i in range(qi0, qi1):
-                for j in range(qj0, qj1):
-                    total[i, j] = cnt
-                    fn[i, j] = bn
-                    fu[i, j] = bu
-                    fv[i, j] = bv
-        else:
-            for i in range(qi0, qi1):
-                for j in range(qj0, qj1):
-                    ulo, uhi = (i, i + 1) if u0 < 0 else (u0, u1)
-                    vlo, vhi = (j, j + 1) if v0 < 0 else (v0, v1)
-                    cnt = 0
-                    bn = _NONE
-                    bu = -1
-                    bv = -1
-                    for u in range(ulo, uhi):
-                        for v in range(vlo, vhi):
-                            cnt += count[u, v]
-                            if first[u, v] < bn:
-                                bn = first[u, v]
-                                bu = u
-                                bv = v
-                    total[i, j] = cnt
-                    fn[i, j] = bn
-                    fu[i, j] = bu
-                    fv[i, j] = bv
+        for i in range(qi0, qi1):
+            for j in range(qj0, qj1):
+                ulo, uhi = (i, i + 1) if u0 < 0 else (u0, u1)
+                vlo, vhi = (j, j + 1) if v0 < 0 else (v0, v1)
+                for u in range(ulo, uhi):
+                    for v in range(vlo, vhi):
+                        total[i, j] += count[u, v]
+                        if first[u, v] < fn[i, j]:   # strict: the earliest (row, col) wins among equal images
+                            fn[i, j] = first[u, v]
+                            fu[i, j] = u
+                            fv[i, j] = v
     return total, fn, fu, fv
 
 

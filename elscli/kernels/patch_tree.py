@@ -15,10 +15,9 @@ maximum.  Leaves are evaluated exactly (float64 dot products over float32 patche
 softmax in which each distinct patch counts ``count`` times.  The traversal visits the more promising child
 first, so the running maximum is near the true one after the first leaf.
 
-Each pixel is worked by one thread from start to end, so results do not depend on the thread count or the
-batch; the tree depends on the dictionary alone.
+Pixels walk the tree in tiles of :data:`TILE` neighbours of one query, each tile by one thread from start to
+end, so results do not depend on the thread count or the batch; the tree depends on the dictionary alone.
 """
-import math
 
 import numpy as np
 from numba import njit, prange
@@ -489,7 +488,6 @@ def tree_softmax(xq, pixels, P, s1, s2, a, patches, norms, counts, centre, first
             top -= 1
             node = stack[top]
             any_live = False
-            best = -np.inf
             for p in range(T):
                 bp = _bound(q, qa, p, lo, hi, node, D, s1, s2)
                 live[p] = bp >= state[p, 0] - SKIP_LOG_RATIO

@@ -24,7 +24,6 @@ touched.  ``size=0`` keeps the native size (all images must then share it).
 from __future__ import annotations
 
 import hashlib
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
