@@ -104,6 +104,38 @@ def tie_tolerance(logw):
 
 
 @njit(fastmath=FASTMATH, cache=True)
+def _accumulate(i, j, logw, nvalid, mo, centre, s, t, acc, wbuf):
+    """Add the weights ``exp(logw[:nvalid] - mo)`` (``mo`` >= every entry: pixel (i, j)'s running maximum)
+    to its sums: s += sum w, t += sum w (log w - mo), acc[c] += sum w centre[c]."""
+    C = centre.shape[0]
+    se = 0.0
+    st = 0.0
+    if C == 1:
+        s0 = 0.0
+        for k in range(nvalid):
+            y = logw[k] - mo
+            w = exp_nonpositive(y)
+            se += w
+            st += w * y
+            s0 += w * np.float64(centre[0, k])
+        acc[0, i, j] += s0
+    else:
+        for k in range(nvalid):
+            y = logw[k] - mo
+            w = exp_nonpositive(y)
+            se += w
+            st += w * y
+            wbuf[k] = w
+        for c in range(C):
+            sc_c = 0.0
+            for k in range(nvalid):
+                sc_c += wbuf[k] * np.float64(centre[c, k])
+            acc[c, i, j] += sc_c
+    s[i, j] += se
+    t[i, j] += st
+
+
+@njit(fastmath=FASTMATH, cache=True)
 def _softmax_update(i, j, u, v, logw, nvalid, mx, centre, ids, m, s, t, acc, ld, an, au, av, wbuf):
     """Fold log weights ``logw[:nvalid]`` (max ``mx``) of patches centred at (u, v) into the running softmax
     of pixel (i, j); ``centre[c, k]`` is entry k's centre value in channel c, ``ids[k]`` its bank image
@@ -139,31 +171,49 @@ def _softmax_update(i, j, u, v, logw, nvalid, mx, centre, ids, m, s, t, acc, ld,
                 acc[c, i, j] *= sc
         m[i, j] = mx
         mo = mx
-    se = 0.0
-    st = 0.0
-    if C == 1:
-        s0 = 0.0
-        for k in range(nvalid):
-            y = logw[k] - mo
-            w = exp_nonpositive(y)
-            se += w
-            st += w * y
-            s0 += w * np.float64(centre[0, k])
-        acc[0, i, j] += s0
-    else:
-        for k in range(nvalid):
-            y = logw[k] - mo
-            w = exp_nonpositive(y)
-            se += w
-            st += w * y
-            wbuf[k] = w
-        for c in range(C):
-            sc_c = 0.0
-            for k in range(nvalid):
-                sc_c += wbuf[k] * np.float64(centre[c, k])
-            acc[c, i, j] += sc_c
-    s[i, j] += se
-    t[i, j] += st
+    _accumulate(i, j, logw, nvalid, mo, centre, s, t, acc, wbuf)
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def patch_penalties(yb, nvalid, P, s2, exclude, use_exclude, out):
+    """out[u, v, k] = -s2 ||phi||^2 for lane k's zero-padded P x P patch centred at (u, v), or ``EXCLUDED``
+    for lanes past ``nvalid`` and (when ``use_exclude``) lanes ``exclude`` leaves out.  The squared norm is
+    summed in one fixed order (window rows, then columns), so identical patches get bitwise identical
+    values."""
+    H = yb.shape[0]
+    W = yb.shape[1]
+    C = yb.shape[2]
+    K = yb.shape[3]
+    r = P // 2
+    sq = np.zeros((H, W, K))
+    for y in range(H):
+        for x in range(W):
+            for c in range(C):
+                for k in range(K):
+                    z = np.float64(yb[y, x, c, k])
+                    sq[y, x, k] += z * z
+    rows = np.zeros((H, W, K))
+    for y in range(H):
+        for v in range(W):
+            for x in range(max(0, v - r), min(W, v + r + 1)):
+                for k in range(K):
+                    rows[y, v, k] += sq[y, x, k]
+    for u in range(H):
+        for v in range(W):
+            for k in range(K):
+                out[u, v, k] = 0.0
+            for y in range(max(0, u - r), min(H, u + r + 1)):
+                for k in range(K):
+                    out[u, v, k] += rows[y, v, k]
+            for k in range(K):
+                out[u, v, k] = -s2 * out[u, v, k]
+            for k in range(nvalid, K):
+                out[u, v, k] = EXCLUDED
+            if use_exclude:
+                ex = exclude[u, v]
+                for k in range(nvalid):
+                    if ex[k]:
+                        out[u, v, k] = EXCLUDED
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -173,14 +223,22 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
 
     xq: (C, H+2r, W+2r) padded query; yb: (H, W, C, K) block of training images (lanes = images);
     index_b: (K,) their indices in the bank; exclude (H, W, K): lanes left out at each patch centre (the
-    constant patch, counted separately), read only when ``use_exclude``.  m, s, t (H, W): running max of log w, sum of exp(log w - m)
-    and of exp(log w - m)(log w - m); acc (C, H, W): weighted centre sums; ld, an, au, av: the dominant
-    patch's log weight and (image, row, col).
+    constant patch, counted separately), read only when ``use_exclude``.  m, s, t (H, W): running max of
+    log w, sum of exp(log w - m) and of exp(log w - m)(log w - m); acc (C, H, W): weighted centre sums; ld,
+    an, au, av: the dominant patch's log weight and (image, row, col).
 
-    For each shift (du, dv): the terms ``y (s1 x - s2 y)`` of the log weight along one padded query row,
-    their sliding sums over P columns (2 additions each), and a running sum of the last P such rows
-    (2 more) give ``log w = s1 <x_p, phi> - s2 ||phi||^2`` for a whole query row at once, whose softmax is
-    updated straight away.  The cost per (pixel, patch) pair does not depend on P.
+    For each shift (du, dv) and query row i, ``vsum[cc]`` holds the column sums over the P rows of the
+    window of ``<x[:, z, cc], y[z + du - r, cc + dv - r]>``; moving to the next row adds the entering row's
+    products and subtracts the leaving row's (computed again, not stored).  A sliding sum of P columns of
+    ``vsum`` then gives ``<x_p, phi>`` for every pixel of the row, and ``log w = s1 <x_p, phi> + pen``
+    with ``pen = -s2 ||phi||^2`` precomputed per block (:func:`patch_penalties`).  The cost per (pixel,
+    patch) pair does not depend on P, and no buffer grows with P.
+
+    Each pixel's log weights are first only counted against two thresholds — the skip threshold (running
+    maximum - ``SKIP_LOG_RATIO``) and the dominant patch's log weight less the tie tolerance.  Below the
+    first everywhere: the block is skipped.  Below the second everywhere: neither the maximum nor the
+    dominant patch can change, and the weights go straight to :func:`_accumulate`.  Otherwise the full
+    :func:`_softmax_update` runs.
     """
     C = xq.shape[0]
     Hp = xq.shape[1]
@@ -189,11 +247,12 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
     H = Hp - 2 * r
     W = Wp - 2 * r
     K = yb.shape[3]
-    prod = np.empty((Wp, K))
-    ring = np.empty((P, W, K))
-    col = np.empty((W, K))
-    wbuf = np.empty(K)
+    pen = np.empty((H, W, K))
+    patch_penalties(yb, nvalid, P, s2, exclude, use_exclude, pen)
+    vsum = np.empty((Wp, K))
+    dsum = np.empty(K)
     lbuf = np.empty(K)
+    wbuf = np.empty(K)
     nchunk = (nvalid + 7) // 8
     live_chunk = np.zeros(nchunk, dtype=np.bool_)
     live_lane = np.zeros(8 * nchunk, dtype=np.uint8)
@@ -221,75 +280,93 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                 j_lo, j_hi = _overlap(qj0, qj1, v0, v1, dv)
                 if j_hi <= j_lo:
                     continue
-                for zr in range(i_lo, i_hi + 2 * r):
-                    slot = (zr - i_lo) % P
-                    yr = zr + du - r
-                    # products along padded query row zr, columns [j_lo, j_hi + 2r)
-                    if 0 <= yr < H:
+                # padded query columns whose bank column lies inside the image (the others add zero)
+                c_lo = max(j_lo, r - dv)
+                c_hi = min(j_hi + 2 * r, W + r - dv)
+                for i in range(i_lo, i_hi):
+                    if i == i_lo:
                         for cc in range(j_lo, j_hi + 2 * r):
-                            yc = cc + dv - r
-                            if 0 <= yc < W:
-                                q = s1 * xq[0, zr, cc]
-                                for k in range(K):
-                                    y = np.float64(yb[yr, yc, 0, k])
-                                    prod[cc, k] = y * (q - s2 * y)
-                                for ch in range(1, C):
-                                    q = s1 * xq[ch, zr, cc]
-                                    for k in range(K):
-                                        y = np.float64(yb[yr, yc, ch, k])
-                                        prod[cc, k] += y * (q - s2 * y)
-                            else:
-                                for k in range(K):
-                                    prod[cc, k] = 0.0
+                            for k in range(K):
+                                vsum[cc, k] = 0.0
+                        for z in range(i, i + P):
+                            yr = z + du - r
+                            if 0 <= yr < H:
+                                for cc in range(c_lo, c_hi):
+                                    for ch in range(C):
+                                        q = xq[ch, z, cc]
+                                        for k in range(K):
+                                            vsum[cc, k] += q * np.float64(yb[yr, cc + dv - r, ch, k])
                     else:
-                        for cc in range(j_lo, j_hi + 2 * r):
-                            for k in range(K):
-                                prod[cc, k] = 0.0
-                    # the row's sliding sums over P columns replace row zr - P in the ring
-                    first = zr - i_lo < P
-                    if zr == i_lo:
-                        for j in range(j_lo, j_hi):
-                            for k in range(K):
-                                col[j, k] = 0.0
-                    if not first:
-                        for j in range(j_lo, j_hi):
-                            for k in range(K):
-                                col[j, k] -= ring[slot, j, k]
-                    for k in range(K):
-                        ring[slot, j_lo, k] = prod[j_lo, k]
-                    for dx in range(1, P):
-                        for k in range(K):
-                            ring[slot, j_lo, k] += prod[j_lo + dx, k]
-                    for j in range(j_lo + 1, j_hi):
-                        for k in range(K):
-                            ring[slot, j, k] = ring[slot, j - 1, k] + prod[j + P - 1, k] - prod[j - 1, k]
-                    for j in range(j_lo, j_hi):
-                        for k in range(K):
-                            col[j, k] += ring[slot, j, k]
-                    i = zr - 2 * r
-                    if i < i_lo:
-                        continue
-                    # col now holds <x_p, phi> for every pixel of query row i: update their softmax
+                        zn = i + P - 1
+                        zo = i - 1
+                        yn = zn + du - r
+                        yo = zo + du - r
+                        has_n = 0 <= yn < H
+                        has_o = 0 <= yo < H
+                        if C == 1 and has_n and has_o:
+                            for cc in range(c_lo, c_hi):
+                                qn = xq[0, zn, cc]
+                                qo = xq[0, zo, cc]
+                                for k in range(K):
+                                    vsum[cc, k] += (qn * np.float64(yb[yn, cc + dv - r, 0, k])
+                                                    - qo * np.float64(yb[yo, cc + dv - r, 0, k]))
+                        else:
+                            if has_n:
+                                for cc in range(c_lo, c_hi):
+                                    for ch in range(C):
+                                        qn = xq[ch, zn, cc]
+                                        for k in range(K):
+                                            vsum[cc, k] += qn * np.float64(yb[yn, cc + dv - r, ch, k])
+                            if has_o:
+                                for cc in range(c_lo, c_hi):
+                                    for ch in range(C):
+                                        qo = xq[ch, zo, cc]
+                                        for k in range(K):
+                                            vsum[cc, k] -= qo * np.float64(yb[yo, cc + dv - r, ch, k])
                     u = i + du
                     for j in range(j_lo, j_hi):
                         v = j + dv
-                        row = col[j]
-                        ybc = yb[u, v]
-                        if use_exclude:
-                            ex = exclude[u, v]
-                            for k in range(nvalid):
-                                lbuf[k] = EXCLUDED if ex[k] else row[k]
-                            for k in range(nvalid, 8 * nchunk):
-                                lbuf[k] = EXCLUDED
-                            row = lbuf
-                        mx = block_max(row, nvalid)
-                        if mx == EXCLUDED or mx < m[i, j] - SKIP_LOG_RATIO:
+                        pn = pen[u, v]
+                        mi = m[i, j]
+                        li = ld[i, j]
+                        thr_skip = mi - SKIP_LOG_RATIO
+                        thr_dom = li - tie_tolerance(li)
+                        nskip = 0
+                        ndom = 0
+                        if j == j_lo:
+                            for k in range(K):
+                                dsum[k] = vsum[j, k]
+                            for b in range(1, P):
+                                for k in range(K):
+                                    dsum[k] += vsum[j + b, k]
+                            for k in range(K):
+                                lw = s1 * dsum[k] + pn[k]
+                                lbuf[k] = lw
+                                nskip += lw >= thr_skip
+                                ndom += lw >= thr_dom
+                        else:
+                            vn = vsum[j + 2 * r]
+                            vo = vsum[j - 1]
+                            for k in range(K):
+                                d = dsum[k] + vn[k] - vo[k]
+                                dsum[k] = d
+                                lw = s1 * d + pn[k]
+                                lbuf[k] = lw
+                                nskip += lw >= thr_skip
+                                ndom += lw >= thr_dom
+                        if nskip == 0:
                             continue            # every weight of this block is < e^-64 of the maximum
+                        ybc = yb[u, v]
+                        if ndom == 0 and nskip * 8 * SPARSE_FRACTION > nvalid:
+                            # neither the maximum nor the dominant patch can change: weights only
+                            _accumulate(i, j, lbuf, nvalid, mi, ybc, s, t, acc, wbuf)
+                            continue
+                        mx = block_max(lbuf, nvalid)
                         # Lanes below e^-64 of the maximum get weight exactly 0 either way; when most
                         # 8-lane chunks hold only such lanes, the other chunks are gathered before the exp.
-                        thr = max(mx, m[i, j]) - SKIP_LOG_RATIO
+                        thr = max(mx, mi) - SKIP_LOG_RATIO
                         for k in range(8 * nchunk):
-                            live_lane[k] = 1 if row[k] >= thr else 0
+                            live_lane[k] = 1 if lbuf[k] >= thr else 0
                         nlive = 0
                         for ch in range(nchunk):
                             f = live_word[ch] != 0
@@ -301,7 +378,7 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                                 if live_chunk[ch]:
                                     for q in range(8):
                                         k = 8 * ch + q
-                                        sparse_logw[kk + q] = row[k] if k < nvalid else EXCLUDED
+                                        sparse_logw[kk + q] = lbuf[k]
                                         sparse_ids[kk + q] = index_b[k] if k < nvalid else 0
                                     for c in range(C):
                                         for q in range(8):
@@ -310,7 +387,7 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                             _softmax_update(i, j, u, v, sparse_logw, kk, mx, sparse_centre, sparse_ids, m, s,
                                             t, acc, ld, an, au, av, wbuf)
                         else:
-                            _softmax_update(i, j, u, v, row, nvalid, mx, ybc, index_b, m, s, t, acc,
+                            _softmax_update(i, j, u, v, lbuf, nvalid, mx, ybc, index_b, m, s, t, acc,
                                             ld, an, au, av, wbuf)
 
 
