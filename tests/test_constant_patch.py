@@ -94,7 +94,7 @@ def test_same_results_with_and_without_the_constant_patch(machine, t, digits, mo
 @pytest.mark.parametrize("machine", PATCH_MACHINES)
 @pytest.mark.parametrize("t", [0.01, 0.05])
 def test_low_noise_matches_the_oracle(machine, t, digits):
-    """At low noise nearly every weight but the flat patch's and a few others is below e^-64: the
+    """At low noise nearly every weight but the flat patch's and a few others is below e^-40: the
     constant patch, the skipped blocks and the sparse chunks all take part, and the result is still exact."""
     rng = np.random.default_rng(int(t * 1000))
     a, b = cosine_legacy(t)

@@ -24,9 +24,9 @@ def lanes_per_block(n_images: int) -> int:
     return min(MAX_IMAGES_PER_BLOCK, -(-per // 8) * 8)
 
 #: Weights below ``exp(-SKIP_LOG_RATIO)`` of the running maximum are set to zero without computing them.
-#: Each such weight is provably below e^-40 of the running maximum (the exactness rule of elscli),
-#: so the result is still exact.
-SKIP_LOG_RATIO = 64.0
+#: This is exactly the exactness rule of elscli (each skipped weight provably below e^-40 of the running
+#: maximum); the weight so left out is at most (number of patches) * e^-40 ~ 4e-18 per patch, relative.
+SKIP_LOG_RATIO = 40.0
 
 #: Relative tolerance under which two log weights count as tied when choosing the dominant patch of a
 #: pixel (the first in (image, row, col) order among ties).  Running sums make the log weights of two

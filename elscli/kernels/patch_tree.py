@@ -1,6 +1,6 @@
 """A k-d tree over the distinct patches of a dictionary, for the machines at low noise.
 
-At low noise almost every patch of an ELS dictionary has a weight far below e^-64 of the best one, yet the
+At low noise almost every patch of an ELS dictionary has a weight far below e^-40 of the best one, yet the
 shift kernel (:mod:`.shift_softmax`) still computes the distance of every (pixel, patch) pair.  Here the
 dictionary of *all valid patches* (ELS; the interior pixels of bbELS) is stored once per distinct patch —
 with its count and its first occurrence in (image, row, col) order — in a k-d tree whose nodes carry the
@@ -10,7 +10,7 @@ bounded coordinate by coordinate,
     log w(phi) = sum_d (s1 q_d phi_d - s2 phi_d^2) <= sum_d max_{lo_d <= z <= hi_d} (s1 q_d z - s2 z^2),
 
 (the maximiser is z = clip(q_d / a, lo_d, hi_d)), so a subtree whose bound is below the pixel's running
-maximum by more than ``SKIP_LOG_RATIO`` (64 nats) is skipped: every weight in it is provably < e^-64 of the
+maximum by more than ``SKIP_LOG_RATIO`` (40 nats) is skipped: every weight in it is provably < e^-40 of the
 maximum.  Leaves are evaluated exactly (float64 dot products over float32 patches) into a float64 online
 softmax in which each distinct patch counts ``count`` times.  The traversal visits the more promising child
 first, so the running maximum is near the true one after the first leaf.

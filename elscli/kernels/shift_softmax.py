@@ -21,10 +21,9 @@ exactly: the dominant patch is the first in (image, row, col) order).
 **Vectorised over training images.**  The bank is stored transposed in blocks of up to ``MAX_IMAGES_PER_BLOCK``
 images, images innermost (``(H, W, C, K)`` per block): every arithmetic loop runs over one block's lanes.
 
-**Provably negligible weights.**  Per (pixel, centre, block) the block's largest log weight is compared with
-the pixel's running maximum; if it is below by more than ``SKIP_LOG_RATIO`` (64 nats) the whole block is
-skipped without an exp: every weight in it is provably < e^-64 of the running maximum (elscli's exactness
-rule allows < e^-40).  Otherwise, when most 8-lane chunks hold only such lanes (low noise), just the other
+**Provably negligible weights.**  Per (pixel, centre, block) the lanes within ``SKIP_LOG_RATIO`` (40 nats) of
+the pixel's running maximum are counted; if there are none the whole block is skipped without an exp: every
+weight in it is provably < e^-40 of the running maximum (elscli's exactness rule).  Otherwise, when most 8-lane chunks hold only such lanes (low noise), just the other
 chunks are gathered and exponentiated; the lanes left out would have weight exactly 0.
 
 **The constant patch** (:mod:`.constant_patch`): the lanes whose patch is the bank's flat background are
@@ -355,14 +354,14 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                                 nskip += lw >= thr_skip
                                 ndom += lw >= thr_dom
                         if nskip == 0:
-                            continue            # every weight of this block is < e^-64 of the maximum
+                            continue            # every weight of this block is < e^-40 of the maximum
                         ybc = yb[u, v]
                         if ndom == 0 and nskip * 8 * SPARSE_FRACTION > nvalid:
                             # neither the maximum nor the dominant patch can change: weights only
                             _accumulate(i, j, lbuf, nvalid, mi, ybc, s, t, acc, wbuf)
                             continue
                         mx = block_max(lbuf, nvalid)
-                        # Lanes below e^-64 of the maximum get weight exactly 0 either way; when most
+                        # Lanes below e^-40 of the maximum get weight exactly 0 either way; when most
                         # 8-lane chunks hold only such lanes, the other chunks are gathered before the exp.
                         thr = max(mx, mi) - SKIP_LOG_RATIO
                         for k in range(8 * nchunk):
