@@ -6,7 +6,7 @@ import pytest
 
 from elscli import machines
 from elscli.kernels import constant_patch
-from elscli.kernels.config import lanes_per_block
+from elscli.kernels.config import MAX_IMAGES_PER_BLOCK, lanes_per_block
 from elscli.kernels.shift_softmax import transpose_blocks
 from elscli.machines import denoise_with_provenance, dictionary_groups
 
@@ -45,7 +45,7 @@ def mask_oracle(images, P, value):
 @pytest.mark.parametrize("P", [1, 3, 5])
 def test_mask_matches_a_direct_check(C, P):
     rng = np.random.default_rng([C, P])
-    images = np.full((300, C, 9, 8), -1.0, np.float32)            # 300 images: two blocks
+    images = np.full((MAX_IMAGES_PER_BLOCK + 44, C, 9, 8), -1.0, np.float32)      # two blocks
     ink = rng.random(images.shape[:1] + images.shape[2:]) < 0.15
     images[:, 0][ink] = 0.5
     if C == 3:
@@ -115,7 +115,8 @@ def test_the_flat_patch_dominates_at_its_first_occurrence(machine, digits):
 @pytest.mark.parametrize("machine", PATCH_MACHINES)
 def test_threads_and_batches_do_not_change_low_noise_results(machine, digits):
     rng = np.random.default_rng(3)
-    bank = np.concatenate([digits] * 25)             # 300 images: two blocks, every patch 25 times
+    copies = -(-(MAX_IMAGES_PER_BLOCK + 1) // len(digits))
+    bank = np.concatenate([digits] * copies)         # two blocks, every patch many times
     a, b = cosine_legacy(0.05)
     x = a * digits[[1, 2]] + b * rng.standard_normal((2, 1, 32, 32))
     one = denoise_with_provenance(machine, x, 0.05, bank, 3, threads=1)

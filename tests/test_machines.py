@@ -51,7 +51,8 @@ def test_real_digits_match_oracle(machine, P, real_bank):
 
 
 def test_bank_larger_than_one_block_matches_oracle():
-    """More training images than one parallel block (256): the fixed-order merge of blocks is exact."""
+    """More training images than one parallel block (MAX_IMAGES_PER_BLOCK = 512): the fixed-order merge of
+    blocks is exact."""
     rng = np.random.default_rng(7)
     bank = random_bank(rng, 600, 1, 6, 6)
     x = rng.standard_normal((1, 1, 6, 6))
@@ -287,7 +288,7 @@ def test_identical_patches_in_different_blocks_resolve_to_the_first():
     """Copies of the bank land in different parallel blocks; the first copy still dominates everywhere."""
     rng = np.random.default_rng(14)
     base = np.round(rng.uniform(-1, 1, (300, 1, 8, 8)) * 4).astype(np.float32) / 4   # coarse: many ties
-    doubled = np.concatenate([base, base])                                           # 600 images: 3 blocks
+    doubled = np.concatenate([base, base])                                           # 600 images: 2 blocks
     x = rng.standard_normal((2, 1, 8, 8))
     for machine in ("ls", "els", "bbels"):
         once, p1 = denoise_with_provenance(machine, x, 0.3, base, 3)

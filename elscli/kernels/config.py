@@ -12,7 +12,7 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 #: blocks, and the fixed order in which their partial softmax sums are merged, are a function of the
 #: dictionary's image count alone (see :func:`lanes_per_block`), never of the thread count or batch size:
 #: that is what makes results bitwise identical for any ``NUMBA_NUM_THREADS``.
-MAX_IMAGES_PER_BLOCK = 256
+MAX_IMAGES_PER_BLOCK = 512
 
 
 def lanes_per_block(n_images: int) -> int:
