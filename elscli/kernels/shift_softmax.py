@@ -13,18 +13,24 @@ location (flagged by -1).
 
 **Distances for every shift by box sums.**  For a training image y and a shift d = (u - i, v - j) between
 patch centre and query pixel, the products ``Z(z) = sum_c x[c, z] y[c, z + d]`` over the query's padded
-image give ``<x_p, phi_{p+d}> = sum_{dy, dx < P} Z(p + (dy, dx))`` for *every* p at once: a row pass and a
-column pass of P terms each, 2P additions per (pixel, patch) pair instead of P^2 C multiply-adds.  The
-sums run in one fixed order, so identical patches get bitwise identical distances (ties are then broken
-exactly: the dominant patch is the first in (image, row, col) order).
+image give ``<x_p, phi_{p+d}> = sum_{dy, dx < P} Z(p + (dy, dx))`` for *every* p at once: column sums of P
+rows slid down the rows (the entering and leaving rows' products computed on the fly) and row sums of P
+columns slid along them, a few operations per (pixel, patch) pair instead of P^2 C multiply-adds.  The
+``-s2 ||phi||^2`` term is precomputed per block in one fixed order (:func:`patch_penalties`).  Sliding sums
+round differently for different shifts, so the log weights of identical patches may differ by ~1e-13
+relative; near-ties within :func:`tie_tolerance` are broken by (image, row, col) order, so the dominant
+patch is still the first copy.
 
 **Vectorised over training images.**  The bank is stored transposed in blocks of up to ``MAX_IMAGES_PER_BLOCK``
 images, images innermost (``(H, W, C, K)`` per block): every arithmetic loop runs over one block's lanes.
 
 **Provably negligible weights.**  Per (pixel, centre, block) the lanes within ``SKIP_LOG_RATIO`` (40 nats) of
 the pixel's running maximum are counted; if there are none the whole block is skipped without an exp: every
-weight in it is provably < e^-40 of the running maximum (elscli's exactness rule).  Otherwise, when most 8-lane chunks hold only such lanes (low noise), just the other
-chunks are gathered and exponentiated; the lanes left out would have weight exactly 0.
+weight in it is provably < e^-40 of the running maximum (elscli's exactness rule).  Lanes within the tie
+tolerance of the pixel's dominant patch are counted too; if there are none, neither the maximum nor the
+dominant patch can change and the weights are summed straight away.  Otherwise, when most 8-lane chunks
+hold only negligible lanes (low noise), just the other chunks are gathered and exponentiated; the lanes
+left out would have weight exactly 0.
 
 **The constant patch** (:mod:`.constant_patch`): the lanes whose patch is the bank's flat background are
 left out of the blocks and enter the merge as one exact term ``count * exp(log w_const - m)`` per pixel;
