@@ -335,7 +335,7 @@ def _run_patch_machine(machine, xb, images, index, P, a, b):
         pixels = np.ascontiguousarray(np.stack([ii.ravel(), jj.ravel()], axis=1), dtype=np.int64)
         state, acc, dom, _work = tree_softmax(xq, pixels, P, s1, s2, a, tree.patches, tree.norms, tree.counts,
                                        tree.centre, tree.first, tree.start, tree.end, tree.left, tree.right,
-                                       tree.lo, tree.hi)
+                                       tree.lo, tree.hi, tree.rotation)
         pi, pj = pixels[:, 0], pixels[:, 1]
         ext.m[:, pi, pj] = state[..., 0]
         ext.s[:, pi, pj] = state[..., 1]

@@ -57,8 +57,9 @@ def test_distinct_patches_counts_and_first_occurrences(P, digits):
         block = flat[s * D:e * D].reshape(D, e - s).T            # coordinate-major within a leaf
         for k in range(e - s):
             got[block[k].tobytes()] = (tree.counts[s + k], tuple(tree.first[s + k]))
-            # the leaf's box holds its patches
-            assert np.all(block[k] >= tree.lo[node]) and np.all(block[k] <= tree.hi[node])
+            # the leaf's box holds its patches, on the principal axes, computed exactly
+            z = block[k].astype(np.float64) @ tree.rotation
+            assert np.all(z >= tree.lo[node]) and np.all(z <= tree.hi[node])
     want = {}
     for row, w in zip(rows, where):
         key = row.astype(np.float32).tobytes()
@@ -131,3 +132,29 @@ def test_tree_results_do_not_depend_on_threads_batch_or_copies(machine, digits, 
     assert rel_err(doubled[0], one[0]) < 1e-12
     np.testing.assert_array_equal(doubled[1].image, one[1].image)       # the first copy dominates
     np.testing.assert_allclose(doubled[1].weight, one[1].weight / 2, rtol=1e-9)
+
+
+@pytest.mark.parametrize("P", [3, 5])
+def test_every_node_bound_holds_on_the_principal_axes(P, digits):
+    """The box bound, computed on the principal axes, is above the exact log weight of every patch below the
+    node, for queries near and far from the data and at low and high noise."""
+    from elscli.kernels.patch_tree import _bound
+
+    tree = PatchTree(digits, np.arange(len(digits)), P, leaf_size=4)
+    np.testing.assert_allclose(tree.rotation.T @ tree.rotation, np.eye(tree.D), atol=1e-12)
+    D = tree.D
+    rows = np.empty((tree.n_distinct, D))                      # patches in leaf order, row-major
+    for node in range(len(tree.start)):
+        if tree.left[node] < 0:
+            s, e = tree.start[node], tree.end[node]
+            rows[s:e] = tree.patches[s * D:e * D].reshape(D, e - s).T
+    rng = np.random.default_rng(P)
+    for t in (0.05, 0.5):
+        a, b = cosine_legacy(t)
+        s1, s2 = a / (b * b), a * a / (2 * b * b)
+        for q in (a * rows[rng.integers(len(rows))] + b * rng.standard_normal(D), rng.standard_normal(D) * 3):
+            logw = s1 * rows @ q - s2 * np.einsum("ij,ij->i", rows, rows)
+            qr = (q @ tree.rotation)[None]
+            for node in range(len(tree.start)):
+                bound = _bound(qr, qr / a, 0, tree.lo, tree.hi, node, D, s1, s2)
+                assert logw[tree.start[node]:tree.end[node]].max() <= bound + 1e-9 * (1 + abs(bound))

@@ -9,7 +9,9 @@ bounded coordinate by coordinate,
 
     log w(phi) = sum_d (s1 q_d phi_d - s2 phi_d^2) <= sum_d max_{lo_d <= z <= hi_d} (s1 q_d z - s2 z^2),
 
-(the maximiser is z = clip(q_d / a, lo_d, hi_d)), so a subtree whose bound is below the pixel's running
+(the maximiser is z = clip(q_d / a, lo_d, hi_d)).  The coordinates are the patches' principal axes (an
+orthonormal rotation, which keeps both <q, phi> and ||phi||^2; the boxes are widened past the rounding of
+the rotated values), where boxes are tighter than in pixel coordinates.  A subtree whose bound is below the pixel's running
 maximum by more than ``SKIP_LOG_RATIO`` (40 nats) is skipped: every weight in it is provably < e^-40 of the
 maximum.  Leaves are evaluated exactly (float64 dot products over float32 patches) into a float64 online
 softmax in which each distinct patch counts ``count`` times.  The traversal visits the more promising child
@@ -27,14 +29,14 @@ from .expm import exp_nonpositive
 from .shift_softmax import _precedes, tie_tolerance
 
 #: Patches per leaf at most.
-LEAF_SIZE = 32
+LEAF_SIZE = 256
 
 #: The machines use the tree for these patch sizes when the noise is low enough: a^2 / 2b^2 (the weights'
 #: precision on squared patch distances) at least the value given.  Measured against the shift kernel on
-#: mnist-5k (bbELS, 2 cores, steady state): P = 3 is 5x faster at t = 0.05 and still 15% at t = 0.25
-#: (a^2/2b^2 = 3.0); P = 5 is 1.7x faster at t = 0.1 and 20% at t = 0.15 (8.8), even at t = 0.2; P = 7 is
-#: 2.5x slower at t = 0.25: box bounds in 49 coordinates prune too little.
-MIN_PRECISION = {3: 3.0, 5: 8.0}
+#: mnist-5k (bbELS, 2 cores, steady state, 256-patch leaves, principal axes): P = 3 is 8x faster at
+#: t = 0.05; P = 5 is 2.6x faster at t = 0.1, 1.8x at t = 0.15 and 1.4x at t = 0.2 (a^2/2b^2 = 4.8); P = 7
+#: is 1.6x slower at t = 0.25: box bounds in 49 coordinates prune too little.
+MIN_PRECISION = {3: 3.0, 5: 4.0}
 #: ... and when the distinct patches fit in this many bytes.
 MAX_BYTES = 1 << 30
 
@@ -290,13 +292,50 @@ def _leaf_major(rows, perm, start, end, left, centre_cols):
     return out, norms, centre
 
 
+def principal_axes(rows: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """The orthonormal (D, D) matrix whose columns are the principal axes of ``rows`` (n, D), by decreasing
+    variance.  The tree splits and bounds patches in these coordinates, where their boxes are tighter than
+    in pixel coordinates (neighbouring pixels are strongly correlated)."""
+    n, D = rows.shape
+    mean = rows.mean(axis=0, dtype=np.float64)
+    scatter = np.zeros((D, D))
+    for lo in range(0, n, chunk):
+        x = rows[lo:lo + chunk].astype(np.float64) - mean
+        scatter += x.T @ x
+    _, vectors = np.linalg.eigh(scatter)
+    return np.ascontiguousarray(vectors[:, ::-1])
+
+
+def rotated_rows(rows: np.ndarray, rotation: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """``rows @ rotation`` rounded to float32, computed in float64 a chunk at a time."""
+    out = np.empty(rows.shape, dtype=np.float32)
+    for lo in range(0, rows.shape[0], chunk):
+        out[lo:lo + chunk] = rows[lo:lo + chunk].astype(np.float64) @ rotation
+    return out
+
+
+#: Relative widening of the boxes, above float32 rounding of the rotated coordinates (2^-24 = 6e-8) and the
+#: float64 rounding of the rotation itself (~1e-15): every patch's exact rotated coordinates lie inside.
+BOX_MARGIN = 2.5e-7
+
+
+def widened_boxes(lo: np.ndarray, hi: np.ndarray):
+    """float64 boxes containing the exact rotated coordinates of every patch whose float32-rounded rotated
+    coordinates lie in [lo, hi]."""
+    lo = lo.astype(np.float64)
+    hi = hi.astype(np.float64)
+    pad = BOX_MARGIN * np.maximum(np.abs(lo), np.abs(hi)) + 1e-12
+    return lo - pad, hi + pad
+
+
 class PatchTree:
     """The distinct valid patches of a dictionary (images[index], patch size P) in a k-d tree.
 
     ``patches``: the distinct patches (D float32 each) in leaf order, flat, each leaf's block stored
     coordinate-major; ``norms`` (n,) their squared norms; ``counts`` (n,) copies; ``centre`` (C, n) centre
     values; ``first`` (n, 3) first occurrence (bank image, row, col); per node ``start``/``end`` (its range),
-    ``left``/``right`` (children, -1 for leaves), ``lo``/``hi`` (D,) bounding box."""
+    ``left``/``right`` (children, -1 for leaves), ``lo``/``hi`` (D,) float64 bounding box of its patches
+    in the coordinates ``phi @ rotation`` (``rotation``: :func:`principal_axes`)."""
 
     def __init__(self, images: np.ndarray, index: np.ndarray, P: int, leaf_size: int = LEAF_SIZE):
         images = np.ascontiguousarray(images, dtype=np.float32)
@@ -307,7 +346,11 @@ class PatchTree:
         first_row, counts = _group(images, index, P, order, hashes)
         del hashes, order
         distinct, where = _rows(images, index, P, first_row)
-        perm, self.start, self.end, self.left, self.right, self.lo, self.hi = _build_tree(distinct, leaf_size)
+        self.rotation = principal_axes(distinct)
+        rotated = rotated_rows(distinct, self.rotation)
+        perm, self.start, self.end, self.left, self.right, lo, hi = _build_tree(rotated, leaf_size)
+        del rotated
+        self.lo, self.hi = widened_boxes(lo, hi)
         centre_cols = np.array([c * P * P + (P * P) // 2 for c in range(C)], dtype=np.int64)
         self.patches, self.norms, self.centre = _leaf_major(distinct, perm, self.start, self.end, self.left,
                                                             centre_cols)
@@ -325,7 +368,8 @@ class PatchTree:
 
 @njit(inline="always", fastmath=FASTMATH)
 def _bound(q, qa, p, lo, hi, node, D, s1, s2):
-    """Upper bound of log w over the patches in node's box, for pixel p of the tile."""
+    """Upper bound of log w over the patches in node's box, for pixel p of the tile (q, qa: the pixel's
+    query patch and query patch / a, in the box's coordinates)."""
     lon = lo[node]
     hin = hi[node]
     qp = q[p]
@@ -419,7 +463,7 @@ TILE = 16
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def tree_softmax(xq, pixels, P, s1, s2, a, patches, norms, counts, centre, first, start, end, left, right, lo,
-                 hi):
+                 hi, rotation):
     """Online softmax of every pixel in ``pixels`` (npix, 2) of every padded query xq (B, C, H+2r, W+2r)
     over the distinct patches of a :class:`PatchTree` (its arrays passed one by one).
 
@@ -455,7 +499,13 @@ def tree_softmax(xq, pixels, P, s1, s2, a, patches, norms, counts, centre, first
                     for dx in range(P):
                         q[p, d] = xq[bi, c, i + dy, j + dx]
                         d += 1
-        qa = q / a
+        qr = np.zeros((T, D))             # the query patches on the principal axes, for the bounds
+        for p in range(T):
+            for d in range(D):
+                qd = q[p, d]
+                for e in range(D):
+                    qr[p, e] += qd * rotation[d, e]
+        qa = qr / a
         lw = np.empty(leaf_max)
         state = np.empty((T, 4))
         acc = np.zeros((T, C))
@@ -472,8 +522,8 @@ def tree_softmax(xq, pixels, P, s1, s2, a, patches, norms, counts, centre, first
             # each pixel's most promising leaf first, so that its running maximum is close to the true one
             node = 0
             while left[node] >= 0:
-                bl = _bound(q, qa, p, lo, hi, left[node], D, s1, s2)
-                br = _bound(q, qa, p, lo, hi, right[node], D, s1, s2)
+                bl = _bound(qr, qa, p, lo, hi, left[node], D, s1, s2)
+                br = _bound(qr, qa, p, lo, hi, right[node], D, s1, s2)
                 node = left[node] if bl >= br else right[node]
             first_leaf[p] = node
             out_work[bi, p0 + p, 0] += end[node] - start[node]
@@ -489,7 +539,7 @@ def tree_softmax(xq, pixels, P, s1, s2, a, patches, norms, counts, centre, first
             node = stack[top]
             any_live = False
             for p in range(T):
-                bp = _bound(q, qa, p, lo, hi, node, D, s1, s2)
+                bp = _bound(qr, qa, p, lo, hi, node, D, s1, s2)
                 live[p] = bp >= state[p, 0] - SKIP_LOG_RATIO
                 any_live |= live[p]
                 out_work[bi, p0 + p, 1] += 1
@@ -506,8 +556,8 @@ def tree_softmax(xq, pixels, P, s1, s2, a, patches, norms, counts, centre, first
             pl = 0
             while not live[pl]:
                 pl += 1
-            bl = _bound(q, qa, pl, lo, hi, left[node], D, s1, s2)
-            br = _bound(q, qa, pl, lo, hi, right[node], D, s1, s2)
+            bl = _bound(qr, qa, pl, lo, hi, left[node], D, s1, s2)
+            br = _bound(qr, qa, pl, lo, hi, right[node], D, s1, s2)
             if bl >= br:
                 stack[top] = right[node]
                 stack[top + 1] = left[node]
