@@ -292,25 +292,53 @@ def _leaf_major(rows, perm, start, end, left, centre_cols):
     return out, norms, centre
 
 
-def principal_axes(rows: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-    """The orthonormal (D, D) matrix whose columns are the principal axes of ``rows`` (n, D), by decreasing
-    variance.  The tree splits and bounds patches in these coordinates, where their boxes are tighter than
-    in pixel coordinates (neighbouring pixels are strongly correlated)."""
+@njit(cache=True)
+def _scatter(rows, step):
+    """Scatter matrix (D, D) about the mean of rows[::step], summed in one fixed order (no BLAS, whose
+    summation order may depend on its thread count)."""
     n, D = rows.shape
-    mean = rows.mean(axis=0, dtype=np.float64)
-    scatter = np.zeros((D, D))
-    for lo in range(0, n, chunk):
-        x = rows[lo:lo + chunk].astype(np.float64) - mean
-        scatter += x.T @ x
-    _, vectors = np.linalg.eigh(scatter)
+    m = 0
+    mean = np.zeros(D)
+    for k in range(0, n, step):
+        for d in range(D):
+            mean[d] += rows[k, d]
+        m += 1
+    mean /= m
+    out = np.zeros((D, D))
+    x = np.empty(D)
+    for k in range(0, n, step):
+        for d in range(D):
+            x[d] = rows[k, d] - mean[d]
+        for d in range(D):
+            for e in range(D):
+                out[d, e] += x[d] * x[e]
+    return out
+
+
+def principal_axes(rows: np.ndarray, sample: int = 1 << 16) -> np.ndarray:
+    """The orthonormal (D, D) matrix whose columns are the principal axes of (an evenly spaced sample of at
+    most ``sample`` of) ``rows`` (n, D), by decreasing variance.  The tree splits and bounds patches in these
+    coordinates, where their boxes are tighter than in pixel coordinates (neighbouring pixels are strongly
+    correlated).  A function of the rows alone: the same tree for any thread count."""
+    _, vectors = np.linalg.eigh(_scatter(rows, max(1, rows.shape[0] // sample)))
     return np.ascontiguousarray(vectors[:, ::-1])
 
 
-def rotated_rows(rows: np.ndarray, rotation: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-    """``rows @ rotation`` rounded to float32, computed in float64 a chunk at a time."""
-    out = np.empty(rows.shape, dtype=np.float32)
-    for lo in range(0, rows.shape[0], chunk):
-        out[lo:lo + chunk] = rows[lo:lo + chunk].astype(np.float64) @ rotation
+@njit(cache=True)
+def rotated_rows(rows, rotation):
+    """``rows @ rotation`` computed in float64 in one fixed order, rounded to float32."""
+    n, D = rows.shape
+    out = np.empty((n, D), dtype=np.float32)
+    acc = np.empty(D)
+    for k in range(n):
+        for e in range(D):
+            acc[e] = 0.0
+        for d in range(D):
+            x = np.float64(rows[k, d])
+            for e in range(D):
+                acc[e] += x * rotation[d, e]
+        for e in range(D):
+            out[k, e] = acc[e]
     return out
 
 
