@@ -1,4 +1,5 @@
-"""The one check every kernel test makes: elscli's x0_hat and provenance against the NumPy oracle."""
+"""The checks every kernel test makes: elscli's x0_hat and provenance against the NumPy oracle, and bitwise
+independence of the thread count and the batch."""
 import numpy as np
 
 from elscli.machines import denoise_with_provenance
@@ -21,3 +22,22 @@ def assert_matches_oracle(machine, x, bank, t, P, *, tol=EXACT, entropy_rtol=1e-
         np.testing.assert_array_equal(prov.col[k], wprov["col"])
         np.testing.assert_allclose(prov.weight[k], wprov["weight"], rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(prov.entropy[k], wprov["entropy"], rtol=entropy_rtol, atol=1e-9)
+
+
+PROVENANCE_FIELDS = ("image", "row", "col", "weight", "entropy")
+
+
+def assert_independent_of_threads_and_batch(machine, x, bank, t, P):
+    """x0_hat and provenance bitwise the same with 1 and 2 threads, and for each query alone as in the batch
+    x (B, C, H, W); returns the 1-thread result."""
+    one = denoise_with_provenance(machine, x, t, bank, P, threads=1)
+    two = denoise_with_provenance(machine, x, t, bank, P, threads=2)
+    np.testing.assert_array_equal(one[0], two[0])
+    for name in PROVENANCE_FIELDS:
+        np.testing.assert_array_equal(getattr(one[1], name), getattr(two[1], name))
+    for k in range(x.shape[0]):
+        alone = denoise_with_provenance(machine, x[k], t, bank, P, threads=2)
+        np.testing.assert_array_equal(one[0][k], alone[0])
+        for name in PROVENANCE_FIELDS:
+            np.testing.assert_array_equal(getattr(one[1], name)[k], getattr(alone[1], name))
+    return one

@@ -10,7 +10,7 @@ from elscli.kernels.config import MAX_IMAGES_PER_BLOCK, lanes_per_block
 from elscli.kernels.shift_softmax import transpose_blocks
 from elscli.machines import denoise_with_provenance, dictionary_groups
 
-from agreement import assert_matches_oracle
+from agreement import assert_independent_of_threads_and_batch, assert_matches_oracle
 from oracle import cosine_legacy, rel_err
 
 PATCH_MACHINES = ["ls", "els", "bbels"]
@@ -119,11 +119,5 @@ def test_threads_and_batches_do_not_change_low_noise_results(machine, digits):
     bank = np.concatenate([digits] * copies)         # two blocks, every patch many times
     a, b = cosine_legacy(0.05)
     x = a * digits[[1, 2]] + b * rng.standard_normal((2, 1, 32, 32))
-    one = denoise_with_provenance(machine, x, 0.05, bank, 3, threads=1)
-    two = denoise_with_provenance(machine, x, 0.05, bank, 3, threads=2)
-    single = denoise_with_provenance(machine, x[1], 0.05, bank, 3, threads=2)
-    np.testing.assert_array_equal(one[0], two[0])
-    np.testing.assert_array_equal(one[0][1], single[0])
-    for name in ("image", "row", "col", "weight", "entropy"):
-        np.testing.assert_array_equal(getattr(one[1], name), getattr(two[1], name))
+    one = assert_independent_of_threads_and_batch(machine, x, bank, 0.05, 3)
     assert np.all(one[1].image < len(digits))        # the first copy always represents its duplicates

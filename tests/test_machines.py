@@ -6,7 +6,7 @@ import elscli
 from elscli.errors import ElscliError
 from elscli.machines import denoise, denoise_with_provenance, score
 
-from agreement import assert_matches_oracle
+from agreement import assert_independent_of_threads_and_batch, assert_matches_oracle
 from oracle import cosine_legacy, dictionary_mean, nearest_centre, rel_err
 
 MACHINES = ["is", "ls", "els", "bbels"]
@@ -180,16 +180,7 @@ def test_thread_count_and_batch_do_not_change_results(machine):
     rng = np.random.default_rng(9)
     bank = random_bank(rng, 600, 1, 10, 10)      # several parallel blocks
     x = rng.standard_normal((3, 1, 10, 10))
-    one = denoise_with_provenance(machine, x, 0.5, bank, 5, threads=1)
-    two = denoise_with_provenance(machine, x, 0.5, bank, 5, threads=2)
-    single = [denoise_with_provenance(machine, x[k], 0.5, bank, 5, threads=2) for k in range(3)]
-    for other in (two,):
-        np.testing.assert_array_equal(one[0], other[0])
-        for name in ("image", "row", "col", "weight", "entropy"):
-            np.testing.assert_array_equal(getattr(one[1], name), getattr(other[1], name))
-    for k in range(3):
-        np.testing.assert_array_equal(one[0][k], single[k][0])
-        np.testing.assert_array_equal(one[1].entropy[k], single[k][1].entropy)
+    assert_independent_of_threads_and_batch(machine, x, bank, 0.5, 5)
 
 
 @pytest.mark.parametrize("machine", MACHINES)

@@ -7,7 +7,7 @@ from elscli.kernels import patch_tree
 from elscli.kernels.patch_tree import PatchTree
 from elscli.machines import denoise_with_provenance
 
-from agreement import assert_matches_oracle
+from agreement import assert_independent_of_threads_and_batch, assert_matches_oracle
 from oracle import cosine_legacy, rel_err
 
 TREE_MACHINES = ["els", "bbels"]
@@ -121,13 +121,7 @@ def test_tree_results_do_not_depend_on_threads_batch_or_copies(machine, digits, 
     rng = np.random.default_rng(4)
     a, b = cosine_legacy(0.05)
     x = a * digits[[1, 2]] + b * rng.standard_normal((2, 1, 32, 32))
-    one = denoise_with_provenance(machine, x, 0.05, digits, 3, threads=1)
-    two = denoise_with_provenance(machine, x, 0.05, digits, 3, threads=2)
-    single = denoise_with_provenance(machine, x[1], 0.05, digits, 3, threads=2)
-    np.testing.assert_array_equal(one[0], two[0])
-    np.testing.assert_array_equal(one[0][1], single[0])
-    for name in ("image", "row", "col", "weight", "entropy"):
-        np.testing.assert_array_equal(getattr(one[1], name), getattr(two[1], name))
+    one = assert_independent_of_threads_and_batch(machine, x, digits, 0.05, 3)
     doubled = denoise_with_provenance(machine, x, 0.05, np.concatenate([digits, digits]), 3)
     assert rel_err(doubled[0], one[0]) < 1e-12
     np.testing.assert_array_equal(doubled[1].image, one[1].image)       # the first copy dominates

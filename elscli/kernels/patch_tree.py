@@ -123,6 +123,17 @@ def _group(images, index, P, order, hashes):
     return first[:ngroups], count[:ngroups]
 
 
+@njit(inline="always")
+def _patch_vector(image, u, v, P, out):
+    """out[:] = the P x P patch of image (C, H, W) whose top-left corner is (u, v), flattened (c, row, col)."""
+    d = 0
+    for c in range(image.shape[0]):
+        for dy in range(P):
+            for dx in range(P):
+                out[d] = image[c, u + dy, v + dx]
+                d += 1
+
+
 @njit(cache=True)
 def _rows(images, index, P, which):
     """The patches numbered ``which`` as rows (c, dy, dx), and their (bank image, centre row, centre col)."""
@@ -135,12 +146,7 @@ def _rows(images, index, P, which):
     for i in range(which.shape[0]):
         a, u, v = _decode(which[i], U, V)
         n = index[a]
-        d = 0
-        for c in range(C):
-            for dy in range(P):
-                for dx in range(P):
-                    out[i, d] = images[n, c, u + dy, v + dx]
-                    d += 1
+        _patch_vector(images[n], u, v, P, out[i])
         where[i, 0] = n
         where[i, 1] = u + r
         where[i, 2] = v + r
@@ -519,14 +525,7 @@ def tree_softmax(xq, pixels, P, s1, s2, a, patches, norms, counts, centre, first
         T = min(TILE, npix - p0)
         q = np.empty((T, D))
         for p in range(T):
-            i = pixels[p0 + p, 0]
-            j = pixels[p0 + p, 1]
-            d = 0
-            for c in range(C):
-                for dy in range(P):
-                    for dx in range(P):
-                        q[p, d] = xq[bi, c, i + dy, j + dx]
-                        d += 1
+            _patch_vector(xq[bi], pixels[p0 + p, 0], pixels[p0 + p, 1], P, q[p])
         qr = np.zeros((T, D))             # the query patches on the principal axes, for the bounds
         for p in range(T):
             for d in range(D):
