@@ -2,6 +2,7 @@
 the in-process runner for bad input (one-line errors, exit 1, nothing lost)."""
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -80,9 +81,9 @@ def test_thread_count_does_not_change_a_bit(banks, tmp_path):
 
 def test_sigterm_then_resume_equals_uninterrupted(banks, tmp_path):
     common = ["sample", "--bank", banks["b100"], "-n", 8, "--seed", 7, "--steps", 8, "--batch-size", 1]
-    p = subprocess.Popen([sys.executable, "-m", "elscli", *map(str, common), "-o", "run.h5"], cwd=tmp_path,
-                         env=env(ELSCLI_PROGRESS_INTERVAL=0), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+    p = subprocess.Popen([sys.executable, "-m", "elscli", *map(str, common), "-o", "run.h5", "--force"],
+                         cwd=tmp_path, env=env(ELSCLI_PROGRESS_INTERVAL=0), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     for line in p.stderr:  # plain progress lines: "sample: 1/8 samples, ..."
         if line.startswith("sample: ") and not line.startswith("sample: 0/") or time.monotonic() > deadline:
@@ -95,7 +96,9 @@ def test_sigterm_then_resume_equals_uninterrupted(banks, tmp_path):
     assert 1 <= part.done.sum() < 8
     assert np.isnan(part.final[~part.done]).all() and not np.isnan(part.final[part.done]).any()
     assert not (tmp_path / "run.h5.partial").exists()
-    elscli(*common, "-o", "run.h5", "--resume", "--quiet", cwd=tmp_path)
+    hint = shlex.split(err.split("continue with: ")[1].splitlines()[0])   # the command the hint gives, as is
+    assert hint[0] == "elscli" and "--resume" in hint and "--force" not in hint
+    elscli(*hint[1:], "--quiet", cwd=tmp_path)
     elscli(*common, "-o", "whole.h5", "--quiet", cwd=tmp_path)
     assert Run.open(tmp_path / "run.h5").complete
     assert_same_run(tmp_path / "whole.h5", tmp_path / "run.h5")

@@ -20,8 +20,8 @@ def _args() -> List[str]:
     return command_line() or list(sys.argv[1:])
 
 
-def _command_line() -> str:
-    return "elscli " + " ".join(shlex.quote(a) for a in _args())
+def _command_line(drop=()) -> str:
+    return "elscli " + " ".join(shlex.quote(a) for a in _args() if a not in drop)
 
 
 def _emit(payload: dict, as_json: bool, text: str) -> None:
@@ -119,7 +119,7 @@ def sample_cmd(
     _emit(payload, as_json, text)
     if run.interrupted is not None:
         hint = ("run the same command again to continue" if "--resume" in _args()
-                else f"continue with: {_command_line()} --resume")
+                else f"continue with: {_command_line(drop=('--force',))} --resume")   # --force would refuse it
         print(f"elscli: stopped by {signal.Signals(run.interrupted).name} with {done}/{len(run)} samples done; "
               + hint, file=sys.stderr)
         raise typer.Exit(128 + int(run.interrupted))

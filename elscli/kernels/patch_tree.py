@@ -11,11 +11,12 @@ bounded coordinate by coordinate,
 
 (the maximiser is z = clip(q_d / a, lo_d, hi_d)).  The coordinates are the patches' principal axes (an
 orthonormal rotation, which keeps both <q, phi> and ||phi||^2; the boxes are widened past the rounding of
-the rotated values), where boxes are tighter than in pixel coordinates.  A subtree whose bound is below the pixel's running
-maximum by more than ``SKIP_LOG_RATIO`` (40 nats) is skipped: every weight in it is provably < e^-40 of the
-maximum.  Leaves are evaluated exactly (float64 dot products over float32 patches) into a float64 online
-softmax in which each distinct patch counts ``count`` times.  The traversal visits the more promising child
-first, so the running maximum is near the true one after the first leaf.
+the rotated values), where boxes are tighter than in pixel coordinates.  A subtree whose bound is below the
+pixel's running maximum by more than ``SKIP_LOG_RATIO`` (40 nats) is skipped: every weight in it is
+provably < e^-40 of the maximum.  Leaves are evaluated exactly (float64 dot products over the original
+float32 patches) into a float64 online softmax in which each distinct patch counts ``count`` times.  The
+traversal visits the more promising child first, so the running maximum is near the true one after the
+first leaf.
 
 Pixels walk the tree in tiles of :data:`TILE` neighbours of one query, each tile by one thread from start to
 end, so results do not depend on the thread count or the batch; the tree depends on the dictionary alone.
