@@ -27,7 +27,7 @@ from numba import njit, prange
 
 from .config import FASTMATH, SKIP_LOG_RATIO
 from .expm import exp_nonpositive
-from .shift_softmax import _precedes, tie_tolerance
+from .shift_softmax import _precedes, block_max, tie_tolerance
 
 #: Patches per leaf at most.
 LEAF_SIZE = 256
@@ -50,7 +50,7 @@ def _decode(row, U, V):
     return a, rest // V, rest % V
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _hash_patches(images, index, P):
     """A 64-bit FNV-1a hash of the float32 bits of every valid patch, in (image, row, col) order."""
     N = index.shape[0]
@@ -59,7 +59,7 @@ def _hash_patches(images, index, P):
     V = W - P + 1
     bits = images.view(np.uint32)
     out = np.empty(N * U * V, dtype=np.uint64)
-    for row in range(N * U * V):
+    for row in prange(N * U * V):
         a, u, v = _decode(row, U, V)
         n = index[a]
         h = np.uint64(14695981039346656037)
@@ -135,7 +135,7 @@ def _patch_vector(image, u, v, P, out):
                 d += 1
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _rows(images, index, P, which):
     """The patches numbered ``which`` as rows (c, dy, dx), and their (bank image, centre row, centre col)."""
     C, H, W = images.shape[1], images.shape[2], images.shape[3]
@@ -144,7 +144,7 @@ def _rows(images, index, P, which):
     r = P // 2
     out = np.empty((which.shape[0], C * P * P), dtype=np.float32)
     where = np.empty((which.shape[0], 3), dtype=np.int64)
-    for i in range(which.shape[0]):
+    for i in prange(which.shape[0]):
         a, u, v = _decode(which[i], U, V)
         n = index[a]
         _patch_vector(images[n], u, v, P, out[i])
@@ -189,10 +189,42 @@ def _select(vals, idx, kth):
             return
 
 
-@njit(cache=True)
+@njit(inline="always")
+def _split(X, perm, s, e):
+    """Split the node [s, e) of the row order ``perm`` in place at the median of its widest coordinate
+    (judged on an evenly spaced sample); returns the split position."""
+    D = X.shape[1]
+    step = max(1, (e - s) // 128)
+    best = 0
+    spread = -1.0
+    for d in range(D):
+        a = X[perm[s], d]
+        b = a
+        for k in range(s, e, step):
+            x = X[perm[k], d]
+            a = min(a, x)
+            b = max(b, x)
+        w = np.float64(b) - np.float64(a)
+        if w > spread:
+            spread = w
+            best = d
+    # a sample without spread: split anyway (the rows are distinct)
+    mid = s + (e - s) // 2
+    vals = np.empty(e - s, dtype=X.dtype)
+    for k in range(s, e):
+        vals[k - s] = X[perm[k], best]
+    _select(vals, perm[s:e], mid - s)
+    return mid
+
+
+@njit(parallel=True, cache=True)
 def _build_tree(X, leaf_size):
     """k-d tree over the rows of X (n, D): returns the row order and, per node, its [start, end) range in
-    that order, its children (-1 for leaves) and its bounding box."""
+    that order, its children (-1 for leaves) and its bounding box.
+
+    Built level by level: the nodes of one level own disjoint ranges of the row order and are split in
+    parallel; children are numbered in the order of their parents, so the tree is the same for any thread
+    count."""
     n, D = X.shape
     max_nodes = 2 * (n // max(leaf_size // 2, 1) + 1) + 1
     start = np.empty(max_nodes, dtype=np.int64)
@@ -202,56 +234,32 @@ def _build_tree(X, leaf_size):
     lo = np.empty((max_nodes, D), dtype=np.float32)
     hi = np.empty((max_nodes, D), dtype=np.float32)
     perm = np.arange(n)
-    stack = np.empty(max_nodes, dtype=np.int64)
+    mids = np.empty(max_nodes, dtype=np.int64)
     nnodes = 1
     start[0] = 0
     end[0] = n
-    top = 0
-    stack[top] = 0
-    top += 1
-    while top > 0:
-        top -= 1
-        node = stack[top]
-        s = start[node]
-        e = end[node]
-        if e - s <= leaf_size:
-            continue
-        # split at the median of the widest coordinate, judged on an evenly spaced sample
-        step = max(1, (e - s) // 128)
-        best = 0
-        spread = -1.0
-        for d in range(D):
-            a = X[perm[s], d]
-            b = a
-            for k in range(s, e, step):
-                x = X[perm[k], d]
-                a = min(a, x)
-                b = max(b, x)
-            w = np.float64(b) - np.float64(a)
-            if w > spread:
-                spread = w
-                best = d
-        if spread <= 0.0:
-            step = 0                      # a sample without spread: split anyway (the rows are distinct)
-        mid = s + (e - s) // 2
-        vals = np.empty(e - s, dtype=X.dtype)
-        for k in range(s, e):
-            vals[k - s] = X[perm[k], best]
-        _select(vals, perm[s:e], mid - s)
-        mid = s + (e - s) // 2
-        for child, (cs, ce) in enumerate(((s, mid), (mid, e))):
-            c = nnodes
-            nnodes += 1
-            start[c] = cs
-            end[c] = ce
-            if child == 0:
-                left[node] = c
-            else:
-                right[node] = c
-            stack[top] = c
-            top += 1
-    # exact bounding boxes, bottom-up (children are created after their parents)
-    for node in range(nnodes - 1, -1, -1):
+    level_lo = 0
+    level_hi = 1
+    while level_hi > level_lo:
+        for node in prange(level_lo, level_hi):
+            s = start[node]
+            e = end[node]
+            mids[node] = _split(X, perm, s, e) if e - s > leaf_size else -1
+        first_child = nnodes
+        for node in range(level_lo, level_hi):
+            if mids[node] < 0:
+                continue
+            for cs, ce in ((start[node], mids[node]), (mids[node], end[node])):
+                start[nnodes] = cs
+                end[nnodes] = ce
+                nnodes += 1
+            left[node] = nnodes - 2
+            right[node] = nnodes - 1
+        level_lo = first_child
+        level_hi = nnodes
+    # exact bounding boxes: the leaves in parallel, then the inner nodes bottom-up (children are numbered
+    # after their parents)
+    for node in prange(nnodes):
         if left[node] < 0:
             s = start[node]
             for d in range(D):
@@ -265,7 +273,8 @@ def _build_tree(X, leaf_size):
                         lo[node, d] = x
                     if x > hi[node, d]:
                         hi[node, d] = x
-        else:
+    for node in range(nnodes - 1, -1, -1):
+        if left[node] >= 0:
             a = left[node]
             b = right[node]
             for d in range(D):
@@ -274,7 +283,7 @@ def _build_tree(X, leaf_size):
     return perm, start[:nnodes], end[:nnodes], left[:nnodes], right[:nnodes], lo[:nnodes], hi[:nnodes]
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _leaf_major(rows, perm, start, end, left, centre_cols):
     """The rows ``rows[perm]`` as a flat array where leaf [s, e) occupies [s D, e D) coordinate-major, so
     that a leaf's dot products run over contiguous memory; with their squared norms (float64) and their
@@ -283,7 +292,7 @@ def _leaf_major(rows, perm, start, end, left, centre_cols):
     out = np.empty(n * D, dtype=np.float32)
     norms = np.zeros(n)
     centre = np.empty((centre_cols.shape[0], n), dtype=np.float32)
-    for node in range(start.shape[0]):
+    for node in prange(start.shape[0]):
         if left[node] >= 0:
             continue
         s = start[node]
@@ -331,21 +340,23 @@ def principal_axes(rows: np.ndarray, sample: int = 1 << 16) -> np.ndarray:
     return np.ascontiguousarray(vectors[:, ::-1])
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def rotated_rows(rows, rotation):
     """``rows @ rotation`` computed in float64 in one fixed order, rounded to float32."""
     n, D = rows.shape
     out = np.empty((n, D), dtype=np.float32)
-    acc = np.empty(D)
-    for k in range(n):
-        for e in range(D):
-            acc[e] = 0.0
-        for d in range(D):
-            x = np.float64(rows[k, d])
+    chunk = 4096
+    for c in prange((n + chunk - 1) // chunk):
+        acc = np.empty(D)
+        for k in range(c * chunk, min(n, (c + 1) * chunk)):
             for e in range(D):
-                acc[e] += x * rotation[d, e]
-        for e in range(D):
-            out[k, e] = acc[e]
+                acc[e] = 0.0
+            for d in range(D):
+                x = np.float64(rows[k, d])
+                for e in range(D):
+                    acc[e] += x * rotation[d, e]
+            for e in range(D):
+                out[k, e] = acc[e]
     return out
 
 
@@ -432,15 +443,28 @@ def _leaf(node, p, q, D, C, patches, norms, counts, centre, first, start, end, s
     cnt = counts[s:s + n]
     for k in range(n):
         lw[k] = 0.0
-    for d in range(D):
+    # four coordinates per pass over the leaf: a quarter of the loads and stores of lw
+    D4 = D - D % 4
+    for d in range(0, D4, 4):
+        q0 = s1 * q[p, d]
+        q1 = s1 * q[p, d + 1]
+        q2 = s1 * q[p, d + 2]
+        q3 = s1 * q[p, d + 3]
+        r0 = blk[d]
+        r1 = blk[d + 1]
+        r2 = blk[d + 2]
+        r3 = blk[d + 3]
+        for k in range(n):
+            lw[k] += ((q0 * np.float64(r0[k]) + q1 * np.float64(r1[k]))
+                      + (q2 * np.float64(r2[k]) + q3 * np.float64(r3[k])))
+    for d in range(D4, D):
         qd = s1 * q[p, d]
         row = blk[d]
         for k in range(n):
             lw[k] += qd * np.float64(row[k])
-    mx = -np.inf
     for k in range(n):
         lw[k] -= s2 * nrm[k]
-        mx = max(mx, lw[k])
+    mx = block_max(lw, n)        # a plain max loop is one serial chain of n dependent maxima
     m = state[p, 0]
     if mx < m - SKIP_LOG_RATIO:
         return
