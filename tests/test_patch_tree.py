@@ -152,3 +152,28 @@ def test_every_node_bound_holds_on_the_principal_axes(P, digits):
             for node in range(len(tree.start)):
                 bound = _bound(qr, qr / a, 0, tree.lo, tree.hi, node, D, s1, s2)
                 assert logw[tree.start[node]:tree.end[node]].max() <= bound + 1e-9 * (1 + abs(bound))
+
+
+@pytest.mark.parametrize("P", [3, 5])
+def test_tree_is_the_same_for_any_thread_count(P, digits):
+    """The build runs in parallel (levels of the tree, leaves, rows): every array must be bitwise the same
+    with one thread and with two, and the nodes must partition the patches."""
+    from elscli.machines import numba_threads
+
+    trees = []
+    for threads in (1, 2):
+        with numba_threads(threads):
+            trees.append(PatchTree(digits, np.arange(len(digits)), P, leaf_size=8))
+    one, two = trees
+    for name in ("patches", "norms", "counts", "centre", "first", "start", "end", "left", "right", "lo", "hi",
+                 "rotation"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name), err_msg=name)
+    assert one.start[0] == 0 and one.end[0] == one.n_distinct
+    for node in range(len(one.start)):
+        if one.left[node] < 0:
+            assert 0 < one.end[node] - one.start[node] <= 8
+        else:
+            a, b = one.left[node], one.right[node]
+            assert a > node and b > node
+            assert (one.start[a], one.end[a], one.start[b], one.end[b]) == (
+                one.start[node], one.start[b], one.end[a], one.end[node])
