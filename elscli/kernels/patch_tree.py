@@ -20,6 +20,8 @@ first leaf.
 
 Pixels walk the tree in tiles of :data:`TILE` neighbours of one query, each tile by one thread from start to
 end, so results do not depend on the thread count or the batch; the tree depends on the dictionary alone.
+It is built in parallel (patch hashes and rows, the rotation, the split of each level's nodes, the leaves'
+boxes and layout), in a fixed order of work that makes it bitwise the same for any thread count.
 """
 
 import numpy as np
@@ -34,9 +36,9 @@ LEAF_SIZE = 256
 
 #: The machines use the tree for these patch sizes when the noise is low enough: a^2 / 2b^2 (the weights'
 #: precision on squared patch distances) at least the value given.  Measured against the shift kernel on
-#: mnist-5k (bbELS, 2 cores, steady state, 256-patch leaves, principal axes): P = 3 is 8x faster at
-#: t = 0.05; P = 5 is 2.6x faster at t = 0.1, 1.8x at t = 0.15 and 1.4x at t = 0.2 (a^2/2b^2 = 4.8); P = 7
-#: is 1.6x slower at t = 0.25: box bounds in 49 coordinates prune too little.
+#: mnist-5k by ``benchmarks/bench_tree.py`` (bbELS, 2 cores, steady state): P = 3 is 9.5x faster at
+#: t = 0.05; P = 5 is 2.7x faster at t = 0.1, 2.0x at t = 0.15 and 1.5x at t = 0.2 (a^2/2b^2 = 4.8); P = 7
+#: is 1.5x slower at t = 0.25: box bounds in 49 coordinates prune too little.
 MIN_PRECISION = {3: 3.0, 5: 4.0}
 #: ... and when the distinct patches fit in this many bytes.
 MAX_BYTES = 1 << 30

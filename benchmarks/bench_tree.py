@@ -1,0 +1,62 @@
+"""The patch tree against the shift kernel: one bbELS evaluation each, at the noise levels and patch sizes
+where the machines choose between them.
+
+Bank: the first ``--images`` digits of mnist-5k (32x32).  Queries: the trained network's own sample at the
+grid time nearest t (shared/data/reference-resnet-mnist, sample 0), in none of the banks.  Each case is run
+with the tree forced on (for the bbELS interior; the edges always use the shift kernel) and forced off,
+after a warm-up call that also builds the tree (the build is not counted).  The machines use the tree
+where it is faster (``patch_tree.MIN_PRECISION``).
+
+    python benchmarks/bench_tree.py [--images 5000] [--cases 3:0.05,5:0.1,5:0.15,5:0.2,7:0.25]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from common import SHARED, markdown_table, mnist_bank, threads
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=5000)
+    ap.add_argument("--cases", default="3:0.05,5:0.1,5:0.15,5:0.2,7:0.25", help="P:t pairs")
+    args = ap.parse_args()
+
+    from elscli import machines, reference
+    from elscli.kernels import patch_tree
+
+    bank = mnist_bank(args.images)
+    ref = reference.read(SHARED / "data" / "reference-resnet-mnist" / "trajectories.npz")
+    chosen = machines._use_tree
+    thresholds = dict(patch_tree.MIN_PRECISION)
+    rows = []
+    for case in args.cases.split(","):
+        P, t = int(case.split(":")[0]), float(case.split(":")[1])
+        x = ref.x[0, int(np.argmin(np.abs(ref.times[:-1] - t)))][None].astype(np.float64)
+        secs, outs = {}, {}
+        for mode in ("tree", "shift"):
+            if mode == "tree":
+                patch_tree.MIN_PRECISION.setdefault(P, 0.0)
+            machines._use_tree = (lambda *a: True) if mode == "tree" else (lambda *a: False)
+            try:
+                machines.denoise("bbels", x, t, bank, P)
+                t0 = time.perf_counter()
+                outs[mode] = machines.denoise("bbels", x, t, bank, P)
+                secs[mode] = time.perf_counter() - t0
+            finally:
+                machines._use_tree = chosen
+                patch_tree.MIN_PRECISION.clear()
+                patch_tree.MIN_PRECISION.update(thresholds)
+        diff = np.abs(outs["tree"] - outs["shift"]).max()
+        rows.append([t, P, f"{secs['tree']:.2f}", f"{secs['shift']:.2f}", f"{secs['shift'] / secs['tree']:.2f}x",
+                     f"{diff:.1e}"])
+        print(rows[-1], flush=True)
+    print(f"# bench_tree: bbels, {len(bank)} images, {threads()} Numba threads")
+    print(markdown_table(["t", "P", "tree s", "shift kernel s", "tree speed-up", "max |difference|"], rows))
+
+
+if __name__ == "__main__":
+    main()
