@@ -236,10 +236,10 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
     window of ``<x[:, z, cc], y[z + du - r, cc + dv - r]>``; moving to the next row adds the entering row's
     products and subtracts the leaving row's (computed again, not stored).  The first row's sums, and the
     first pixel's row sum, are built four rows (columns) per pass over the lanes: at P = 15 a shift's
-    overlap is often shorter than the window, and these starts were a third of the time.  A sliding sum of P columns of
-    ``vsum`` then gives ``<x_p, phi>`` for every pixel of the row, and ``log w = s1 <x_p, phi> + pen``
-    with ``pen = -s2 ||phi||^2`` precomputed per block (:func:`patch_penalties`).  The cost per (pixel,
-    patch) pair does not depend on P, and no buffer grows with P.
+    overlap is often shorter than the window, and these starts were a third of the time.  A sliding sum of
+    P columns of ``vsum`` then gives ``<x_p, phi>`` for every pixel of the row, and ``log w = s1 <x_p, phi>
+    + pen`` with ``pen = -s2 ||phi||^2`` precomputed per block (:func:`patch_penalties`).  The cost per
+    (pixel, patch) pair does not depend on P, and no buffer grows with P.
 
     Each pixel's log weights are first only counted against two thresholds — the skip threshold (running
     maximum - ``SKIP_LOG_RATIO``) and the dominant patch's log weight less the tie tolerance.  Below the
