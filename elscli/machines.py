@@ -301,7 +301,7 @@ def _use_tree(machine: str, P: int, a: float, b: float, n_images: int, C: int, H
     patches (few coordinates per bound); it must also fit the memory budget."""
     from .kernels import patch_tree
 
-    if machine not in ("els", "bbels") or P not in patch_tree.MIN_PRECISION or P > min(H, W):
+    if machine not in ("els", "bbels") or P not in patch_tree.MIN_PRECISION or P > min(H, W) or a <= 0.0:
         return False
     if a * a / (2.0 * b * b) < patch_tree.MIN_PRECISION[P]:
         return False

@@ -36,10 +36,14 @@ LEAF_SIZE = 256
 
 #: The machines use the tree for these patch sizes when the noise is low enough: a^2 / 2b^2 (the weights'
 #: precision on squared patch distances) at least the value given.  Measured against the shift kernel on
-#: mnist-5k by ``benchmarks/bench_tree.py`` (bbELS, 2 cores, steady state): P = 3 is 9.5x faster at
-#: t = 0.05; P = 5 is 2.7x faster at t = 0.1, 2.0x at t = 0.15 and 1.5x at t = 0.2 (a^2/2b^2 = 4.8); P = 7
-#: is 1.5x slower at t = 0.25: box bounds in 49 coordinates prune too little.
-MIN_PRECISION = {3: 3.0, 5: 4.0}
+#: mnist-5k by ``benchmarks/bench_tree.py`` (bbELS, 2 cores, steady state, 64-pixel tiles): P = 3 is 10.8x
+#: faster at t = 0.05 and still 1.9-2.1x at t = 0.4-1 (its 1.5 M distinct patches are a third of all), so
+#: it is used at every noise level; P = 5 is 3.3x faster at t = 0.1, 2.0x at t = 0.2, 1.4x at t = 0.3
+#: (a^2/2b^2 = 1.96), 1.1x at t = 0.35 and even at t = 0.4; P = 7 is 0.92x at t = 0.25 and 0.85x at
+#: t = 0.3: box bounds in 49 coordinates prune too little.  On the 512 RGB photo tiles (nearly every patch
+#: distinct; queries are noised tiles) P = 3 is 7.6x faster at t = 0.05 and 1.45x at t = 0.7, P = 5 1.25x
+#: at t = 0.3.
+MIN_PRECISION = {3: 0.0, 5: 1.5}
 #: ... and when the distinct patches fit in this many bytes.
 MAX_BYTES = 1 << 30
 
@@ -433,16 +437,14 @@ def _bound(q, qa, p, lo, hi, node, D, s1, s2):
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _leaf(node, p, q, D, C, patches, norms, counts, centre, first, start, end, s1, s2, lw, state, acc, dom):
-    """Fold one leaf's patches into the pixel's online softmax ``state`` = (m, s, t, ld), ``acc`` (C,) and
-    ``dom`` = (image, row, col) of the dominant patch."""
+def _leaf_logw(node, p, q, D, patches, norms, start, end, s1, s2, lw):
+    """lw[:n] = log w of the leaf's n patches for pixel p (up to a constant of the pixel)."""
     s = start[node]
     n = end[node] - s
     # slices indexed by loop counters only: LLVM vectorises these loops (computed indices such as
     # ``base + k`` carry Numba's negative-index check and stay scalar, 3x slower)
     blk = patches[s * D:(s + n) * D].reshape((D, n))
     nrm = norms[s:s + n]
-    cnt = counts[s:s + n]
     for k in range(n):
         lw[k] = 0.0
     # four coordinates per pass over the leaf: a quarter of the loads and stores of lw
@@ -466,6 +468,69 @@ def _leaf(node, p, q, D, C, patches, norms, counts, centre, first, start, end, s
             lw[k] += qd * np.float64(row[k])
     for k in range(n):
         lw[k] -= s2 * nrm[k]
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _leaf_logw4(node, ps, q, D, patches, norms, start, end, s1, s2, lw4):
+    """lw4[g, :n] = log w of the leaf's n patches for the four pixels ps[g]: each patch coordinate is loaded
+    once for the four, with each pixel's sums in the same order as :func:`_leaf_logw`."""
+    s = start[node]
+    n = end[node] - s
+    blk = patches[s * D:(s + n) * D].reshape((D, n))
+    nrm = norms[s:s + n]
+    la = lw4[0]
+    lb = lw4[1]
+    lc = lw4[2]
+    ld = lw4[3]
+    pa, pb, pc, pd = ps[0], ps[1], ps[2], ps[3]
+    for k in range(n):
+        la[k] = 0.0
+        lb[k] = 0.0
+        lc[k] = 0.0
+        ld[k] = 0.0
+    D4 = D - D % 4
+    for d in range(0, D4, 4):
+        a0, a1, a2, a3 = s1 * q[pa, d], s1 * q[pa, d + 1], s1 * q[pa, d + 2], s1 * q[pa, d + 3]
+        b0, b1, b2, b3 = s1 * q[pb, d], s1 * q[pb, d + 1], s1 * q[pb, d + 2], s1 * q[pb, d + 3]
+        c0, c1, c2, c3 = s1 * q[pc, d], s1 * q[pc, d + 1], s1 * q[pc, d + 2], s1 * q[pc, d + 3]
+        d0, d1, d2, d3 = s1 * q[pd, d], s1 * q[pd, d + 1], s1 * q[pd, d + 2], s1 * q[pd, d + 3]
+        r0 = blk[d]
+        r1 = blk[d + 1]
+        r2 = blk[d + 2]
+        r3 = blk[d + 3]
+        for k in range(n):
+            x0 = np.float64(r0[k])
+            x1 = np.float64(r1[k])
+            x2 = np.float64(r2[k])
+            x3 = np.float64(r3[k])
+            la[k] += (a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3)
+            lb[k] += (b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3)
+            lc[k] += (c0 * x0 + c1 * x1) + (c2 * x2 + c3 * x3)
+            ld[k] += (d0 * x0 + d1 * x1) + (d2 * x2 + d3 * x3)
+    for d in range(D4, D):
+        a0, b0, c0, d0 = s1 * q[pa, d], s1 * q[pb, d], s1 * q[pc, d], s1 * q[pd, d]
+        row = blk[d]
+        for k in range(n):
+            x0 = np.float64(row[k])
+            la[k] += a0 * x0
+            lb[k] += b0 * x0
+            lc[k] += c0 * x0
+            ld[k] += d0 * x0
+    for k in range(n):
+        w = s2 * nrm[k]
+        la[k] -= w
+        lb[k] -= w
+        lc[k] -= w
+        ld[k] -= w
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _leaf_fold(node, p, C, counts, centre, first, start, end, lw, state, acc, dom):
+    """Fold one leaf's log weights ``lw[:n]`` into pixel p's online softmax ``state`` = (m, s, t, ld),
+    ``acc`` (C,) and ``dom`` = (image, row, col) of the dominant patch."""
+    s = start[node]
+    n = end[node] - s
+    cnt = counts[s:s + n]
     mx = block_max(lw, n)        # a plain max loop is one serial chain of n dependent maxima
     m = state[p, 0]
     if mx < m - SKIP_LOG_RATIO:
@@ -518,8 +583,10 @@ def _leaf(node, p, q, D, C, patches, norms, counts, centre, first, start, end, s
     state[p, 2] += st
 
 
-#: Query pixels that walk the tree together (each leaf they need is read once for all of them).
-TILE = 16
+#: Query pixels that walk the tree together (each leaf they need is read once for all of them, and its
+#: dot products run four pixels at a time).  Measured on the sample's own P = 5 steps (mnist-5k): 64 is
+#: 11% faster than 16 with one pixel at a time and 24% faster with four; 128 and 256 are no better.
+TILE = 64
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -529,7 +596,9 @@ def tree_softmax(xq, pixels, P, s1, s2, a, patches, norms, counts, centre, first
     over the distinct patches of a :class:`PatchTree` (its arrays passed one by one).
 
     Pixels walk the tree in tiles of :data:`TILE` consecutive pixels: a node is opened when its bound
-    passes for any pixel of the tile, and a leaf is evaluated for exactly the pixels whose bound passes.
+    passes for any pixel of the tile, and a leaf is evaluated for exactly the pixels whose bound passes,
+    four at a time (:func:`_leaf_logw4`).  Which pixels share a group depends on the query alone, so
+    results do not depend on the thread count or the batch.
 
     Returns per (query, pixel): m, s, t (running max, sum of exp(log w - m) with counts, and of
     exp(log w - m)(log w - m)), acc (C) weighted centre sums, ld (the dominant patch's log weight), the
@@ -561,6 +630,8 @@ def tree_softmax(xq, pixels, P, s1, s2, a, patches, norms, counts, centre, first
                     qr[p, e] += qd * rotation[d, e]
         qa = qr / a
         lw = np.empty(leaf_max)
+        lw4 = np.empty((4, leaf_max))
+        todo = np.empty(T, dtype=np.int64)
         state = np.empty((T, 4))
         acc = np.zeros((T, C))
         dom = np.empty((T, 3), dtype=np.int64)
@@ -581,8 +652,8 @@ def tree_softmax(xq, pixels, P, s1, s2, a, patches, norms, counts, centre, first
                 node = left[node] if bl >= br else right[node]
             first_leaf[p] = node
             out_work[bi, p0 + p, 0] += end[node] - start[node]
-            _leaf(node, p, q, D, C, patches, norms, counts, centre, first, start, end, s1, s2, lw, state, acc,
-                  dom)
+            _leaf_logw(node, p, q, D, patches, norms, start, end, s1, s2, lw)
+            _leaf_fold(node, p, C, counts, centre, first, start, end, lw, state, acc, dom)
         # then every subtree whose bound is within SKIP_LOG_RATIO of some pixel's running maximum
         stack = np.empty(256, dtype=np.int64)
         live = np.empty(T, dtype=np.bool_)
@@ -600,11 +671,22 @@ def tree_softmax(xq, pixels, P, s1, s2, a, patches, norms, counts, centre, first
             if not any_live:
                 continue
             if left[node] < 0:
+                # the pixels that need this leaf, four at a time (each patch loaded once for the four)
+                nt = 0
                 for p in range(T):
                     if live[p] and node != first_leaf[p]:
+                        todo[nt] = p
+                        nt += 1
                         out_work[bi, p0 + p, 0] += end[node] - start[node]
-                        _leaf(node, p, q, D, C, patches, norms, counts, centre, first, start, end, s1, s2, lw,
-                              state, acc, dom)
+                nt4 = nt - nt % 4
+                for g in range(0, nt4, 4):
+                    _leaf_logw4(node, todo[g:g + 4], q, D, patches, norms, start, end, s1, s2, lw4)
+                    for h in range(4):
+                        _leaf_fold(node, todo[g + h], C, counts, centre, first, start, end, lw4[h], state, acc,
+                                   dom)
+                for g in range(nt4, nt):
+                    _leaf_logw(node, todo[g], q, D, patches, norms, start, end, s1, s2, lw)
+                    _leaf_fold(node, todo[g], C, counts, centre, first, start, end, lw, state, acc, dom)
                 continue
             # the child nearer the tile's first live pixel is opened first
             pl = 0
