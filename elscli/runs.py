@@ -1012,7 +1012,8 @@ def describe_run(path: Union[str, os.PathLike]) -> Dict[str, Any]:
         "trajectory": has_traj,
         "provenance": run.provenance is not None,
         "command_line": run.attrs.get("command_line"),
-        "params": p,
+        # the grid times are sums of float steps (0.6499999999999999); shown to 6 decimals, stored exactly
+        "params": {**p, "times": [round(float(t), 6) for t in p["times"]]} if "times" in p else p,
     }
 
 

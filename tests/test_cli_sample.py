@@ -116,6 +116,8 @@ def test_json_png_export(cli, banks, tmp_path, monkeypatch):
     run = Run.open("r.h5")
     assert run.x.shape == (3, 4, 1, 16, 16) and run.attrs["command_line"].startswith("elscli sample --bank")
     assert (tmp_path / "grid.png").stat().st_size > 1000
+    info = json.loads(cli("info", "r.h5", "--json").stdout)           # grid times shown to 6 decimals
+    assert info["times"] == info["params"]["times"] == [1.0, 0.666667, 0.333333, 0.0]
     r = cli("export", "r.h5", "-o", "f.npz")
     assert r.exit_code == 0 and (tmp_path / "f.npz").exists()
     r = cli("export", "r.h5", "-o", "pngs", "--scale", 3, "--json")
