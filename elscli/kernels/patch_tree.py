@@ -475,21 +475,22 @@ def _leaf_logw(node, p, q, D, patches, norms, start, end, s1, s2, lw):
 @njit(inline="always", fastmath=FASTMATH)
 def _leaf_logw4(node, ps, q, D, patches, norms, start, end, s1, s2, lw4):
     """lw4[g, :n] = log w of the leaf's n patches for the four pixels ps[g]: each patch coordinate is loaded
-    once for the four, with each pixel's sums in the same order as :func:`_leaf_logw`."""
+    once for the four, each pixel's sums written as in :func:`_leaf_logw` (they agree with it to rounding;
+    which pixels share a group depends on the query alone)."""
     s = start[node]
     n = end[node] - s
     blk = patches[s * D:(s + n) * D].reshape((D, n))
     nrm = norms[s:s + n]
-    la = lw4[0]
-    lb = lw4[1]
-    lc = lw4[2]
-    ld = lw4[3]
+    l0 = lw4[0]
+    l1 = lw4[1]
+    l2 = lw4[2]
+    l3 = lw4[3]
     pa, pb, pc, pd = ps[0], ps[1], ps[2], ps[3]
     for k in range(n):
-        la[k] = 0.0
-        lb[k] = 0.0
-        lc[k] = 0.0
-        ld[k] = 0.0
+        l0[k] = 0.0
+        l1[k] = 0.0
+        l2[k] = 0.0
+        l3[k] = 0.0
     D4 = D - D % 4
     for d in range(0, D4, 4):
         a0, a1, a2, a3 = s1 * q[pa, d], s1 * q[pa, d + 1], s1 * q[pa, d + 2], s1 * q[pa, d + 3]
@@ -505,25 +506,25 @@ def _leaf_logw4(node, ps, q, D, patches, norms, start, end, s1, s2, lw4):
             x1 = np.float64(r1[k])
             x2 = np.float64(r2[k])
             x3 = np.float64(r3[k])
-            la[k] += (a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3)
-            lb[k] += (b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3)
-            lc[k] += (c0 * x0 + c1 * x1) + (c2 * x2 + c3 * x3)
-            ld[k] += (d0 * x0 + d1 * x1) + (d2 * x2 + d3 * x3)
+            l0[k] += (a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3)
+            l1[k] += (b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3)
+            l2[k] += (c0 * x0 + c1 * x1) + (c2 * x2 + c3 * x3)
+            l3[k] += (d0 * x0 + d1 * x1) + (d2 * x2 + d3 * x3)
     for d in range(D4, D):
         a0, b0, c0, d0 = s1 * q[pa, d], s1 * q[pb, d], s1 * q[pc, d], s1 * q[pd, d]
         row = blk[d]
         for k in range(n):
             x0 = np.float64(row[k])
-            la[k] += a0 * x0
-            lb[k] += b0 * x0
-            lc[k] += c0 * x0
-            ld[k] += d0 * x0
+            l0[k] += a0 * x0
+            l1[k] += b0 * x0
+            l2[k] += c0 * x0
+            l3[k] += d0 * x0
     for k in range(n):
         w = s2 * nrm[k]
-        la[k] -= w
-        lb[k] -= w
-        lc[k] -= w
-        ld[k] -= w
+        l0[k] -= w
+        l1[k] -= w
+        l2[k] -= w
+        l3[k] -= w
 
 
 @njit(inline="always", fastmath=FASTMATH)
