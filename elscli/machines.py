@@ -297,8 +297,9 @@ def _tree_group(machine: str, groups: np.ndarray, P: int, H: int, W: int) -> int
 
 
 def _use_tree(machine: str, P: int, a: float, b: float, n_images: int, C: int, H: int, W: int) -> bool:
-    """The patch tree pays off at low noise, where its bounds prune most of the dictionary, and for small
-    patches (few coordinates per bound); it must also fit the memory budget."""
+    """The patch tree pays off for small patches (few coordinates per bound): at low noise, where its bounds
+    prune most of the dictionary, and for P = 3 at any noise (each distinct patch is evaluated once, with
+    its count); the thresholds are ``patch_tree.MIN_PRECISION``.  It must also fit the memory budget."""
     from .kernels import patch_tree
 
     if machine not in ("els", "bbels") or P not in patch_tree.MIN_PRECISION or P > min(H, W) or a <= 0.0:
