@@ -5,7 +5,7 @@ import numpy as np
 from numba import njit
 
 from elscli.kernels.config import FASTMATH, SKIP_LOG_RATIO
-from elscli.kernels.expm import MAX_RELATIVE_ERROR, exp_nonpositive
+from elscli.kernels.expm import LOG_RATIO_FLOOR, MAX_RELATIVE_ERROR, exp_clamped, exp_nonpositive
 
 
 @njit
@@ -23,6 +23,28 @@ def _apply_fast(y):
     for k in range(y.shape[0]):
         out[k] = exp_nonpositive(y[k])
     return out
+
+
+@njit(fastmath=FASTMATH)
+def _apply_clamped(y):
+    # as the hot loops call it: the argument raised to the floor first, inlined under the kernels' flags
+    out = np.empty(y.shape[0])
+    for k in range(y.shape[0]):
+        out[k] = exp_clamped(max(y[k], LOG_RATIO_FLOOR))
+    return out
+
+
+def test_clamped_exp_over_its_domain_and_below():
+    y = np.concatenate([-np.linspace(0.0, -LOG_RATIO_FLOOR, 600_001), -np.geomspace(1e-12, 1.0, 1001)])
+    want = np.array([math.exp(v) for v in y])
+    got = _apply_clamped(y)
+    assert np.max(np.abs(got - want) / want) < MAX_RELATIVE_ERROR
+    # below the floor (the kernels' excluded lanes carry -1e300): e^-600, a normal float, never garbage
+    low = _apply_clamped(np.array([LOG_RATIO_FLOOR - 1e-9, -745.0, -1e5, -1e300, -np.inf]))
+    assert np.allclose(low, math.exp(LOG_RATIO_FLOOR), rtol=MAX_RELATIVE_ERROR, atol=0)
+    assert np.all(low >= np.finfo(np.float64).tiny)
+    # products with it stay normal for any centre value of magnitude >= 1e-40
+    assert math.exp(LOG_RATIO_FLOOR) * 1e-40 >= np.finfo(np.float64).tiny
 
 
 def test_relative_error_over_the_domain():

@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from .config import FASTMATH, SKIP_LOG_RATIO
-from .expm import exp_nonpositive
+from .expm import LOG_RATIO_FLOOR, exp_clamped, exp_nonpositive
 from .shift_softmax import _precedes, block_max, tie_tolerance
 
 #: Patches per leaf at most.  With leaves evaluated four pixels at a time in 64-pixel tiles, 1,024 is 10%
@@ -571,8 +571,8 @@ def _leaf_fold(node, p, C, counts, centre, first, start, end, lw, state, acc, do
     se = 0.0
     st = 0.0
     for k in range(n):
-        y = lw[k] - m
-        w = exp_nonpositive(y) * np.float64(cnt[k])
+        y = max(lw[k] - m, LOG_RATIO_FLOOR)
+        w = exp_clamped(y) * np.float64(cnt[k])
         se += w
         st += w * y
         lw[k] = w

@@ -11,15 +11,19 @@ in every training image: ELS is one group (all pixels, every valid centre); bbEL
 (interior block, edge rows and columns, corners); LS is one group whose centre is each pixel's own
 location (flagged by -1).
 
-**Distances for every shift by box sums.**  For a training image y and a shift d = (u - i, v - j) between
-patch centre and query pixel, the products ``Z(z) = sum_c x[c, z] y[c, z + d]`` over the query's padded
-image give ``<x_p, phi_{p+d}> = sum_{dy, dx < P} Z(p + (dy, dx))`` for *every* p at once: column sums of P
-rows slid down the rows (the entering and leaving rows' products computed on the fly) and row sums of P
-columns slid along them, a few operations per (pixel, patch) pair instead of P^2 C multiply-adds.  The
-``-s2 ||phi||^2`` term is precomputed per block in one fixed order (:func:`patch_penalties`).  Sliding sums
-round differently for different shifts, so the log weights of identical patches may differ by ~1e-13
-relative; near-ties within :func:`tie_tolerance` are broken by (image, row, col) order, so the dominant
-patch is still the first copy.
+**Log weights for every shift by box sums.**  With ``s1 = a/b^2`` and ``s2 = a^2/2b^2``, the log weight
+(less the constant) is a sum over the window of one term per pixel, ``log w = sum_z y(z + d) (s1 x(z) - s2
+y(z + d))`` (summed over channels).  For a training image y and a shift d = (u - i, v - j) between patch
+centre and query pixel, these terms ``Z(z)`` over the query's padded image give ``log w(x_p, phi_{p+d}) =
+sum_{dy, dx < P} Z(p + (dy, dx))`` for *every* p at once: column sums of P rows slid down the rows (the
+entering and leaving rows' terms computed on the fly) and row sums of P columns slid along them, a few
+operations per (pixel, patch) pair instead of P^2 C multiply-adds.  Zero padding needs no care: a bank
+pixel outside the image is never read, and a padded query pixel (x = 0) still adds its ``-s2 y^2``.  The
+``-s2 ||phi||^2`` part used to be a per-block table of (H, W, K) float64 read once per pair; folding it into
+the terms costs two multiply-adds per column update and saves that table's memory traffic (6% on the
+sample's steps).  Sliding sums round differently for different shifts, so the log weights of identical
+patches may differ by ~1e-13 relative; near-ties within :func:`tie_tolerance` are broken by (image, row,
+col) order, so the dominant patch is still the first copy.
 
 **Vectorised over training images.**  The bank is stored transposed in blocks of up to ``MAX_IMAGES_PER_BLOCK``
 images, images innermost (``(H, W, C, K)`` per block): every arithmetic loop runs over one block's lanes.
@@ -48,9 +52,10 @@ import numpy as np
 from numba import njit, prange
 
 from .config import FASTMATH, SKIP_LOG_RATIO, SPARSE_FRACTION, TIE_RELATIVE
-from .expm import exp_nonpositive
+from .expm import LOG_RATIO_FLOOR, exp_clamped, exp_nonpositive
 
-#: Log weight given to excluded lanes: its exp is exactly 0 and 0 * EXCLUDED is 0 (not NaN, as -inf gives).
+#: Log weight given to excluded lanes (the constant patch's, and lanes past the last image): below every
+#: skip threshold, and raised to ``LOG_RATIO_FLOOR`` before any exp (so no inf - inf or 0 * inf).
 EXCLUDED = -1e300
 
 # group columns: query rows [qi0, qi1), query cols [qj0, qj1), centre rows [u0, u1), centre cols [v0, v1);
@@ -111,23 +116,24 @@ def tie_tolerance(logw):
 @njit(fastmath=FASTMATH, cache=True)
 def _accumulate(i, j, logw, nvalid, mo, centre, s, t, acc, wbuf):
     """Add the weights ``exp(logw[:nvalid] - mo)`` (``mo`` >= every entry: pixel (i, j)'s running maximum)
-    to its sums: s += sum w, t += sum w (log w - mo), acc[c] += sum w centre[c]."""
+    to its sums: s += sum w, t += sum w (log w - mo), acc[c] += sum w centre[c].  Log ratios below
+    ``LOG_RATIO_FLOOR`` count as that floor (weight e^-600, see :mod:`.expm`): no select per lane."""
     C = centre.shape[0]
     se = 0.0
     st = 0.0
     if C == 1:
         s0 = 0.0
         for k in range(nvalid):
-            y = logw[k] - mo
-            w = exp_nonpositive(y)
+            y = max(logw[k] - mo, LOG_RATIO_FLOOR)
+            w = exp_clamped(y)
             se += w
             st += w * y
             s0 += w * np.float64(centre[0, k])
         acc[0, i, j] += s0
     else:
         for k in range(nvalid):
-            y = logw[k] - mo
-            w = exp_nonpositive(y)
+            y = max(logw[k] - mo, LOG_RATIO_FLOOR)
+            w = exp_clamped(y)
             se += w
             st += w * y
             wbuf[k] = w
@@ -180,48 +186,6 @@ def _softmax_update(i, j, u, v, logw, nvalid, mx, centre, ids, m, s, t, acc, ld,
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def patch_penalties(yb, nvalid, P, s2, exclude, use_exclude, out):
-    """out[u, v, k] = -s2 ||phi||^2 for lane k's zero-padded P x P patch centred at (u, v), or ``EXCLUDED``
-    for lanes past ``nvalid`` and (when ``use_exclude``) lanes ``exclude`` leaves out.  The squared norm is
-    summed in one fixed order (window rows, then columns), so identical patches get bitwise identical
-    values."""
-    H = yb.shape[0]
-    W = yb.shape[1]
-    C = yb.shape[2]
-    K = yb.shape[3]
-    r = P // 2
-    sq = np.zeros((H, W, K))
-    for y in range(H):
-        for x in range(W):
-            for c in range(C):
-                for k in range(K):
-                    z = np.float64(yb[y, x, c, k])
-                    sq[y, x, k] += z * z
-    rows = np.zeros((H, W, K))
-    for y in range(H):
-        for v in range(W):
-            for x in range(max(0, v - r), min(W, v + r + 1)):
-                for k in range(K):
-                    rows[y, v, k] += sq[y, x, k]
-    for u in range(H):
-        for v in range(W):
-            for k in range(K):
-                out[u, v, k] = 0.0
-            for y in range(max(0, u - r), min(H, u + r + 1)):
-                for k in range(K):
-                    out[u, v, k] += rows[y, v, k]
-            for k in range(K):
-                out[u, v, k] = -s2 * out[u, v, k]
-            for k in range(nvalid, K):
-                out[u, v, k] = EXCLUDED
-            if use_exclude:
-                ex = exclude[u, v]
-                for k in range(nvalid):
-                    if ex[k]:
-                        out[u, v, k] = EXCLUDED
-
-
-@njit(fastmath=FASTMATH, cache=True)
 def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude, m, s, t, acc, ld, an, au,
                av):
     """Online softmax of one query image over one block of training images, into private buffers.
@@ -233,13 +197,13 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
     an, au, av: the dominant patch's log weight and (image, row, col).
 
     For each shift (du, dv) and query row i, ``vsum[cc]`` holds the column sums over the P rows of the
-    window of ``<x[:, z, cc], y[z + du - r, cc + dv - r]>``; moving to the next row adds the entering row's
-    products and subtracts the leaving row's (computed again, not stored).  The first row's sums, and the
-    first pixel's row sum, are built four rows (columns) per pass over the lanes: at P = 15 a shift's
-    overlap is often shorter than the window, and these starts were a third of the time.  A sliding sum of
-    P columns of ``vsum`` then gives ``<x_p, phi>`` for every pixel of the row, and ``log w = s1 <x_p, phi>
-    + pen`` with ``pen = -s2 ||phi||^2`` precomputed per block (:func:`patch_penalties`).  The cost per
-    (pixel, patch) pair does not depend on P, and no buffer grows with P.
+    window of the terms ``sum_c y (s1 x - s2 y)`` with ``x = x[c, z, cc]``, ``y = y[z + du - r, cc + dv - r,
+    c]``; moving to the next row adds the entering row's terms and subtracts the leaving row's (computed
+    again, not stored).  The first row's sums, and the first pixel's row sum, are built four rows (columns)
+    per pass over the lanes: at P = 15 a shift's overlap is often shorter than the window, and these starts
+    were a third of the time.  A sliding sum of P columns of ``vsum`` then gives ``log w`` for every pixel
+    of the row (lanes the constant patch takes are set to ``EXCLUDED``).  The cost per (pixel, patch) pair
+    does not depend on P, and no buffer grows with P.
 
     Each pixel's log weights are first only counted against two thresholds — the skip threshold (running
     maximum - ``SKIP_LOG_RATIO``) and the dominant patch's log weight less the tie tolerance.  Below the
@@ -254,11 +218,14 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
     H = Hp - 2 * r
     W = Wp - 2 * r
     K = yb.shape[3]
-    pen = np.empty((H, W, K))
-    patch_penalties(yb, nvalid, P, s2, exclude, use_exclude, pen)
+    xs = np.empty_like(xq)                     # s1 x: the query's factor in every term
+    for ch in range(C):
+        for z in range(Hp):
+            for cc in range(Wp):
+                xs[ch, z, cc] = s1 * xq[ch, z, cc]
     vsum = np.empty((Wp, K))
     dsum = np.empty(K)
-    lbuf = np.empty(K)
+    lbuf = np.full(K, EXCLUDED)                # lanes past nvalid are never written: excluded for good
     wbuf = np.empty(K)
     nchunk = (nvalid + 7) // 8
     live_chunk = np.zeros(nchunk, dtype=np.bool_)
@@ -304,22 +271,25 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                             for z in range(z0, z4, 4):
                                 yr = z + du - r
                                 for cc in range(c_lo, c_hi):
-                                    q0 = xq[0, z, cc]
-                                    q1 = xq[0, z + 1, cc]
-                                    q2 = xq[0, z + 2, cc]
-                                    q3 = xq[0, z + 3, cc]
+                                    q0 = xs[0, z, cc]
+                                    q1 = xs[0, z + 1, cc]
+                                    q2 = xs[0, z + 2, cc]
+                                    q3 = xs[0, z + 3, cc]
                                     for k in range(K):
-                                        vsum[cc, k] += ((q0 * np.float64(yb[yr, cc + dv - r, 0, k])
-                                                         + q1 * np.float64(yb[yr + 1, cc + dv - r, 0, k]))
-                                                        + (q2 * np.float64(yb[yr + 2, cc + dv - r, 0, k])
-                                                           + q3 * np.float64(yb[yr + 3, cc + dv - r, 0, k])))
+                                        y0 = np.float64(yb[yr, cc + dv - r, 0, k])
+                                        y1 = np.float64(yb[yr + 1, cc + dv - r, 0, k])
+                                        y2 = np.float64(yb[yr + 2, cc + dv - r, 0, k])
+                                        y3 = np.float64(yb[yr + 3, cc + dv - r, 0, k])
+                                        vsum[cc, k] += ((y0 * (q0 - s2 * y0) + y1 * (q1 - s2 * y1))
+                                                        + (y2 * (q2 - s2 * y2) + y3 * (q3 - s2 * y3)))
                         for z in range(z4, z1):
                             yr = z + du - r
                             for cc in range(c_lo, c_hi):
                                 for ch in range(C):
-                                    q = xq[ch, z, cc]
+                                    q = xs[ch, z, cc]
                                     for k in range(K):
-                                        vsum[cc, k] += q * np.float64(yb[yr, cc + dv - r, ch, k])
+                                        y = np.float64(yb[yr, cc + dv - r, ch, k])
+                                        vsum[cc, k] += y * (q - s2 * y)
                     else:
                         zn = i + P - 1
                         zo = i - 1
@@ -329,28 +299,31 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                         has_o = 0 <= yo < H
                         if C == 1 and has_n and has_o:
                             for cc in range(c_lo, c_hi):
-                                qn = xq[0, zn, cc]
-                                qo = xq[0, zo, cc]
+                                qn = xs[0, zn, cc]
+                                qo = xs[0, zo, cc]
                                 for k in range(K):
-                                    vsum[cc, k] += (qn * np.float64(yb[yn, cc + dv - r, 0, k])
-                                                    - qo * np.float64(yb[yo, cc + dv - r, 0, k]))
+                                    y_n = np.float64(yb[yn, cc + dv - r, 0, k])
+                                    y_o = np.float64(yb[yo, cc + dv - r, 0, k])
+                                    vsum[cc, k] += y_n * (qn - s2 * y_n) - y_o * (qo - s2 * y_o)
                         else:
                             if has_n:
                                 for cc in range(c_lo, c_hi):
                                     for ch in range(C):
-                                        qn = xq[ch, zn, cc]
+                                        qn = xs[ch, zn, cc]
                                         for k in range(K):
-                                            vsum[cc, k] += qn * np.float64(yb[yn, cc + dv - r, ch, k])
+                                            y_n = np.float64(yb[yn, cc + dv - r, ch, k])
+                                            vsum[cc, k] += y_n * (qn - s2 * y_n)
                             if has_o:
                                 for cc in range(c_lo, c_hi):
                                     for ch in range(C):
-                                        qo = xq[ch, zo, cc]
+                                        qo = xs[ch, zo, cc]
                                         for k in range(K):
-                                            vsum[cc, k] -= qo * np.float64(yb[yo, cc + dv - r, ch, k])
+                                            y_o = np.float64(yb[yo, cc + dv - r, ch, k])
+                                            vsum[cc, k] -= y_o * (qo - s2 * y_o)
                     u = i + du
                     for j in range(j_lo, j_hi):
                         v = j + dv
-                        pn = pen[u, v]
+                        ex = exclude[u, v]
                         mi = m[i, j]
                         li = ld[i, j]
                         thr_skip = mi - SKIP_LOG_RATIO
@@ -368,21 +341,36 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                             for b in range(b4, P):
                                 for k in range(K):
                                     dsum[k] += vsum[j + b, k]
-                            for k in range(K):
-                                lw = s1 * dsum[k] + pn[k]
-                                lbuf[k] = lw
-                                nskip += lw >= thr_skip
-                                ndom += lw >= thr_dom
+                            if use_exclude:
+                                for k in range(nvalid):
+                                    lw = EXCLUDED if ex[k] else dsum[k]
+                                    lbuf[k] = lw
+                                    nskip += lw >= thr_skip
+                                    ndom += lw >= thr_dom
+                            else:
+                                for k in range(nvalid):
+                                    lw = dsum[k]
+                                    lbuf[k] = lw
+                                    nskip += lw >= thr_skip
+                                    ndom += lw >= thr_dom
                         else:
                             vn = vsum[j + 2 * r]
                             vo = vsum[j - 1]
-                            for k in range(K):
-                                d = dsum[k] + vn[k] - vo[k]
-                                dsum[k] = d
-                                lw = s1 * d + pn[k]
-                                lbuf[k] = lw
-                                nskip += lw >= thr_skip
-                                ndom += lw >= thr_dom
+                            if use_exclude:
+                                for k in range(nvalid):
+                                    d = dsum[k] + vn[k] - vo[k]
+                                    dsum[k] = d
+                                    lw = EXCLUDED if ex[k] else d
+                                    lbuf[k] = lw
+                                    nskip += lw >= thr_skip
+                                    ndom += lw >= thr_dom
+                            else:
+                                for k in range(nvalid):
+                                    d = dsum[k] + vn[k] - vo[k]
+                                    dsum[k] = d
+                                    lbuf[k] = d
+                                    nskip += d >= thr_skip
+                                    ndom += d >= thr_dom
                         if nskip == 0:
                             continue            # every weight of this block is < e^-40 of the maximum
                         ybc = yb[u, v]
