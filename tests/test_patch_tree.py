@@ -82,6 +82,29 @@ def test_hash_collisions_are_resolved_exactly(digits, monkeypatch):
     assert key(colliding) == key(honest)
 
 
+def test_hashes_sharing_their_top_bits_are_told_apart(digits, monkeypatch):
+    """The patches are ordered by the top 32 bits of their hash only; with those all equal (and the low
+    bits honest), equal hashes must still be grouped and unequal ones kept apart."""
+    images = digits[:3, :, 6:22, 6:22].copy()
+    honest = PatchTree(images, np.arange(3), 3)
+    real = patch_tree._hash_patches
+    monkeypatch.setattr(patch_tree, "_hash_patches",
+                        lambda im, idx, P: real(im, idx, P) & np.uint64(0xFFFFFFFF))
+    low_only = PatchTree(images, np.arange(3), 3)
+    key = lambda t: sorted(zip(map(tuple, t.first), t.counts))
+    assert low_only.n_distinct == honest.n_distinct and key(low_only) == key(honest)
+
+
+def test_hash_order_is_a_stable_sort_by_the_top_bits():
+    rng = np.random.default_rng(0)
+    hashes = rng.integers(0, 2 ** 63, 50_000, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    hashes[::7] = hashes[3]                                    # many equal hashes, in position order
+    hashes[5::11] &= np.uint64(0xFFFFFFFF)                     # many equal top bits with different low bits
+    order = patch_tree._hash_order(hashes)
+    want = np.argsort(hashes >> np.uint64(32), kind="stable")
+    np.testing.assert_array_equal(order, want)
+
+
 @pytest.mark.parametrize("machine", TREE_MACHINES)
 @pytest.mark.parametrize("t", [0.03, 0.3, 0.9])
 @pytest.mark.parametrize("P", [3, 5])

