@@ -38,3 +38,8 @@ TIE_RELATIVE = 1e-9
 #: of a block's 8-lane chunks hold any other lane (low noise), only those chunks are gathered and
 #: exponentiated; otherwise the whole block is (the result is the same up to summation order).
 SPARSE_FRACTION = 2
+
+#: Where at most 1/LIVE_COMPRESS_FRACTION of a block's lanes are within e^-SKIP_LOG_RATIO of the pixel's
+#: maximum (and the CPU has vector compress stores, see :mod:`.lanes`), those lanes are compressed before
+#: the exp and the others left out.  Compressing costs about a quarter of an exp and its sums per lane.
+LIVE_COMPRESS_FRACTION = 2

@@ -51,8 +51,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .config import FASTMATH, SKIP_LOG_RATIO, SPARSE_FRACTION, TIE_RELATIVE
+from .config import FASTMATH, LIVE_COMPRESS_FRACTION, SKIP_LOG_RATIO, SPARSE_FRACTION, TIE_RELATIVE
 from .expm import LOG_RATIO_FLOOR, exp_clamped, exp_nonpositive
+from .lanes import HAS_COMPRESS_STORE, compress_live
 
 #: Log weight given to excluded lanes (the constant patch's, and lanes past the last image): below every
 #: skip threshold, and raised to ``LOG_RATIO_FLOOR`` before any exp (so no inf - inf or 0 * inf).
@@ -142,6 +143,26 @@ def _accumulate(i, j, logw, nvalid, mo, centre, s, t, acc, wbuf):
             for k in range(nvalid):
                 sc_c += wbuf[k] * np.float64(centre[c, k])
             acc[c, i, j] += sc_c
+    s[i, j] += se
+    t[i, j] += st
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _accumulate_live(i, j, logw, nvalid, mo, centre, s, t, acc, live_logw, live_centre):
+    """:func:`_accumulate` for one channel, with the exps spent on live lanes only: the lanes within
+    ``SKIP_LOG_RATIO`` of ``mo`` are first compressed to the front of ``live_logw``/``live_centre``
+    (:func:`.lanes.compress_live`); the others are left out, as the exactness rule allows."""
+    kk = compress_live(logw, centre, nvalid, mo - SKIP_LOG_RATIO, live_logw, live_centre)
+    se = 0.0
+    st = 0.0
+    s0 = 0.0
+    for k in range(kk):
+        y = max(live_logw[k] - mo, LOG_RATIO_FLOOR)
+        w = exp_clamped(y)
+        se += w
+        st += w * y
+        s0 += w * np.float64(live_centre[k])
+    acc[0, i, j] += s0
     s[i, j] += se
     t[i, j] += st
 
@@ -375,8 +396,13 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                             continue            # every weight of this block is < e^-40 of the maximum
                         ybc = yb[u, v]
                         if ndom == 0 and nskip * 8 * SPARSE_FRACTION > nvalid:
-                            # neither the maximum nor the dominant patch can change: weights only
-                            _accumulate(i, j, lbuf, nvalid, mi, ybc, s, t, acc, wbuf)
+                            # neither the maximum nor the dominant patch can change: weights only (and
+                            # where few lanes are live, only theirs)
+                            if HAS_COMPRESS_STORE and C == 1 and nskip * LIVE_COMPRESS_FRACTION <= nvalid:
+                                _accumulate_live(i, j, lbuf, nvalid, mi, ybc[0], s, t, acc, sparse_logw,
+                                                 sparse_centre[0])
+                            else:
+                                _accumulate(i, j, lbuf, nvalid, mi, ybc, s, t, acc, wbuf)
                             continue
                         mx = block_max(lbuf, nvalid)
                         # Lanes below e^-40 of the maximum get weight exactly 0 either way; when most

@@ -1,0 +1,54 @@
+"""Live-lane compression (kernels/lanes.py) and the weight sums that use it, against plain NumPy."""
+import math
+
+import numpy as np
+import pytest
+
+from elscli.kernels.config import SKIP_LOG_RATIO
+from elscli.kernels.lanes import compress_live
+from elscli.kernels.shift_softmax import _accumulate, _accumulate_live
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 64, 504, 509])
+def test_compress_live_keeps_exactly_the_live_lanes_in_order(n):
+    rng = np.random.default_rng(n)
+    logw = rng.normal(size=n + 3)
+    logw[::5] = -1e300                                      # excluded lanes are never live
+    centre = rng.normal(size=n + 3).astype(np.float32)
+    out = np.full(n + 3, np.nan)
+    outc = np.full(n + 3, np.nan, dtype=np.float32)
+    kk = compress_live(logw, centre, n, 0.1, out, outc)
+    live = logw[:n] >= 0.1
+    assert kk == live.sum()
+    np.testing.assert_array_equal(out[:kk], logw[:n][live])
+    np.testing.assert_array_equal(outc[:kk], centre[:n][live])
+    assert np.all(np.isnan(out[kk:]))                       # nothing written past the live lanes
+
+
+def test_weight_sums_over_live_lanes_match_all_lanes():
+    """Leaving out the lanes below e^-40 of the maximum changes the sums by less than n e^-40, relative."""
+    rng = np.random.default_rng(3)
+    n = 509
+    mo = 5.0
+    logw = mo - rng.uniform(0.0, 80.0, size=n)              # about half the lanes below e^-40
+    logw[::7] = -1e300
+    centre = rng.uniform(-1, 1, size=(1, n)).astype(np.float32)
+    sums = []
+    for live_only in (False, True):
+        s = np.zeros((2, 2))
+        t = np.zeros((2, 2))
+        acc = np.zeros((1, 2, 2))
+        if live_only:
+            _accumulate_live(1, 0, logw, n, mo, centre[0], s, t, acc, np.empty(n), np.empty(n, np.float32))
+        else:
+            _accumulate(1, 0, logw, n, mo, centre, s, t, acc, np.empty(n))
+        sums.append((s[1, 0], t[1, 0], acc[0, 1, 0]))
+    (s_all, t_all, a_all), (s_live, t_live, a_live) = sums
+    w = np.exp(np.maximum(logw - mo, -700.0))
+    live = logw - mo >= -SKIP_LOG_RATIO
+    assert math.isclose(s_live, w[live].sum(), rel_tol=1e-13)
+    assert math.isclose(a_live, (w * centre[0])[live].sum(), rel_tol=1e-12)
+    bound = n * math.exp(-SKIP_LOG_RATIO)
+    assert abs(s_live - s_all) <= bound * s_all
+    assert abs(a_live - a_all) <= bound * s_all
+    assert abs(t_live - t_all) <= bound * (SKIP_LOG_RATIO + 600) * s_all
