@@ -313,6 +313,7 @@ def _use_tree(machine: str, P: int, a: float, b: float, n_images: int, C: int, H
 def _run_patch_machine(machine, xb, images, index, P, a, b):
     from .kernels.config import lanes_per_block
     from .kernels.constant_patch import ExternalState
+    from .kernels import lanes
     from .kernels.shift_softmax import shift_softmax
 
     B, C, H, W = xb.shape
@@ -346,7 +347,7 @@ def _run_patch_machine(machine, xb, images, index, P, a, b):
         ext.dom[:, pi, pj] = dom
         groups = np.delete(groups, g, axis=0)
     x0, dn, du, dv, w, ent = shift_softmax(xq, blocks, index.shape[0], index, groups, P, s1, s2, const.mask,
-                                           const.active, *ext.arrays())
+                                           const.active, lanes.COMPRESS_LANES, *ext.arrays())
     return x0, Provenance(dn, du.astype(np.int32), dv.astype(np.int32), w, ent)
 
 

@@ -4,9 +4,14 @@ import math
 import numpy as np
 import pytest
 
+from elscli.kernels import lanes, patch_tree
 from elscli.kernels.config import SKIP_LOG_RATIO
 from elscli.kernels.lanes import compress_live
 from elscli.kernels.shift_softmax import _accumulate, _accumulate_live
+from elscli.machines import denoise_with_provenance
+
+from agreement import assert_matches_oracle
+from oracle import cosine_legacy, rel_err
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 64, 504, 509])
@@ -52,3 +57,26 @@ def test_weight_sums_over_live_lanes_match_all_lanes():
     assert abs(s_live - s_all) <= bound * s_all
     assert abs(a_live - a_all) <= bound * s_all
     assert abs(t_live - t_all) <= bound * (SKIP_LOG_RATIO + 600) * s_all
+
+
+@pytest.mark.parametrize("machine", ["els", "bbels"])
+@pytest.mark.parametrize("t", [0.05, 0.3])
+def test_shift_kernel_with_and_without_compression_agree(machine, t, shared_data, monkeypatch):
+    """The kernel's two ways of summing a block whose lanes are mostly negligible (compressed live lanes,
+    or 8-lane chunks gathered) agree with each other, and the one the other tests do not take on this CPU
+    with the oracle."""
+    bank = np.load(shared_data / "golden" / "reference-scores-mnist.npz")["bank_images"][:24, :, 6:26, 6:26].copy()
+    monkeypatch.setattr(patch_tree, "MIN_PRECISION", {})      # the shift kernel throughout
+    rng = np.random.default_rng(int(t * 100))
+    a, b = cosine_legacy(t)
+    x = a * bank[[3]] + b * rng.standard_normal((1, 1, 20, 20))
+    results = []
+    for on in (True, False):
+        monkeypatch.setattr(lanes, "COMPRESS_LANES", on and lanes.HAS_COMPRESS_STORE)
+        results.append(denoise_with_provenance(machine, x, t, bank, 7))
+    assert_matches_oracle(machine, x, bank, t, 7, tol=1e-9)    # without compression
+    (x_on, p_on), (x_off, p_off) = results
+    assert rel_err(x_on, x_off) < 1e-12
+    for name in ("image", "row", "col"):
+        np.testing.assert_array_equal(getattr(p_on, name), getattr(p_off, name))
+    np.testing.assert_allclose(p_on.entropy, p_off.entropy, rtol=1e-10, atol=1e-12)
