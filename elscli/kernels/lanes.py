@@ -39,6 +39,9 @@ def _compress_live8(typingctx, logw, centre, n8, thr, out_logw, out_centre):
     """For k < n8 (a multiple of 8), in order: copy logw[k] and centre[k] of the lanes with logw[k] >= thr
     to out_logw[kk], out_centre[kk] (kk = 0, 1, ...); returns kk.  Arrays: C-contiguous 1-D, logw and
     out_logw float64, centre and out_centre float32."""
+    arrays = (logw, centre, out_logw, out_centre)
+    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in arrays):
+        return None                     # the loop reads and writes raw memory: contiguous 1-D arrays only
     sig = types.int64(logw, centre, n8, thr, out_logw, out_centre)
 
     def codegen(context, builder, signature, args):
