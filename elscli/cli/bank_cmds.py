@@ -5,6 +5,7 @@ Data (the summary, or JSON with ``--json``) goes to stdout; notes and progress g
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -22,6 +23,7 @@ class SourceFormat(str, Enum):
     idx = "idx"
     cifar = "cifar"
     folder = "folder"
+    edm = "edm"
     npy = "npy"
     npz = "npz"
     bank = "bank"
@@ -82,7 +84,11 @@ def emit(data: Dict[str, Any], as_json: bool, title: str = "") -> None:
         if isinstance(v, dict) and k in ("source", "params") and v:
             table.add_row(k, "")
             for k2, v2 in v.items():
-                table.add_row(f"  {k2}", _fmt_value(v2))
+                if not (k2 == "warnings" and "warnings" in data):   # shown in full below
+                    table.add_row(f"  {k2}", _fmt_value(v2))
+        elif k == "warnings" and isinstance(v, list):
+            for i, w in enumerate(v):                               # whole, one row each: they give advice
+                table.add_row(k if i == 0 else "", str(w))
         else:
             table.add_row(k, _fmt_value(v))
     console.print(table)
@@ -90,6 +96,25 @@ def emit(data: Dict[str, Any], as_json: bool, title: str = "") -> None:
 
 def note(msg: str) -> None:
     print(f"elscli: {msg}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def warnings_to_stderr():
+    """Each :class:`elscli.errors.ElscliWarning` raised inside, as one ``elscli: warning:`` line on stderr."""
+    import warnings
+
+    from ..errors import ElscliWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ElscliWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, ElscliWarning):
+                    note(f"warning: {w.message}")
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 # ------------------------------------------------------------------------------------------ info
@@ -180,7 +205,8 @@ def info_cmd(
 @app.command("build-bank")
 def build_bank_cmd(
     source: Annotated[str, typer.Argument(help="Training set: IDX dir/file, CIFAR dir/batch/.tar.gz, image folder, "
-                                                ".npy/.npz, or an elscli bank.", show_default=False)],
+                                                "EDM dataset_tool folder/.zip, .npy/.npz, or an elscli bank.",
+                                           show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Bank file to write (HDF5).", show_default=False)],
     fmt: Annotated[Optional[SourceFormat], typer.Option("--format", "-f", help="Force a reader (default: detect).",
                                                         case_sensitive=False)] = None,
@@ -233,10 +259,11 @@ def build_bank_cmd(
         "value_range": value_range.value if value_range else None, "layout": layout.value if layout else None,
         "coarse": coarse, "argv": command_line(),
     }
-    bank, stats = build_bank(source, fmt.value if fmt else None, size=size, color=color, limit=limit,
-                             classes=classes, subset_seed=subset_seed, dedup=dedup,
-                             value_range=value_range.value if value_range else None,
-                             layout=layout.value if layout else None, coarse=coarse, progress=True)
+    with warnings_to_stderr():
+        bank, stats = build_bank(source, fmt.value if fmt else None, size=size, color=color, limit=limit,
+                                 classes=classes, subset_seed=subset_seed, dedup=dedup,
+                                 value_range=value_range.value if value_range else None,
+                                 layout=layout.value if layout else None, coarse=coarse, progress=True)
     if dedup:
         note(f"--dedup dropped {stats['duplicates_dropped']} duplicate image(s)")
     bank.save(out, force=force, params=params)

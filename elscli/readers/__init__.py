@@ -6,6 +6,8 @@ One module per format, auto-detected from the path (:func:`detect_format`) unles
 ``idx``     MNIST / FashionMNIST IDX files, raw or ``.gz`` (:mod:`.idx`)
 ``cifar``   CIFAR-10 / CIFAR-100 python batches: extracted directory, one batch file or ``.tar.gz`` (:mod:`.cifar`)
 ``folder``  image folders, one sub-folder per class or flat (:mod:`.folder`)
+``edm``     EDM ``dataset_tool.py`` datasets: the folder (``00000/img00000000.png``, …, ``dataset.json``) or
+            its ``.zip``, labels from ``dataset.json`` (:mod:`.edm`)
 ``npy``     ``.npy`` / ``.npz`` arrays (:mod:`.arrays`)
 ``bank``    an existing elscli bank (:mod:`.bank_source`)
 =========  ==========================================================================================
@@ -33,10 +35,10 @@ import numpy as np
 from ..errors import ElscliError
 from ._common import U8_OFFSET, U8_SCALE, VALUE_RANGES, RawImages, float_to_u8_if_exact, u8_to_float
 
-FORMATS = ("idx", "cifar", "folder", "npy", "bank")
+FORMATS = ("idx", "cifar", "folder", "edm", "npy", "bank")
 _ALIASES = {"mnist": "idx", "fashion-mnist": "idx", "fashionmnist": "idx", "cifar10": "cifar",
             "cifar100": "cifar", "cifar-10": "cifar", "cifar-100": "cifar", "npz": "npy", "images": "folder",
-            "imagefolder": "folder"}
+            "imagefolder": "folder", "edm2": "edm", "dataset_tool": "edm", "dataset-tool": "edm", "zip": "edm"}
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 __all__ = ["FORMATS", "RawImages", "Images", "detect_format", "read_raw", "prepare", "load_images",
@@ -68,6 +70,7 @@ def normalise_format(fmt: Optional[str]) -> Optional[str]:
 def detect_format(path: Union[str, Path]) -> str:
     """Which reader handles ``path``; ElscliError when it does not exist or is not recognised."""
     from .cifar import is_cifar_pickle, looks_like_cifar_dir
+    from .edm import is_edm_zip, looks_like_edm_dir
     from .folder import IMAGE_SUFFIXES, looks_like_image_folder
     from .idx import is_idx_file
 
@@ -83,6 +86,8 @@ def detect_format(path: Union[str, Path]) -> str:
             return "cifar"
         if any(p.is_file() and is_idx_file(p) for p in entries):
             return "idx"
+        if looks_like_edm_dir(path):  # before image folders: its numbered sub-folders are not classes
+            return "edm"
         if looks_like_image_folder(path):
             return "folder"
         raise ElscliError(f"cannot tell what directory {str(path)!r} holds: no IDX files, CIFAR batches or "
@@ -112,7 +117,7 @@ def detect_format(path: Union[str, Path]) -> str:
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise ElscliError(f"{str(path)!r} is a single image; give the folder that holds the images")
     if head.startswith(b"PK"):
-        return "npy"
+        return "edm" if name.endswith(".zip") or is_edm_zip(path) else "npy"
     raise ElscliError(f"unknown format: cannot tell what {str(path)!r} holds (not IDX, CIFAR, .npy/.npz, "
                       f"an image folder or an elscli bank; use --format to force a reader)")
 
@@ -138,6 +143,10 @@ def read_raw(path: Union[str, Path], fmt: Optional[str] = None, *, coarse: bool 
         from .folder import read_folder
 
         raw = read_folder(path)
+    elif fmt == "edm":
+        from .edm import read_edm
+
+        raw = read_edm(path)
     elif fmt == "npy":
         from .arrays import read_arrays
 

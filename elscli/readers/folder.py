@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -31,10 +31,12 @@ def looks_like_image_folder(path: Path) -> bool:
     return any(_image_files(d) for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
-def load_image(path: Path) -> np.ndarray:
-    """One image file as (C, H, W) uint8 with C = 1 (grey) or 3 (RGB)."""
+def load_image(path, name: Optional[str] = None) -> np.ndarray:
+    """One image (a path, or a binary file object described by ``name`` in messages) as (C, H, W) uint8 with
+    C = 1 (grey) or 3 (RGB)."""
     from PIL import Image, UnidentifiedImageError
 
+    what = name if name is not None else repr(str(path))
     try:
         with Image.open(path) as im:
             im.load()
@@ -46,12 +48,12 @@ def load_image(path: Path) -> np.ndarray:
             elif mode in ("P", "RGBA", "CMYK", "YCbCr", "PA", "RGBX", "LAB", "HSV"):
                 im = im.convert("RGB")
             else:
-                raise ElscliError(f"{str(path)!r} is a {mode!r} image; elscli reads 8-bit grey or RGB images")
+                raise ElscliError(f"{what} is a {mode!r} image; elscli reads 8-bit grey or RGB images")
             arr = np.asarray(im, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, ElscliError):
             raise
-        raise ElscliError(f"{str(path)!r} is not a readable image ({exc})") from None
+        raise ElscliError(f"{what} is not a readable image ({exc})") from None
     if arr.ndim == 2:
         return arr[None, :, :].copy()
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
