@@ -84,13 +84,16 @@ class Bank:
     def from_arrays(cls, images, labels=None, source: Optional[dict] = None) -> "Bank":
         """A bank from arrays: (N, C, H, W), (C, H, W) (N = 1) or (N, H, W) (C = 1); uint8 codes 0..255
         (value ``u8/127.5 - 1``) or floats in [-1, 1] (stored as uint8 when every value is exactly an 8-bit
-        level ``float32(u/127.5 - 1)``, else float32)."""
+        level ``float32(u/127.5 - 1)``, else float32).  Floats with no value below 0 give an
+        :class:`~elscli.errors.ElscliWarning` (recorded in ``source["warnings"]``): images on [0, 1] or [0, 255]
+        must be mapped to [-1, 1] first."""
         a = np.asarray(images)
         if a.dtype == object or a.dtype.kind not in "fiub" or a.dtype.kind == "b":
             raise ElscliError(f"bank images must be uint8 or float, not {a.dtype}")
         if a.ndim == 3 and labels is not None and np.ndim(labels) == 1 and len(labels) == a.shape[0]:
             a = a[:, None]  # labels say the first axis is N: (N, H, W)
         a = _as_nchw(a)
+        warned = []
         n, c, h, w = a.shape
         if n < 1 or h < 1 or w < 1:
             raise ElscliError(f"a bank needs at least one non-empty image; got shape {a.shape}")
@@ -108,6 +111,11 @@ class Bank:
             lo, hi = float(a.min()), float(a.max())
             if lo < -1.0 or hi > 1.0:
                 raise ElscliError(f"bank images must lie in [-1, 1]; got values in [{lo:g}, {hi:g}]")
+            if lo >= 0.0:
+                from .readers._common import nonnegative_range_warning
+
+                warned.append(nonnegative_range_warning("the bank images", lo, hi).replace(
+                    "pass --value-range 0,1 or 0,255", "map them to [-1, 1] first (2x - 1, or x/127.5 - 1)"))
             exact = float_to_u8_if_exact(a)
             codes = exact if exact is not None else a.astype(np.float32)
         if labels is None:
@@ -116,7 +124,11 @@ class Bank:
             from .readers._common import as_labels
 
             lab = as_labels(labels, n, "bank labels")
-        return cls(codes, lab, source=source or {"reader": "arrays"})
+        source = dict(source or {"reader": "arrays"})
+        if warned:
+            source["warnings"] = list(source.get("warnings", [])) + warned
+            _warn(warned)
+        return cls(codes, lab, source=source)
 
     @classmethod
     def open(cls, path: Union[str, os.PathLike]) -> "Bank":
@@ -267,7 +279,18 @@ def build_bank(source: Union[str, os.PathLike], fmt: Optional[str] = None, **opt
 
     res = load_images(source, fmt, **options)
     bank = Bank(res.images, res.labels, source=res.source)
+    _warn(res.source.get("warnings", []), stacklevel=3)
     return bank, res.stats
+
+
+def _warn(messages, stacklevel: int = 2) -> None:
+    """Each message as an :class:`elscli.errors.ElscliWarning` (the CLI prints them on stderr)."""
+    import warnings
+
+    from .errors import ElscliWarning
+
+    for msg in messages:
+        warnings.warn(msg, ElscliWarning, stacklevel=stacklevel + 1)
 
 
 def describe_bank(path_or_h5file) -> Dict[str, Any]:
@@ -305,6 +328,8 @@ def describe_bank(path_or_h5file) -> Dict[str, Any]:
         }
         if names:
             out["label_names"] = {k: names.get(k, "") for k in hist}
+        if source.get("warnings"):
+            out["warnings"] = list(source["warnings"])
         try:
             out["file_bytes"] = os.path.getsize(path)
         except OSError:

@@ -268,3 +268,18 @@ def test_roundtrip_property(n, c, h, w, seed, as_float):
     assert o.classes.tolist() == sorted(set(int(x) for x in labels if x >= 0))
     for k in o.classes:
         assert o.indices_for(k).tolist() == np.flatnonzero(labels == k).tolist()
+
+
+def test_from_arrays_warns_about_images_on_0_1():
+    from elscli.errors import ElscliWarning
+
+    x = np.random.default_rng(6).uniform(0, 1, (3, 1, 4, 4)).astype(np.float32)
+    with pytest.warns(ElscliWarning, match="none below 0"):
+        b = Bank.from_arrays(x)
+    assert len(b.source["warnings"]) == 1
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ElscliWarning)
+        assert "warnings" not in Bank.from_arrays(x * 2 - 1).source
+        assert "warnings" not in Bank.from_arrays((x * 255).astype(np.uint8)).source   # codes: no doubt

@@ -365,3 +365,21 @@ def test_debug_env_shows_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "elscli", "build-bank", str(tmp_path / "nope"), "-o",
                         str(tmp_path / "b.h5")], capture_output=True, text=True, env=env)
     assert r.returncode != 0 and "Traceback" in r.stderr and "ElscliError" in r.stderr
+
+
+def test_value_range_warning_on_stderr_and_in_info(cli, tmp_path):
+    """Images on [0, 1] under the default --value-range -1,1: built, but one warning line on stderr, and the
+    warning kept in the bank for `info` to show."""
+    x = np.random.default_rng(5).uniform(0, 1, (4, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    res = cli("build-bank", tmp_path / "x.npy", "-o", tmp_path / "b.h5", "--size", 0, "--json")
+    assert res.exit_code == 0, res.stderr
+    warn = [ln for ln in res.stderr.splitlines() if ln.startswith("elscli: warning: ")]
+    assert len(warn) == 1 and "--value-range 0,1" in warn[0]
+    info = json.loads(cli("info", tmp_path / "b.h5", "--json").stdout)
+    assert info["warnings"] == [warn[0][len("elscli: warning: "):]]
+    table = cli("info", tmp_path / "b.h5")
+    assert "warnings" in table.stdout and "value-range" in table.stdout
+    res = cli("build-bank", tmp_path / "x.npy", "-o", tmp_path / "c.h5", "--size", 0, "--value-range", "0,1")
+    assert res.exit_code == 0 and "elscli: warning" not in res.stderr
+    assert "warnings" not in json.loads(cli("info", tmp_path / "c.h5", "--json").stdout)

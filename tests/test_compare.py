@@ -159,3 +159,22 @@ def test_nearest_chunks_agree_and_shape_check():
     assert a.is_copy.all()
     with pytest.raises(ElscliError, match="shape"):
         nearest(samples[:, :, :2], bank)
+
+
+def test_nearest_ratio_ignores_copies_of_the_nearest_image():
+    """A training image stored twice (or three times) is still the one the sample copies: the ratio is its
+    distance over the distance to the nearest *different* image, not 1."""
+    rng = np.random.default_rng(7)
+    base = rng.uniform(-1, 1, (5, 1, 4, 4)).astype(np.float32)
+    sample = base[[2]] + 0.01
+    d = np.sqrt(((base.astype(np.float64) - sample) ** 2).sum(axis=(1, 2, 3)))
+    want = d[2] / np.sort(d)[1]
+    assert want < 0.1
+    for bank in (base, base[[0, 2, 1, 2, 3, 4]], base[[2, 2, 2, 0, 1, 3, 4]], base[[0, 1, 3, 4, 2, 2]]):
+        first = int(np.flatnonzero((bank == base[2]).all(axis=(1, 2, 3)))[0])
+        for chunk in (1, 2, 3, 4096):
+            nn = nearest(sample, bank, chunk=chunk)
+            assert nn.nearest_l2[0] == first                   # the first copy in bank order
+            np.testing.assert_allclose(nn.ratio[0], want, rtol=1e-9)
+    same = nearest(sample, np.repeat(base[[2]], 3, axis=0))    # every training image the same: no ratio
+    assert np.isnan(same.ratio[0]) and np.isnan(same.summary()["median_ratio"])

@@ -383,3 +383,41 @@ def test_classes_on_unlabelled_source(tmp_path):
     np.save(tmp_path / "u.npy", np.zeros((2, 1, 4, 4), np.uint8))
     with pytest.raises(ElscliError, match="has no labels"):
         load_images(tmp_path / "u.npy", classes="1")
+
+
+# ------------------------------------------------------------------------------- values users get wrong
+def torchvision_normalize(u: np.ndarray) -> np.ndarray:
+    """torchvision's ToTensor() then Normalize(0.5, 0.5), in float32 as torch computes them:
+    ToTensor divides the uint8 image by 255, Normalize subtracts the mean then divides by the std."""
+    x = u.astype(np.float32) / np.float32(255)
+    return (x - np.float32(0.5)) / np.float32(0.5)
+
+
+def test_torchvision_normalized_floats_are_read_as_8bit(tmp_path):
+    rng = np.random.default_rng(3)
+    u = np.concatenate([np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16),
+                        rng.integers(0, 256, (3, 1, 16, 16), dtype=np.uint8)])
+    x = torchvision_normalize(u)
+    assert not np.array_equal(x, u8_to_float(u))           # the pipeline misses some levels by an ulp
+    assert np.abs(x - u8_to_float(u)).max() <= np.finfo(np.float32).eps
+    np.save(tmp_path / "u.npy", u)
+    for name, arr in (("f32.npy", x), ("f64.npy", x.astype(np.float64))):   # float64 copies keep the misses
+        np.save(tmp_path / name, arr)
+        raw = read_raw(tmp_path / name)
+        assert raw.eight_bit and np.array_equal(raw.images, u), name
+        assert 0 < raw.source["eight_bit_max_deviation"] <= 4 * np.finfo(np.float32).eps
+        # resized as the paper's 8-bit pipeline resizes the codes, not as float images
+        np.testing.assert_array_equal(load_images(tmp_path / name, size=28).images,
+                                      load_images(tmp_path / "u.npy", size=28).images)
+    np.save(tmp_path / "off.npy", np.clip(x + np.float32(1e-4), -1, 1))     # far from the levels: float data
+    assert not read_raw(tmp_path / "off.npy").eight_bit
+
+
+def test_float_images_on_0_1_under_the_default_range_are_warned_about(tmp_path):
+    u = np.random.default_rng(4).integers(0, 256, (3, 1, 4, 4), dtype=np.uint8)
+    np.save(tmp_path / "tt.npy", u.astype(np.float32) / np.float32(255))     # ToTensor alone: [0, 1]
+    raw = read_raw(tmp_path / "tt.npy")
+    assert len(raw.source["warnings"]) == 1 and "--value-range 0,1" in raw.source["warnings"][0]
+    assert "warnings" not in read_raw(tmp_path / "tt.npy", value_range="0,1").source
+    np.save(tmp_path / "m11.npy", torchvision_normalize(u))
+    assert "warnings" not in read_raw(tmp_path / "m11.npy").source

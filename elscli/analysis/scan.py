@@ -343,7 +343,7 @@ def sweep_point(patch_size: int, final: np.ndarray, entropy: Optional[np.ndarray
     return SweepPoint(patch_size=int(patch_size), copy_fraction=float(nn.is_copy.mean()),
                       mean_nn_rms=float(nn.rms.mean()),
                       mean_entropy=float("nan") if entropy is None else float(np.mean(entropy)),
-                      median_ratio=float(np.median(nn.ratio)), run=run)
+                      median_ratio=nn.summary()["median_ratio"], run=run)
 
 
 def sweep(bank, machine: str, patch_sizes: Sequence[int], *, num_samples: int = 16, seed: int = 0,

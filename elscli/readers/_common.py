@@ -58,12 +58,56 @@ def float_to_u8_if_exact(x: np.ndarray) -> Optional[np.ndarray]:
     return None
 
 
-def float_source_to_internal(arr: np.ndarray, value_range: str, what: str) -> tuple[np.ndarray, bool]:
+#: A float source is 8-bit when every value lies within this many float32 ulps (of the largest magnitude of
+#: its value range: 1 for -1,1 and 0,1, 255 for 0,255) of an 8-bit level.  The usual torchvision pipeline,
+#: ``ToTensor()`` then ``Normalize(0.5, 0.5)`` in float32, computes ``(float32(u/255) - 0.5)/0.5``, which
+#: misses ``float32(u/127.5 - 1)`` by up to one such ulp; levels are 1/127.5 apart, ~66,000 ulps.
+LEVEL_TOLERANCE_ULPS = 4
+
+
+def nonnegative_range_warning(what: str, vmin: float, vmax: float) -> str:
+    """The warning for a float array with no negative value read as [-1, 1] (probably [0, 1] or [0, 255])."""
+    return (f"{what} has float values in [{vmin:g}, {vmax:g}], none below 0, read with the default value range "
+            f"-1,1: if its images are on [0, 1] (torchvision ToTensor) or [0, 255], the bank is shifted by half "
+            f"the range; pass --value-range 0,1 or 0,255")
+
+
+def eight_bit_codes(arr: np.ndarray, value_range: str) -> tuple[Optional[np.ndarray], float]:
+    """``(codes, deviation)``: the uint8 codes of a float array whose every value is an 8-bit level of its
+    range (``u/255`` for ``0,1``, ``u`` for ``0,255``, ``u/127.5 - 1`` for ``-1,1``, in the array's dtype),
+    or within :data:`LEVEL_TOLERANCE_ULPS` float32 ulps of one (float32 and wider arrays); ``(None, nan)``
+    otherwise.  ``deviation`` is the largest distance to the level, in the source's units (0.0 when exact)."""
+    lo, hi = VALUE_RANGES[value_range]
+    a64 = arr.astype(np.float64)
+    if value_range == "0,255":
+        codes = np.rint(a64)
+        canon = codes
+    elif value_range == "0,1":
+        codes = np.rint(a64 * 255.0)
+        canon = codes / 255.0
+    else:
+        codes = np.rint((a64 + 1.0) * 127.5)
+        canon = codes / 127.5 - 1.0
+    if codes.size == 0 or codes.min() < 0 or codes.max() > 255:
+        return None, float("nan")
+    if np.array_equal(canon.astype(arr.dtype), arr):
+        return codes.astype(np.uint8), 0.0
+    if arr.dtype.itemsize < 4:
+        return None, float("nan")
+    dev = float(np.max(np.abs(a64 - canon)))
+    tol = LEVEL_TOLERANCE_ULPS * float(np.finfo(np.float32).eps) * max(abs(lo), abs(hi))
+    if dev <= tol:
+        return codes.astype(np.uint8), dev
+    return None, float("nan")
+
+
+def float_source_to_internal(arr: np.ndarray, value_range: str, what: str) -> tuple[np.ndarray, bool, float]:
     """Map a float (or wide-integer) source array to elscli's internal form.
 
-    Returns ``(array, eight_bit)``: uint8 codes when the source is exactly 8-bit in its own range (every value
-    equals ``dtype(u / d)`` for an integer ``u``: ``d`` = 255 for ``0,1``, 1 for ``0,255``, and
-    ``u/127.5 - 1`` for ``-1,1``), otherwise float32 on [-1, 1] computed in float64 then rounded.
+    Returns ``(array, eight_bit, deviation)``: uint8 codes when the source is 8-bit in its own range (every
+    value is an 8-bit level of it, exactly or within :data:`LEVEL_TOLERANCE_ULPS` float32 ulps, the largest
+    distance being ``deviation``: :func:`eight_bit_codes`), otherwise float32 on [-1, 1] computed in float64
+    then rounded (``deviation`` NaN).
     """
     if value_range not in VALUE_RANGES:
         raise ElscliError(f"unknown value range {value_range!r} for {what}; use one of {', '.join(VALUE_RANGES)}")
@@ -76,33 +120,24 @@ def float_source_to_internal(arr: np.ndarray, value_range: str, what: str) -> tu
         if arr.size and (arr.min() < 0 or arr.max() > 255):
             raise ElscliError(f"{what} is an integer array with values outside 0..255 "
                               f"(min {arr.min()}, max {arr.max()}); elscli reads 8-bit integer images")
-        return arr.astype(np.uint8), True
+        return arr.astype(np.uint8), True, 0.0
     if not np.all(np.isfinite(arr)):
         raise ElscliError(f"{what} contains NaN or infinite values")
     vmin, vmax = (float(arr.min()), float(arr.max())) if arr.size else (lo, hi)
     if vmin < lo or vmax > hi:
         raise ElscliError(f"{what} has values in [{vmin:g}, {vmax:g}], outside --value-range {value_range}; "
                           f"pass the right --value-range (-1,1 | 0,1 | 0,255)")
+    codes, dev = eight_bit_codes(arr, value_range)
+    if codes is not None:
+        return codes, True, dev
     a64 = arr.astype(np.float64)
-    # Is it exactly 8-bit in the source's own dtype?
-    if value_range == "0,255":
-        codes = np.rint(a64)
-        canon = codes
-    elif value_range == "0,1":
-        codes = np.rint(a64 * 255.0)
-        canon = codes / 255.0
-    else:
-        codes = np.rint((a64 + 1.0) * 127.5)
-        canon = codes / 127.5 - 1.0
-    if np.array_equal(canon.astype(arr.dtype), arr):
-        return codes.astype(np.uint8), True
     if value_range == "0,255":
         x = a64 / 127.5 - 1.0
     elif value_range == "0,1":
         x = a64 * 2.0 - 1.0
     else:
         x = a64
-    return np.clip(x, -1.0, 1.0).astype(np.float32), False
+    return np.clip(x, -1.0, 1.0).astype(np.float32), False, float("nan")
 
 
 def as_labels(raw: Any, n: int, what: str) -> np.ndarray:

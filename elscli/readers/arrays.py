@@ -5,8 +5,11 @@
 - Shapes: (N, C, H, W) or (N, H, W, C) with C in {1, 3}, or (N, H, W) (one channel).  The layout is read from
   the axis of size 1 or 3; when both axes 1 and 3 could be channels, pass ``--layout nchw|nhwc``.
 - dtype uint8 (or integers in 0..255): 8-bit codes.  Float: values in ``--value-range`` (default ``-1,1``;
-  ``0,1``; ``0,255``); a float array whose every value is exactly an 8-bit level of its range is stored as
-  uint8 codes, anything else as float32.  Pickled (object) arrays are refused.
+  ``0,1``; ``0,255``); a float array whose every value is an 8-bit level of its range, exactly or within a
+  few float32 ulps (``ToTensor()`` + ``Normalize(0.5, 0.5)`` in float32 misses the levels by one), is stored
+  as uint8 codes (the largest deviation recorded as ``eight_bit_max_deviation``), anything else as float32.
+  Under the default range, a float array with no value below 0 is read but warned about (``warnings`` in the
+  provenance): it is probably on [0, 1] or [0, 255].  Pickled (object) arrays are refused.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import ElscliError
-from ._common import RawImages, as_labels, float_source_to_internal
+from ._common import RawImages, as_labels, float_source_to_internal, nonnegative_range_warning
 
 IMAGE_KEYS = ("images", "x", "x_train", "data", "X", "arr_0")
 LABEL_KEYS = ("labels", "y", "y_train", "targets", "arr_1")
@@ -88,12 +91,16 @@ def read_arrays(path: Path, value_range: Optional[str] = None, layout: Optional[
     arr_what = what if images_key is None else f"{images_key!r} in {what}"
     images, used_layout = to_nchw(np.asarray(images), layout, arr_what)
     n = images.shape[0]
+    warnings = []
+    deviation = 0.0
     if images.dtype == np.uint8:
         data, eight_bit = images, True
         vr = "0,255"
     else:
         vr = value_range or "-1,1"
-        data, eight_bit = float_source_to_internal(images, vr, arr_what)
+        data, eight_bit, deviation = float_source_to_internal(images, vr, arr_what)
+        if value_range is None and images.dtype.kind == "f" and images.size and float(images.min()) >= 0.0:
+            warnings.append(nonnegative_range_warning(arr_what, float(images.min()), float(images.max())))
     if labels is not None:
         labels = as_labels(labels, n, f"{labels_key!r} in {what}")
     else:
@@ -101,4 +108,8 @@ def read_arrays(path: Path, value_range: Optional[str] = None, layout: Optional[
     source = {"reader": "npz" if images_key is not None else "npy", "path": str(path), "images_key": images_key,
               "labels_key": labels_key, "layout": used_layout, "dtype": str(images.dtype), "value_range": vr,
               "native_shape": [int(s) for s in images.shape[1:]], "n_source": int(n)}
+    if eight_bit and deviation > 0.0:   # 8-bit levels within a few ulps (e.g. ToTensor + Normalize in float32)
+        source["eight_bit_max_deviation"] = deviation
+    if warnings:
+        source["warnings"] = warnings
     return RawImages(images=data, labels=labels, eight_bit=eight_bit, source=source)
