@@ -69,24 +69,63 @@ def write_root_attrs(f: h5py.File, fmt: str, schema_version: int, params: Option
         f.attrs[k] = v
 
 
+#: h5py ``locking=`` values tried in turn when reading: first none (files are immutable once renamed into
+#: place, and filesystems without lock support, NFS and Lustre, then work), then the others, because HDF5
+#: refuses to open a file a second time in one process with other locking flags than the first open's.
+_READ_LOCKINGS = (False, None, True, "best-effort")
+
+
+def _open_error(path: Path, exc: BaseException) -> ElscliError:
+    """What an HDF5 open failure means, in one line — never "corrupt" for a file that is merely busy."""
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "errno = 13" in msg or "Permission denied" in msg:
+        return ElscliError(f"{str(path)!r} is not readable (permission denied)")
+    if "unable to lock file" in msg:
+        return ElscliError(f"{str(path)!r} is locked by another process that is writing it; wait for that process "
+                           f"to finish (HDF5: {msg})")
+    if "file signature not found" in msg:
+        return ElscliError(f"{str(path)!r} is not a readable HDF5 file (no HDF5 signature: corrupt, truncated or "
+                           f"another format)")
+    return ElscliError(f"{str(path)!r} is not a readable HDF5 file (corrupt or truncated?): {msg}")
+
+
 def open_h5(path: os.PathLike | str, mode: str = "r", expected_format: Optional[str] = None) -> h5py.File:
-    """Open an elscli HDF5 file, turning a missing, corrupt or foreign file into a one-line ElscliError."""
+    """Open an elscli HDF5 file, turning a missing, corrupt, foreign or busy file into a one-line ElscliError.
+
+    Reading (``mode="r"``) takes no HDF5 file lock, and works when the same process already has the file
+    open for reading (an ``h5py.File`` with any ``locking=``); a file this process has open for writing is
+    refused as such (elscli reads only finished files), never called corrupt."""
     path = Path(path)
     if mode == "r" and not path.exists():
         raise ElscliError(f"{str(path)!r} does not exist")
-    try:
-        if mode == "r":
-            # Files are immutable once renamed into place, so readers need no HDF5 file lock; skipping it
-            # lets many array tasks read one file on filesystems without lock support (NFS, Lustre).
-            try:
-                f = h5py.File(path, mode, locking=False)
-            except TypeError:  # h5py without the locking keyword
-                f = h5py.File(path, mode)
-        else:
+    if mode != "r":
+        try:
             f = h5py.File(path, mode)
-    except (OSError, ValueError) as exc:
-        raise ElscliError(f"{str(path)!r} is not a readable HDF5 file (corrupt or truncated?): "
-                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        except (OSError, ValueError) as exc:
+            raise _open_error(path, exc) from None
+    else:
+        f = None
+        for locking in _READ_LOCKINGS:
+            try:
+                f = h5py.File(path, "r", locking=locking)
+                break
+            except TypeError:  # h5py without the locking keyword
+                try:
+                    f = h5py.File(path, "r")
+                    break
+                except (OSError, ValueError) as exc:
+                    raise _open_error(path, exc) from None
+            except (OSError, ValueError) as exc:
+                if "locking" in str(exc) and "flag" in str(exc):   # open here already, with other flags
+                    continue
+                raise _open_error(path, exc) from None
+        if f is None:
+            raise ElscliError(f"{str(path)!r} is open elsewhere in this process with HDF5 file-locking settings "
+                              f"that cannot be matched; close it there first")
+        if f.id.get_intent() & h5py.h5f.ACC_RDWR:   # the open we joined is a writer's
+            f.close()
+            raise ElscliError(f"{str(path)!r} is open for writing elsewhere in this process (an h5py.File in mode "
+                              f"'r+', 'a' or 'w'); close it there first: elscli reads only finished files")
     if expected_format is not None:
         fmt = file_format(f)
         if fmt != expected_format:

@@ -101,13 +101,13 @@ def is_reference_file(path: os.PathLike | str) -> bool:
     path = Path(path)
     if path.suffix.lower() == ".npz":
         return True
-    try:
-        import h5py
+    from .h5io import open_h5
 
-        with h5py.File(path, "r") as f:
+    try:
+        with open_h5(path) as f:
             fmt = _as_str(f.attrs.get("format", ""))
             return fmt in ("", FORMAT) and "seeds" in f and "times" in f
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # ElscliError included: missing, not HDF5, or still being written
         return False
 
 
