@@ -5,6 +5,7 @@ import numpy as np
 from elscli.machines import denoise_with_provenance
 
 from oracle import cosine_legacy, oracle_denoise, rel_err
+from threads import require_two_threads
 
 EXACT = 1e-6   # elscli's definition of exact: max |diff| / max |value| per image
 
@@ -28,8 +29,10 @@ PROVENANCE_FIELDS = ("image", "row", "col", "weight", "entropy")
 
 
 def assert_independent_of_threads_and_batch(machine, x, bank, t, P):
-    """x0_hat and provenance bitwise the same with 1 and 2 threads, and for each query alone as in the batch
-    x (B, C, H, W); returns the 1-thread result."""
+    """x0_hat and provenance bitwise the same with 1 and 2 threads (really two: skipped, with the reason, when
+    Numba cannot run them), and for each query alone as in the batch x (B, C, H, W); returns the 1-thread
+    result."""
+    require_two_threads()
     one = denoise_with_provenance(machine, x, t, bank, P, threads=1)
     two = denoise_with_provenance(machine, x, t, bank, P, threads=2)
     np.testing.assert_array_equal(one[0], two[0])

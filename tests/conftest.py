@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,18 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Thread-count tests compare 1 thread with 2, and Numba fixes its pool size (NUMBA_NUM_THREADS, by default the
+# cores available) when it is imported: on a one-core runner "2 threads" would silently be 1 and those tests
+# would compare 1 with 1.  So the suite starts Numba with at least 2 threads (here and in the subprocesses the
+# CLI tests start) unless the environment sets NUMBA_NUM_THREADS; tests that need two threads skip, with the
+# reason, when they still cannot have them (tests/threads.py).
+if "NUMBA_NUM_THREADS" not in os.environ and "numba" not in sys.modules:
+    try:
+        _cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        _cores = os.cpu_count() or 1
+    os.environ["NUMBA_NUM_THREADS"] = str(max(2, _cores))
 
 try:  # no example database in the checkout; no per-example deadline (first calls may compile Numba kernels)
     from hypothesis import settings as _hyp_settings

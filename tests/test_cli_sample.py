@@ -72,10 +72,13 @@ def test_slurm_array_shards_then_merge_equal_one_process(banks, tmp_path):
 
 
 def test_thread_count_does_not_change_a_bit(banks, tmp_path):
+    """1 thread and 2 (really two: each process starts Numba with NUMBA_NUM_THREADS=2, whatever the cores;
+    --threads overrides SLURM_CPUS_PER_TASK) give the same bits."""
     common = ["sample", "--bank", banks["b100"], "-n", 2, "--seed", 1, "--steps", 3, "--quiet", "--label", 5]
-    elscli(*common, "--threads", 1, "-o", "t1.h5", cwd=tmp_path)
-    elscli(*common, "--threads", 2, "-o", "t2.h5", cwd=tmp_path, SLURM_CPUS_PER_TASK=1)
-    assert Run.open(tmp_path / "t2.h5").params["threads"] in (1, 2)
+    elscli(*common, "--threads", 1, "-o", "t1.h5", cwd=tmp_path, NUMBA_NUM_THREADS=2)
+    elscli(*common, "--threads", 2, "-o", "t2.h5", cwd=tmp_path, NUMBA_NUM_THREADS=2, SLURM_CPUS_PER_TASK=1)
+    assert Run.open(tmp_path / "t1.h5").params["threads"] == 1
+    assert Run.open(tmp_path / "t2.h5").params["threads"] == 2
     assert_same_run(tmp_path / "t1.h5", tmp_path / "t2.h5")
 
 

@@ -1,4 +1,6 @@
 """The four machines against the NumPy oracle, the paper's golden values, and the properties of the math."""
+import math
+
 import numpy as np
 import pytest
 
@@ -289,3 +291,71 @@ def test_identical_patches_in_different_blocks_resolve_to_the_first():
         for name in ("image", "row", "col"):
             np.testing.assert_array_equal(getattr(p2, name), getattr(p1, name))
         np.testing.assert_allclose(p2.weight, p1.weight / 2, rtol=1e-9)
+
+
+# ------------------------------------------------------------------------------- the exactness rule
+
+def _window_sizes(machine, P, C, H, W):
+    """(H, W): how many query entries each pixel's softmax compares (zero padding counts only the image)."""
+    if machine == "is":
+        return np.full((H, W), C * H * W)
+    if machine == "els":
+        return np.full((H, W), C * P * P)
+    r = P // 2
+    rows = np.array([min(u + r, H - 1) - max(u - r, 0) + 1 for u in range(H)])
+    cols = np.array([min(v + r, W - 1) - max(v - r, 0) + 1 for v in range(W)])
+    return C * rows[:, None] * cols[None, :]
+
+
+@pytest.mark.parametrize("machine", MACHINES)
+@pytest.mark.parametrize("P", [3, 5])
+@pytest.mark.parametrize("zeros", [1, 512], ids=["one-block", "two-blocks"])
+@pytest.mark.parametrize("path", ["default", "shift-kernel", "shift-kernel-uncompressed"])
+def test_weights_within_e40_of_the_maximum_are_never_left_out(machine, P, zeros, path, monkeypatch):
+    """elscli's exactness rule: only weights below e^-40 of a pixel's largest may be skipped.
+
+    A black image (weight 1 for the black query) and a grey one c = 0.5 whose weight is e^-39.5 at interior
+    pixels: x0_hat = n1 e^L c / (n0 + n1 e^L) ~ 1e-18, not 0 — the grey patches may not be dropped, by the
+    shift kernel (blocks, 8-lane chunks, compressed lanes), the patch tree or the constant patch."""
+    from elscli.kernels import lanes, patch_tree
+
+    if path != "default":
+        monkeypatch.setattr(patch_tree, "MIN_PRECISION", {})
+    if path == "shift-kernel-uncompressed":
+        monkeypatch.setattr(lanes, "COMPRESS_LANES", False)
+    C, H, W, c = 1, 8, 8, 0.5
+    bank = np.zeros((zeros + 1, C, H, W), np.float32)
+    bank[-1] = c                                          # in the second block when there are 512 black ones
+    full = C * H * W if machine == "is" else C * P * P
+    L_interior = -39.5
+    b = math.sqrt(c * c * full / (2 * -L_interior))       # a = 1: log w(grey) - log w(black) = -c^2 m / (2 b^2)
+    x0 = denoise(machine, np.zeros((1, C, H, W)), None, bank, P, a=1.0, b=b)[0, 0]
+    L = -c * c * _window_sizes(machine, P, C, H, W) / (2 * b * b)
+    want = np.exp(L) * c / (zeros + np.exp(L))
+    assert L.min() == pytest.approx(L_interior)
+    np.testing.assert_allclose(x0, want, rtol=1e-9, atol=0)
+
+
+def test_two_threads_really_run_two_threads():
+    """The thread-count tests' premise: a call asking for 2 threads runs Numba's parallel loops on 2."""
+    import numba
+    from numba import njit, prange
+
+    from elscli.machines import numba_threads
+    from threads import require_two_threads
+
+    require_two_threads()
+
+    @njit(parallel=True)
+    def thread_ids(n):
+        out = np.empty(n, np.int64)
+        for i in prange(n):
+            out[i] = numba.get_thread_id()
+        return out
+
+    before = numba.get_num_threads()
+    for k in (1, 2):
+        with numba_threads(k):
+            assert numba.get_num_threads() == k
+            assert sorted(set(thread_ids(4096).tolist())) == list(range(k))
+    assert numba.get_num_threads() == before

@@ -9,6 +9,7 @@ from elscli.machines import denoise_with_provenance
 
 from agreement import assert_independent_of_threads_and_batch, assert_matches_oracle
 from oracle import cosine_legacy, rel_err
+from threads import require_two_threads
 
 TREE_MACHINES = ["els", "bbels"]
 
@@ -181,11 +182,15 @@ def test_every_node_bound_holds_on_the_principal_axes(P, digits):
 def test_tree_is_the_same_for_any_thread_count(P, digits):
     """The build runs in parallel (levels of the tree, leaves, rows): every array must be bitwise the same
     with one thread and with two, and the nodes must partition the patches."""
+    import numba
+
     from elscli.machines import numba_threads
 
+    require_two_threads()
     trees = []
     for threads in (1, 2):
         with numba_threads(threads):
+            assert numba.get_num_threads() == threads
             trees.append(PatchTree(digits, np.arange(len(digits)), P, leaf_size=8))
     one, two = trees
     for name in ("patches", "norms", "counts", "centre", "first", "start", "end", "left", "right", "lo", "hi",
@@ -200,3 +205,41 @@ def test_tree_is_the_same_for_any_thread_count(P, digits):
             assert a > node and b > node
             assert (one.start[a], one.end[a], one.start[b], one.end[b]) == (
                 one.start[node], one.start[b], one.end[a], one.end[node])
+
+
+@pytest.mark.parametrize("P", [3, 5])
+def test_tree_never_prunes_weights_within_e40_of_the_maximum(P):
+    """elscli's exactness rule, in the tree: a subtree may be skipped only when its bound is below e^-40 of
+    the running maximum.  A black query; the black patch has weight 1, a grey one (c = 0.5) e^-39.5, and
+    far patches (|value| >= 0.9) below e^-120.  With leaves of 2 patches, black and grey sit in different
+    leaves, so the grey leaf is reached only if the pruning test keeps it: x0_hat must be
+    e^L c / (1 + e^L) ~ 1e-18 at every pixel, not 0."""
+    from elscli.kernels.patch_tree import tree_softmax
+
+    rng = np.random.default_rng(P)
+    H = W = 8
+    c = 0.5
+    far = rng.uniform(0.9, 1.0, (6, 1, H, W)) * rng.choice([-1.0, 1.0], (6, 1, H, W))
+    images = np.concatenate([np.zeros((1, 1, H, W)), np.full((1, 1, H, W), c), far]).astype(np.float32)
+    tree = PatchTree(images, np.arange(len(images)), P, leaf_size=2)
+    D = tree.D
+    leaf_of = {}
+    for node in range(len(tree.start)):
+        if tree.left[node] < 0:
+            s, e = tree.start[node], tree.end[node]
+            for row in tree.patches[s * D:e * D].reshape(D, e - s).T:
+                leaf_of[row.tobytes()] = node
+    black, grey = np.zeros(D, np.float32).tobytes(), np.full(D, c, np.float32).tobytes()
+    assert leaf_of[black] != leaf_of[grey]
+    L = -39.5
+    b = np.sqrt(c * c * D / (2 * -L))
+    s1, s2 = 1.0 / (b * b), 1.0 / (2 * b * b)
+    r = P // 2
+    xq = np.zeros((1, 1, H + 2 * r, W + 2 * r))
+    ii, jj = np.meshgrid(np.arange(r, H - r), np.arange(r, W - r), indexing="ij")
+    pixels = np.ascontiguousarray(np.stack([ii.ravel(), jj.ravel()], axis=1), dtype=np.int64)
+    state, acc, _, _ = tree_softmax(xq, pixels, P, s1, s2, 1.0, tree.patches, tree.norms, tree.counts,
+                                    tree.centre, tree.first, tree.start, tree.end, tree.left, tree.right,
+                                    tree.lo, tree.hi, tree.rotation)
+    x0 = acc[0, :, 0] / state[0, :, 1]
+    np.testing.assert_allclose(x0, np.exp(L) * c / (1 + np.exp(L)), rtol=1e-9, atol=0)
