@@ -67,8 +67,8 @@ LEVEL_TOLERANCE_ULPS = 4
 
 def nonnegative_range_warning(what: str, vmin: float, vmax: float) -> str:
     """The warning for a float array with no negative value read as [-1, 1] (probably [0, 1] or [0, 255])."""
-    return (f"{what} has float values in [{vmin:g}, {vmax:g}], none below 0, read with the default value range "
-            f"-1,1: if its images are on [0, 1] (torchvision ToTensor) or [0, 255], the bank is shifted by half "
+    return (f"{what}: float values in [{vmin:g}, {vmax:g}], none below 0, read as [-1, 1] (the default value "
+            f"range): if the images are on [0, 1] (torchvision ToTensor) or [0, 255], the bank is shifted by half "
             f"the range; pass --value-range 0,1 or 0,255")
 
 
