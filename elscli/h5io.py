@@ -1,62 +1,23 @@
-"""HDF5 plumbing shared by every elscli file type: atomic writes, standard root attributes, safe opening.
+"""HDF5 plumbing shared by every elscli file type: standard root attributes, safe opening.
 
 Every elscli HDF5 file carries root attributes ``format`` (e.g. ``"elscli.bank"``), ``schema_version``,
-``elscli_version`` and ``params`` (JSON).  Files are written under a temporary name in the destination
-directory and renamed into place when complete, so a file that exists is whole.
+``elscli_version`` and ``params`` (JSON).  Files are written through :mod:`elscli.outputs` (claimed, written
+under a temporary name in the destination directory, renamed into place when complete), so a file that
+exists is whole; ``atomic_output``, ``claim_output``, ``check_output_path`` and ``temp_path_for`` are
+re-exported here.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Optional
 
 import h5py
 
 from . import __version__
 from .errors import ElscliError
-
-
-def check_output_path(path: os.PathLike | str, force: bool = False, *, allow_existing: bool = False) -> Path:
-    """Validate an output path before any work is done: its directory must exist and be writable, and an
-    existing file is refused unless ``force`` (or ``allow_existing``, e.g. for ``--resume``)."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ElscliError(f"output directory {str(parent)!r} does not exist (for {str(path)!r})")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ElscliError(f"output directory {str(parent)!r} is not writable (for {str(path)!r})")
-    if path.is_dir():
-        raise ElscliError(f"output {str(path)!r} is a directory")
-    if path.exists() and not (force or allow_existing):
-        raise ElscliError(f"output {str(path)!r} exists; pass --force to overwrite")
-    return path
-
-
-def temp_path_for(path: os.PathLike | str) -> Path:
-    """A unique temporary name beside ``path`` (same filesystem, so the final rename is atomic)."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-@contextlib.contextmanager
-def atomic_output(path: os.PathLike | str, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary path to write; on success rename it to ``path``; on any error remove it.
-
-    >>> with atomic_output("bank.h5") as tmp:
-    ...     write_everything(tmp)
-    """
-    path = check_output_path(path, force)
-    tmp = temp_path_for(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+from .outputs import atomic_output, check_output_path, claim_output, temp_path_for  # noqa: F401 (re-exported)
 
 
 def write_root_attrs(f: h5py.File, fmt: str, schema_version: int, params: Optional[Dict[str, Any]] = None,

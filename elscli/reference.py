@@ -20,6 +20,7 @@ model can be wrapped in a few lines without elscli depending on torch::
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,7 +196,7 @@ def record(eps_fn: EpsFn, seeds: np.ndarray, times, labels=None, path: os.PathLi
     int64 (-1 = unconditional) and returns ``eps`` of the same shape as ``x``.  The file is NPZ when ``path``
     ends in ``.npz`` and HDF5 otherwise, written atomically; with ``path=None`` nothing is written.
     """
-    from .h5io import check_output_path
+    from .outputs import claim_output
 
     seeds = np.asarray(seeds)
     if seeds.ndim != 4:
@@ -208,27 +209,27 @@ def record(eps_fn: EpsFn, seeds: np.ndarray, times, labels=None, path: os.PathLi
     labels = np.full(S, -1, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
     if labels.shape != (S,):
         raise ElscliError(f"labels must have shape ({S},), got {labels.shape}")
-    if path is not None:
-        check_output_path(path, force)
     bs = S if not batch_size else int(batch_size)
-
-    xs = np.empty((S, T + 1) + seeds.shape[1:], dtype=np.float32)
-    epss = np.empty((S, T) + seeds.shape[1:], dtype=np.float32)
-    for lo in range(0, S, bs):
-        sl = slice(lo, min(S, lo + bs))
-        x = seeds[sl].astype(np.float64)
-        xs[sl, 0] = x
-        for i in range(T):
-            eps = np.asarray(eps_fn(x, float(times[i]), labels[sl]), dtype=np.float64)
-            if eps.shape != x.shape:
-                raise ElscliError(f"eps_fn returned shape {eps.shape}, expected {x.shape}")
-            epss[sl, i] = eps
-            x, _ = ddim_step(x, eps, times[i], times[i + 1], schedule)
-            xs[sl, i + 1] = x
-    ref = Reference(seeds=seeds.astype(np.float32), times=times, x=xs, eps=epss, labels=labels,
-                    schedule=schedule, path=None if path is None else str(path), attrs=dict(attrs or {}))
-    if path is not None:
-        write(ref, path, force=force)
+    with contextlib.ExitStack() as claim:
+        if path is not None:   # claimed before the network runs (a concurrent writer of it is refused)
+            claim.enter_context(claim_output(path, force))
+        xs = np.empty((S, T + 1) + seeds.shape[1:], dtype=np.float32)
+        epss = np.empty((S, T) + seeds.shape[1:], dtype=np.float32)
+        for lo in range(0, S, bs):
+            sl = slice(lo, min(S, lo + bs))
+            x = seeds[sl].astype(np.float64)
+            xs[sl, 0] = x
+            for i in range(T):
+                eps = np.asarray(eps_fn(x, float(times[i]), labels[sl]), dtype=np.float64)
+                if eps.shape != x.shape:
+                    raise ElscliError(f"eps_fn returned shape {eps.shape}, expected {x.shape}")
+                epss[sl, i] = eps
+                x, _ = ddim_step(x, eps, times[i], times[i + 1], schedule)
+                xs[sl, i + 1] = x
+        ref = Reference(seeds=seeds.astype(np.float32), times=times, x=xs, eps=epss, labels=labels,
+                        schedule=schedule, path=None if path is None else str(path), attrs=dict(attrs or {}))
+        if path is not None:
+            write(ref, path, force=force)
     return ref
 
 

@@ -76,8 +76,13 @@ class LocalitySchedule:
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
-        Path(path).write_text(self.to_json() + "\n")
+    def save(self, path: Union[str, os.PathLike], force: bool = False) -> None:
+        """Write the schedule JSON (claimed, renamed into place whole); an existing file is refused
+        (ElscliError) unless ``force``."""
+        from .outputs import atomic_output
+
+        with atomic_output(path, force) as tmp:
+            Path(tmp).write_text(self.to_json() + "\n")
 
 
 def _check_size(p: Any, what: str) -> int:

@@ -127,7 +127,7 @@ def mosaic_figure(final: np.ndarray, image: np.ndarray, path, *, title: str = ""
     """Write one sample's mosaic PNG: the sample | its source map with boundaries | (optionally) the
     posterior entropy per pixel.  With ``weight``, pixels whose dominant patch has weight below 0.5 (no single
     source: e.g. blank background, where many identical patches share the weight) are drawn light grey."""
-    from .plots import plt, show_image
+    from .plots import plt, save_figure, show_image
 
     panels = 3 if entropy is not None else 2
     fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 3.6))
@@ -158,7 +158,7 @@ def mosaic_figure(final: np.ndarray, image: np.ndarray, path, *, title: str = ""
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

@@ -18,6 +18,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def save_figure(fig, path, *, dpi: int) -> None:
+    """Write a figure as its path's suffix says (PNG by default), claimed and renamed into place whole
+    (:func:`elscli.outputs.atomic_output`; an existing figure is replaced)."""
+    from ..outputs import atomic_output
+
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    with atomic_output(path, force=True) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=fmt)
+
+
 def show_image(ax, img: np.ndarray) -> None:
     """Show a (C, H, W) image on the [-1, 1] scale (grey for C = 1), clipped for display."""
     img = np.asarray(img, np.float64)
@@ -48,7 +58,7 @@ def scatter_r2(r2_machine: np.ndarray, r2_is: np.ndarray, path, *, machine: str 
                  fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
     return str(path)
 
@@ -71,7 +81,7 @@ def side_by_side(columns: Dict[str, np.ndarray], path, *, r2: Optional[Dict[str,
             if j == 0:
                 ax.set_ylabel(n, fontsize=9)
     fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.2)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return str(path)
 
@@ -102,7 +112,7 @@ def schedule_plot(times: np.ndarray, best: np.ndarray, schedule: Sequence[int], 
     ax.legend(fontsize=7, loc="upper right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
     return str(path)
 
@@ -132,7 +142,7 @@ def similarity_plot(times: np.ndarray, candidates: np.ndarray, similarity: np.nd
     ax.set_title(f"median {metric}: distance to the step's best candidate", fontsize=10)
     fig.colorbar(im, ax=ax, label="gap (log)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
     return str(path)
 
@@ -156,7 +166,7 @@ def sweep_plot(points: List[dict], path, *, machine: str = "") -> str:
     ax1.set_title(f"memorisation vs creativity{(' — ' + machine) if machine else ''}", fontsize=10)
     ax1.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
     return str(path)
 

@@ -6,6 +6,7 @@ Each group of commands lives in its own module and registers itself on :data:`ap
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -37,6 +38,15 @@ def _load_commands() -> None:
 
 
 _ARGV: list = []
+_CLAIMS = contextlib.ExitStack()   # the outputs this command has claimed, released when it ends
+
+
+def claim(path, force: bool = False, **kwargs):
+    """Claim an output file for the rest of the command (:func:`elscli.outputs.claim_output`): a concurrent
+    writer of it is refused, and an existing file is refused unless ``force``.  Returns the path."""
+    from ..outputs import claim_output
+
+    return _CLAIMS.enter_context(claim_output(path, force, **kwargs))
 
 
 def command_line() -> list:
@@ -53,7 +63,10 @@ def main(argv=None) -> None:
     _load_commands()
     debug = os.environ.get("ELSCLI_DEBUG", "") not in ("", "0")
     try:
-        app(args=argv, standalone_mode=True)
+        try:
+            app(args=argv, standalone_mode=True)
+        finally:
+            _CLAIMS.close()
     except SystemExit:
         raise
     except ElscliError as exc:

@@ -12,7 +12,7 @@ from typing import Annotated, List, Optional
 import numpy as np
 import typer
 
-from . import app
+from . import app, claim
 from ..errors import ElscliError
 
 
@@ -322,13 +322,13 @@ def locality_scan_cmd(
     if aggregate not in S.AGGREGATES:
         raise ElscliError(f"--aggregate must be one of {', '.join(S.AGGREGATES)}, got {aggregate!r}")
     if output is not None:
-        from ..h5io import check_output_path
-
-        check_output_path(output, force)
+        claim(output, force)     # held until the command ends: a concurrent writer of it is refused
 
     if scans:
         if reference is not None:
             raise ElscliError("give scan files to merge, or --reference to scan, not both")
+        if scan_out is not None:
+            claim(scan_out, force)
         result = S.merge([S.Scan.read(p) for p in scans])
         if scan_out is not None:
             result.write(scan_out, force=force, params={**result.params, "merged_from": [str(p) for p in scans]})
@@ -345,9 +345,7 @@ def locality_scan_cmd(
             raise ElscliError("--shard needs --scan-out (each array task writes its partial scan)")
         scan_path = shard_output_path(scan_out, sh) if scan_out is not None else None
         if scan_path is not None:
-            from ..h5io import check_output_path
-
-            check_output_path(scan_path, force)
+            claim(scan_path, force)   # before the scan: minutes of work are never lost to a refused write
         from .. import reference as R
         from ..progress import Progress
 

@@ -244,13 +244,11 @@ def build_bank_cmd(
       elscli build-bank bank.h5 -o sevens.h5 --classes 7 --size 0
     """
     from ..bank import build_bank, describe_bank
-    from ..h5io import check_output_path
-
     from ..errors import ElscliError
+    from ..outputs import claim_output
 
     if not Path(source).exists():
         raise ElscliError(f"{source!r} does not exist")
-    out = check_output_path(output, force)  # fail before any work
     t0 = time.perf_counter()
     color = None if grayscale is None else ("grayscale" if grayscale else "rgb")
     params: Dict[str, Any] = {
@@ -259,14 +257,16 @@ def build_bank_cmd(
         "value_range": value_range.value if value_range else None, "layout": layout.value if layout else None,
         "coarse": coarse, "argv": command_line(),
     }
-    with warnings_to_stderr():
-        bank, stats = build_bank(source, fmt.value if fmt else None, size=size, color=color, limit=limit,
-                                 classes=classes, subset_seed=subset_seed, dedup=dedup,
-                                 value_range=value_range.value if value_range else None,
-                                 layout=layout.value if layout else None, coarse=coarse, progress=True)
-    if dedup:
-        note(f"--dedup dropped {stats['duplicates_dropped']} duplicate image(s)")
-    bank.save(out, force=force, params=params)
+    # The output is claimed before any work (a concurrent writer of it is refused) and until it is in place.
+    with claim_output(output, force) as out:
+        with warnings_to_stderr():
+            bank, stats = build_bank(source, fmt.value if fmt else None, size=size, color=color, limit=limit,
+                                     classes=classes, subset_seed=subset_seed, dedup=dedup,
+                                     value_range=value_range.value if value_range else None,
+                                     layout=layout.value if layout else None, coarse=coarse, progress=True)
+        if dedup:
+            note(f"--dedup dropped {stats['duplicates_dropped']} duplicate image(s)")
+        bank.save(out, force=force, params=params)
     summary = describe_bank(str(out))
     summary.pop("params", None)
     summary["duplicates_dropped"] = stats["duplicates_dropped"]

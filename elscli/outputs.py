@@ -1,0 +1,174 @@
+"""Writing output files so that no writer destroys another's work: claims, then atomic renames.
+
+Every file elscli writes (banks, runs, scans, references, schedules, PNGs, NPZ exports) is written by a
+process that first **claims** it: an exclusive advisory lock (``flock``) on a lock file ``.NAME.lock`` beside
+``NAME``, taken before the output is checked or touched and held until the output is in place.  A second
+writer of the same output — another process, ``--force`` or not — finds the claim held and is refused with
+one line, touching nothing; only then is an existing output checked (refused unless ``force``).  The data
+are written under a unique temporary name beside the output and renamed into place when complete, so a file
+that exists is whole and a reader never sees a half-written one.  Files written in place over a long time
+(a run's ``RUN.h5.partial``) are touched only while their output's claim is held.
+
+The lock file is removed when the claim is released (a process killed with SIGKILL leaves an unlocked one,
+which the next writer takes over).  Claims are advisory and work between elscli processes; on filesystems
+without ``flock`` (some Lustre mounts) writers proceed unclaimed, as before: each file is still whole.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Dict, Iterator, Optional
+
+from .errors import ElscliError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: writers proceed unclaimed
+    fcntl = None
+
+#: errno values meaning "this filesystem cannot lock": the writer then proceeds unclaimed.
+_NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
+_held: Dict[str, int] = {}             # lock path -> how many claims of this process share it
+_held_fds: Dict[str, Optional[int]] = {}
+_held_guard = threading.Lock()
+
+
+def check_output_path(path: os.PathLike | str, force: bool = False, *, allow_existing: bool = False) -> Path:
+    """Validate an output path before any work is done: its directory must exist and be writable, and an
+    existing file is refused unless ``force`` (or ``allow_existing``, e.g. for ``--resume``).
+
+    Returns the path; raises :class:`ElscliError` otherwise."""
+    path = Path(path)
+    _check_directory(path)
+    if path.is_dir():
+        raise ElscliError(f"output {str(path)!r} is a directory")
+    if path.exists() and not (force or allow_existing):
+        raise ElscliError(f"output {str(path)!r} exists; pass --force to overwrite")
+    return path
+
+
+def _check_directory(path: Path) -> Path:
+    """The directory of an output path; ElscliError when it does not exist or is not writable."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ElscliError(f"output directory {str(parent)!r} does not exist (for {str(path)!r})")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ElscliError(f"output directory {str(parent)!r} is not writable (for {str(path)!r})")
+    return parent
+
+
+def temp_path_for(path: os.PathLike | str) -> Path:
+    """A unique temporary name beside ``path`` (same filesystem, so the final rename is atomic)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def lock_path_for(path: os.PathLike | str) -> Path:
+    """The lock file of an output: ``.NAME.lock`` beside ``NAME``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+def _try_lock(fd: int, wait: float) -> bool:
+    """flock(LOCK_EX) on ``fd``: True when taken (or when the filesystem cannot lock), False when another
+    open file holds it after ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+        except OSError as exc:
+            if exc.errno in _NO_LOCKS:
+                return True
+            raise
+
+
+def _acquire(lock: Path, what: Path, wait: float) -> Optional[int]:
+    """Open and lock ``lock`` (created if need be), making sure the name still refers to the file locked
+    (a releasing holder unlinks it); the file descriptor, or None where locks are unsupported."""
+    if fcntl is None:
+        return None
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise ElscliError(f"cannot create the lock file {str(lock)!r} for {str(what)!r}: "
+                              f"{exc.strerror or exc}") from None
+        try:
+            if not _try_lock(fd, wait):
+                raise ElscliError(f"{str(what)!r} is being written by another process (it holds {lock.name}); "
+                                  f"nothing was touched: wait for it to finish or write elsewhere")
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(lock))
+            except FileNotFoundError:
+                same = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if same:
+            return fd
+        os.close(fd)   # the holder released and removed it meanwhile: lock the file now there
+
+
+@contextlib.contextmanager
+def claim_output(path: os.PathLike | str, force: bool = False, *, allow_existing: bool = False,
+                 wait: float = 0.0) -> Iterator[Path]:
+    """Hold the claim on output ``path`` (see the module docstring) for the ``with`` block.
+
+    Taken first, then the path is checked (:func:`check_output_path` with ``force``/``allow_existing``).
+    A claim held by another process raises :class:`ElscliError` at once (or after ``wait`` seconds);
+    claims of the same output nest within one process.  Yields the path."""
+    path = Path(path)
+    parent = _check_directory(path)
+    lock = lock_path_for(path)
+    key = os.path.join(os.path.realpath(parent), lock.name)
+    with _held_guard:
+        nested = key in _held
+        if nested:
+            _held[key] += 1
+    if not nested:
+        fd = _acquire(lock, path, wait)
+        with _held_guard:
+            _held[key], _held_fds[key] = 1, fd
+    try:
+        yield check_output_path(path, force, allow_existing=allow_existing)
+    finally:
+        with _held_guard:
+            _held[key] -= 1
+            last = _held[key] == 0
+            if last:
+                del _held[key]
+                fd = _held_fds.pop(key)
+        if last and fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)    # before unlocking: a waiting writer then locks a fresh lock file
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_output(path: os.PathLike | str, force: bool = False) -> Iterator[Path]:
+    """Claim ``path``, yield a temporary path beside it to write, and on success rename it into place;
+    on any error remove it.  A claim held by another writer, or an existing file without ``force``, raises
+    :class:`ElscliError` before anything is written.
+
+    >>> with atomic_output("bank.h5") as tmp:
+    ...     write_everything(tmp)
+    """
+    with claim_output(path, force) as path:
+        tmp = temp_path_for(path)
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise

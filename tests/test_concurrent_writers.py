@@ -1,0 +1,163 @@
+"""Two real processes writing the same output (issue 13, item 1): the second — with --force or without —
+is refused with one line and touches nothing; the first finishes with exit 0 and a whole file.
+
+The first process is frozen (SIGSTOP) as soon as it has claimed its output (its lock file ``.NAME.lock``
+appears), so the second always meets a live writer, whatever the machine's speed; it is then let go
+(SIGCONT) and must finish as if nothing had happened."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from elscli.bank import Bank, build_bank
+from elscli.outputs import claim_output, lock_path_for
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_1K = REPO / "sample_data" / "mnist-1k"
+
+
+def env():
+    e = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    e.pop("ELSCLI_DEBUG", None)
+    return e
+
+
+def start(args, cwd) -> subprocess.Popen:
+    return subprocess.Popen(args, cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def elscli_args(*args):
+    return [sys.executable, "-m", "elscli", *map(str, args)]
+
+
+def snapshot(d: Path) -> dict:
+    """Every file under d (hidden ones included) with its size and content hash."""
+    return {str(p.relative_to(d)): (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@contextlib.contextmanager
+def frozen_once_claimed(proc: subprocess.Popen, output: Path, timeout: float = 120.0):
+    """Wait until ``proc`` holds the claim on ``output`` (its lock file exists), freeze it for the block,
+    then let it go."""
+    lock = lock_path_for(output)
+    deadline = time.monotonic() + timeout
+    while not lock.exists():
+        assert proc.poll() is None, f"the first writer ended before claiming {output}: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"no claim on {output} after {timeout} s"
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+
+
+def assert_refused(res: subprocess.CompletedProcess, output: Path) -> None:
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1, res.stderr
+    assert len(lines) == 1 and lines[0].startswith("elscli: error: "), res.stderr
+    assert "being written by another process" in lines[0] and output.name in lines[0]
+    assert res.stdout == ""
+
+
+def second_writer_is_refused(first_args, second_args, output: Path, cwd: Path):
+    """Run the first writer, freeze it once it has claimed ``output``, run the second (must be refused,
+    touching nothing), let the first finish (exit 0); returns the first's (stdout, stderr)."""
+    first = start(first_args, cwd)
+    try:
+        with frozen_once_claimed(first, output):
+            before = snapshot(cwd)
+            second = subprocess.run(second_args, cwd=cwd, env=env(), capture_output=True, text=True, timeout=300)
+            after = snapshot(cwd)
+        assert_refused(second, output)
+        assert after == before
+        out, err = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err
+    assert not lock_path_for(output).exists()                     # released and removed
+    assert not [p for p in os.listdir(cwd) if ".tmp-" in p]        # no temporary left
+    return out, err
+
+
+@pytest.mark.parametrize("force", [True, False], ids=["second-with-force", "second-without"])
+def test_build_bank(tmp_path, mnist_dir, force):
+    out = tmp_path / "b.h5"
+    second_writer_is_refused(elscli_args("build-bank", mnist_dir, "-o", out, "--json"),
+                             elscli_args("build-bank", MNIST_1K, "-o", out, *(["--force"] if force else [])),
+                             out, tmp_path)
+    bank = Bank.open(out)                                          # whole, and the first writer's
+    assert bank.content_hash == build_bank(mnist_dir)[0].content_hash
+
+
+def test_locality_scan_outputs(tmp_path):
+    """--scan-out and the schedule JSON are claimed before the scan runs."""
+    rng = np.random.default_rng(0)
+    from elscli import reference as R
+    from elscli.noise import time_grid
+
+    bank = Bank.from_arrays(rng.integers(0, 256, (40, 1, 12, 12), dtype=np.uint8))
+    bank.save(tmp_path / "bank.h5")
+    seeds = rng.standard_normal((6, 1, 12, 12)).astype(np.float32)
+    R.record(lambda x, t, labels: 0.3 * x, seeds, time_grid(6), path=tmp_path / "net.npz")
+    scan = tmp_path / "scan.h5"
+    common = ["locality-scan", "-r", "net.npz", "--bank", "bank.h5", "--machine", "els", "--candidates", "3:9",
+              "--quiet"]
+    second_writer_is_refused(elscli_args(*common, "--scan-out", scan, "-o", "s.json"),
+                             elscli_args(*common, "--scan-out", scan, "--force"), scan, tmp_path)
+    from elscli.analysis.scan import Scan
+
+    assert Scan.read(scan).complete and (tmp_path / "s.json").exists()
+    # the schedule JSON is claimed from the start as well
+    second_writer_is_refused(elscli_args(*common, "-o", "t.json"),
+                             elscli_args(*common, "-o", "t.json", "--force"), tmp_path / "t.json", tmp_path)
+
+
+def test_reference_record(tmp_path):
+    """elscli.reference.record claims its file before running the network."""
+    script = textwrap.dedent("""
+        import sys, numpy as np
+        from elscli import reference as R
+        from elscli.errors import ElscliError
+        from elscli.noise import time_grid
+        seeds = np.random.default_rng(0).standard_normal((3, 1, 8, 8)).astype(np.float32)
+        try:
+            R.record(lambda x, t, labels: 0.5 * x, seeds, time_grid(50), path=sys.argv[1], force=len(sys.argv) > 2)
+        except ElscliError as exc:          # the library's error, shown as the CLI shows it
+            sys.exit(print(f"elscli: error: {exc}", file=sys.stderr) or 1)
+    """)
+    out = tmp_path / "net.h5"
+    second_writer_is_refused([sys.executable, "-c", script, out], [sys.executable, "-c", script, out, "force"],
+                             out, tmp_path)
+    from elscli import reference as R
+
+    assert R.read(out).num_samples == 3
+
+
+def test_a_claim_is_held_once_per_process_and_nests(tmp_path):
+    """Claims of one output nest within a process (a command holding it may write it); the lock file goes
+    when the outermost claim ends; an existing output is checked under the claim."""
+    out = tmp_path / "x.h5"
+    with claim_output(out) as p:
+        with claim_output(out, force=True):
+            p.write_bytes(b"x")
+        assert lock_path_for(out).exists()
+    assert not lock_path_for(out).exists()
+    from elscli.errors import ElscliError
+
+    with pytest.raises(ElscliError, match="exists; pass --force"):
+        with claim_output(out):
+            pass
+    assert not lock_path_for(out).exists() and out.read_bytes() == b"x"
