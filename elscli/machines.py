@@ -416,6 +416,47 @@ def denoise(machine: str, x, t: Optional[float], bank, patch_size: Optional[int]
                                    noise_schedule=noise_schedule)[0]
 
 
+def denoise_candidates(machine: str, x, t: Optional[float], bank, patch_sizes, label=None, *,
+                       a: Optional[float] = None, b: Optional[float] = None, threads: Optional[int] = None,
+                       noise_schedule: str = DEFAULT_NOISE_SCHEDULE) -> np.ndarray:
+    """``x0_hat`` of ``machine`` for each patch size in ``patch_sizes`` (a locality scan's candidates):
+    (K, B, C, H, W) float64 for x (B, C, H, W), (K, C, H, W) for one (C, H, W) image.
+
+    LS runs every size in one pass over the bank (:mod:`elscli.kernels.window_sizes`: the window sums of
+    all sizes from one integral image per training image), agreeing with :func:`denoise` to rounding
+    (~1e-13); the other machines call :func:`denoise` once per size, whose prepared dictionaries (blocks,
+    constant patches, patch trees) are reused from call to call.  Raises :class:`ElscliError` as
+    :func:`denoise` does, for an empty list of sizes too."""
+    machine = _check_machine(machine)
+    sizes = [p for p in (patch_sizes if np.ndim(patch_sizes) else [patch_sizes])]
+    if not sizes:
+        raise ElscliError("no patch sizes given")
+    if machine != "ls":
+        return np.stack([denoise(machine, x, t, bank, p, label, a=a, b=b, threads=threads,
+                                 noise_schedule=noise_schedule) for p in sizes])
+    from .kernels import lanes
+    from .kernels.config import lanes_per_block
+    from .kernels.window_sizes import window_sizes_softmax
+
+    images, labels, bank_obj = _bank_arrays(bank)
+    N, C, H, W = images.shape
+    if N == 0:
+        raise ElscliError("the bank holds no images")
+    xb, single = _check_queries(x, (C, H, W))
+    radii = np.array([_check_patch_size(machine, p, H, W) // 2 for p in sizes], dtype=np.int64)
+    a, b = _scales(t, a, b, noise_schedule)
+    labs = _labels_for(label, xb.shape[0])
+    out = np.empty((len(sizes),) + xb.shape)
+    with numba_threads(threads):
+        for lab in np.unique(labs):
+            sel = np.flatnonzero(labs == lab)
+            index = _index_for_label(int(lab), labels, bank_obj, N)
+            blocks = _BLOCKS.get(images, index, lanes_per_block(index.shape[0]))
+            out[:, sel] = window_sizes_softmax(np.ascontiguousarray(xb[sel]), blocks, index.shape[0], radii,
+                                               a / (b * b), a * a / (2.0 * b * b), lanes.COMPRESS_LANES)
+    return out[:, 0] if single else out
+
+
 def score(machine: str, x, t: Optional[float], bank, patch_size: Optional[int] = None, label=None, *,
           a: Optional[float] = None, b: Optional[float] = None, threads: Optional[int] = None,
           noise_schedule: str = DEFAULT_NOISE_SCHEDULE) -> np.ndarray:
