@@ -421,3 +421,46 @@ def test_float_images_on_0_1_under_the_default_range_are_warned_about(tmp_path):
     assert "warnings" not in read_raw(tmp_path / "tt.npy", value_range="0,1").source
     np.save(tmp_path / "m11.npy", torchvision_normalize(u))
     assert "warnings" not in read_raw(tmp_path / "m11.npy").source
+    # the mirror mistake: images on [0, 1] declared as 0..255
+    assert "--value-range 0,1" in read_raw(tmp_path / "tt.npy", value_range="0,255").source["warnings"][0]
+    np.save(tmp_path / "u255.npy", u.astype(np.float32))
+    assert "warnings" not in read_raw(tmp_path / "u255.npy", value_range="0,255").source
+
+
+@pytest.mark.parametrize("fmt", ["npy", "npz", "cifar-dir", "cifar-tar", "edm-zip", "folder"])
+def test_a_file_we_may_not_read_is_not_called_corrupt(fmt, tmp_path, cifar10_dir, cifar10_tar, monkeypatch):
+    """Permission denied is said as such, never as "corrupt or truncated" (readers run as root in CI, so the
+    denial is simulated where the reader opens the file)."""
+    import pathlib
+    import zipfile
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    if fmt in ("npy", "npz"):
+        path = tmp_path / f"x.{fmt}"
+        (np.save if fmt == "npy" else np.savez)(path, np.zeros((2, 1, 4, 4), np.uint8))
+        monkeypatch.setattr(np, "load", denied)
+    elif fmt == "cifar-dir":
+        path = cifar10_dir
+        monkeypatch.setattr(pathlib.Path, "read_bytes", denied)
+    elif fmt == "cifar-tar":
+        path = cifar10_tar
+        import tarfile
+
+        monkeypatch.setattr(tarfile, "open", denied)
+    elif fmt == "edm-zip":
+        path = tmp_path / "d.zip"
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("00000/img00000000.png", b"")
+        monkeypatch.setattr(zipfile, "ZipFile", denied)
+    else:
+        path = tmp_path / "imgs"
+        path.mkdir()
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(path / "a.png")
+        monkeypatch.setattr(Image, "open", denied)
+    reader = {"npy": "npy", "npz": "npy", "cifar-dir": "cifar", "cifar-tar": "cifar", "edm-zip": "edm",
+              "folder": "folder"}[fmt]
+    with pytest.raises(ElscliError) as exc:
+        load_images(path, reader, size=0)
+    assert "permission denied" in str(exc.value) and "corrupt" not in str(exc.value)

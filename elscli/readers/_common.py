@@ -160,6 +160,13 @@ def as_labels(raw: Any, n: int, what: str) -> np.ndarray:
     return lab
 
 
+def refuse_if_permission_denied(exc: BaseException, what: str) -> None:
+    """Raise the one-line ElscliError for an unreadable (permission denied) file, so that no reader calls a
+    good file it may not read "corrupt"; otherwise return."""
+    if isinstance(exc, PermissionError):
+        raise ElscliError(f"{what} is not readable (permission denied)") from None
+
+
 def read_maybe_gzip(path: Path) -> bytes:
     """The bytes of a file, gunzipped when it starts with the gzip magic number."""
     try:

@@ -9,7 +9,7 @@
   few float32 ulps (``ToTensor()`` + ``Normalize(0.5, 0.5)`` in float32 misses the levels by one), is stored
   as uint8 codes (the largest deviation recorded as ``eight_bit_max_deviation``), anything else as float32.
   Under the default range, a float array with no value below 0 is read but warned about (``warnings`` in the
-  provenance): it is probably on [0, 1] or [0, 255].  Pickled (object) arrays are refused.
+  provenance): it is probably on [0, 1] or [0, 255]; so is one read as ``0,255`` whose values are all <= 1.  Pickled (object) arrays are refused.
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from typing import Optional
 import numpy as np
 
 from ..errors import ElscliError
-from ._common import RawImages, as_labels, float_source_to_internal, nonnegative_range_warning
+from ._common import (RawImages, as_labels, float_source_to_internal, nonnegative_range_warning,
+                      refuse_if_permission_denied)
 
 IMAGE_KEYS = ("images", "x", "x_train", "data", "X", "arr_0")
 LABEL_KEYS = ("labels", "y", "y_train", "targets", "arr_1")
@@ -64,6 +65,7 @@ def read_arrays(path: Path, value_range: Optional[str] = None, layout: Optional[
     try:
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        refuse_if_permission_denied(exc, what)
         raise ElscliError(f"{what} is not a readable .npy/.npz file: corrupt, truncated or pickled objects "
                           f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     try:
@@ -86,6 +88,7 @@ def read_arrays(path: Path, value_range: Optional[str] = None, layout: Optional[
     except ElscliError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        refuse_if_permission_denied(exc, what)
         raise ElscliError(f"{what} is not a readable .npz file: corrupt, truncated or pickled objects "
                           f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     arr_what = what if images_key is None else f"{images_key!r} in {what}"
@@ -99,8 +102,13 @@ def read_arrays(path: Path, value_range: Optional[str] = None, layout: Optional[
     else:
         vr = value_range or "-1,1"
         data, eight_bit, deviation = float_source_to_internal(images, vr, arr_what)
-        if value_range is None and images.dtype.kind == "f" and images.size and float(images.min()) >= 0.0:
-            warnings.append(nonnegative_range_warning(arr_what, float(images.min()), float(images.max())))
+        if images.dtype.kind == "f" and images.size:
+            lo, hi = float(images.min()), float(images.max())
+            if value_range is None and lo >= 0.0:
+                warnings.append(nonnegative_range_warning(arr_what, lo, hi))
+            elif vr == "0,255" and 0.0 < hi <= 1.0:
+                warnings.append(f"{arr_what}: float values in [{lo:g}, {hi:g}] read as 0..255 (--value-range 0,255) "
+                                f"make a nearly black bank; if the images are on [0, 1], pass --value-range 0,1")
     if labels is not None:
         labels = as_labels(labels, n, f"{labels_key!r} in {what}")
     else:

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import ElscliError
-from ._common import RawImages, as_labels
+from ._common import RawImages, as_labels, refuse_if_permission_denied
 
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -107,6 +107,22 @@ def _label_names(meta: Optional[Dict[bytes, Any]], key: str) -> Optional[Dict[st
     return {str(i): (n.decode() if isinstance(n, bytes) else str(n)) for i, n in enumerate(names)}
 
 
+def _is_tarfile(path: Path) -> bool:
+    try:
+        return tarfile.is_tarfile(path)
+    except OSError as exc:
+        refuse_if_permission_denied(exc, repr(str(path)))
+        raise ElscliError(f"{str(path)!r} cannot be read ({exc.strerror or exc})") from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        refuse_if_permission_denied(exc, repr(str(path)))
+        raise ElscliError(f"{str(path)!r} cannot be read ({exc.strerror or exc})") from None
+
+
 def read_cifar(path: Path, coarse: bool = False) -> RawImages:
     path = Path(path)
     meta = None
@@ -115,12 +131,12 @@ def read_cifar(path: Path, coarse: bool = False) -> RawImages:
         batch_names, meta_name, variant = _batch_names(names)
         if not batch_names:
             raise ElscliError(f"directory {str(path)!r} holds no CIFAR batches (data_batch_N or train)")
-        loaded = [(repr(str(path / b)), _load_pickle((path / b).read_bytes(), repr(str(path / b))))
+        loaded = [(repr(str(path / b)), _load_pickle(_read_bytes(path / b), repr(str(path / b))))
                   for b in batch_names]
         if meta_name:
-            meta = _load_pickle((path / meta_name).read_bytes(), repr(str(path / meta_name)))
+            meta = _load_pickle(_read_bytes(path / meta_name), repr(str(path / meta_name)))
         files = [str(path / b) for b in batch_names]
-    elif tarfile.is_tarfile(path):
+    elif _is_tarfile(path):
         try:
             with tarfile.open(path, "r:*") as tar:
                 members = {m.name: m for m in tar.getmembers() if m.isfile()}
@@ -134,15 +150,16 @@ def read_cifar(path: Path, coarse: bool = False) -> RawImages:
                 if meta_name:
                     meta = _load_pickle(tar.extractfile(members[meta_name]).read(), f"{meta_name!r} in {str(path)!r}")
         except (tarfile.TarError, EOFError, OSError) as exc:
+            refuse_if_permission_denied(exc, repr(str(path)))
             raise ElscliError(f"{str(path)!r} is a corrupt or truncated archive ({exc})") from None
         files = [f"{path}:{b}" for b in batch_names]
     else:  # a single batch file
-        loaded = [(repr(str(path)), _load_pickle(path.read_bytes(), repr(str(path))))]
+        loaded = [(repr(str(path)), _load_pickle(_read_bytes(path), repr(str(path))))]
         variant = "cifar100" if b"fine_labels" in loaded[0][1] else "cifar10"
         files = [str(path)]
         for mname in ("batches.meta", "meta"):
             if (path.parent / mname).is_file() and path.name != mname:
-                meta = _load_pickle((path.parent / mname).read_bytes(), repr(str(path.parent / mname)))
+                meta = _load_pickle(_read_bytes(path.parent / mname), repr(str(path.parent / mname)))
                 break
     images, labels, key = _decode_batches(loaded, coarse)
     source = {"reader": "cifar", "variant": variant, "path": str(path), "files": files, "label_key": key,

@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..errors import ElscliError
-from ._common import RawImages
+from ._common import RawImages, refuse_if_permission_denied
 from .folder import IMAGE_SUFFIXES, load_image
 
 LABELS_FILE = "dataset.json"
@@ -97,6 +97,7 @@ class _ZipImages(Sequence):
                 self._zip = zipfile.ZipFile(self.path)
             data = self._zip.read(name)
         except (zipfile.BadZipFile, OSError, KeyError, EOFError) as exc:
+            refuse_if_permission_denied(exc, repr(str(self.path)))
             raise ElscliError(f"{name!r} in {str(self.path)!r} cannot be read: corrupt or truncated archive "
                               f"({exc})") from None
         return load_image(io.BytesIO(data), name=f"{name!r} in {str(self.path)!r}")
@@ -148,6 +149,7 @@ def read_edm(path: Path) -> RawImages:
         try:
             meta_text = meta_path.read_text(encoding="utf-8") if meta_path.is_file() else None
         except (OSError, UnicodeDecodeError) as exc:
+            refuse_if_permission_denied(exc, repr(str(meta_path)))
             raise ElscliError(f"{str(meta_path)!r} cannot be read ({exc})") from None
         images: Sequence = _DirImages(path, names)
         layout, where = "edm-folder", repr(str(meta_path))
@@ -159,6 +161,7 @@ def read_edm(path: Path) -> RawImages:
                 names = sorted(n for n in members if _is_image_name(n))
                 meta_text = z.read(LABELS_FILE).decode("utf-8") if LABELS_FILE in members else None
         except (zipfile.BadZipFile, OSError, EOFError, UnicodeDecodeError) as exc:
+            refuse_if_permission_denied(exc, repr(str(path)))
             raise ElscliError(f"{str(path)!r} is not a readable zip archive: corrupt or truncated ({exc})") from None
         images = _ZipImages(path, names)
         layout, where = "edm-zip", f"{LABELS_FILE!r} in {str(path)!r}"

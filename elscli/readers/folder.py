@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..errors import ElscliError
-from ._common import RawImages
+from ._common import RawImages, refuse_if_permission_denied
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -53,6 +53,7 @@ def load_image(path, name: Optional[str] = None) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, ElscliError):
             raise
+        refuse_if_permission_denied(exc, what)
         raise ElscliError(f"{what} is not a readable image ({exc})") from None
     if arr.ndim == 2:
         return arr[None, :, :].copy()
