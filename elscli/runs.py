@@ -329,9 +329,9 @@ def cache_dir() -> Path:
 def default_bank_path() -> Path:
     """The bank of the bundled ``sample_data/mnist-1k``, built on first use into :func:`cache_dir`.
 
-    The build writes a temporary file and renames it into place, so concurrent array tasks are safe (each
-    may build; the last rename wins and every version is identical).  The name carries a hash of the
-    source files, so a changed ``sample_data`` gives a new bank.
+    The build claims the file (:mod:`elscli.outputs`), writes a temporary file and renames it into place, so
+    concurrent array tasks are safe: one builds, the others wait for it (up to 10 minutes) and use it.  The
+    name carries a hash of the source files, so a changed ``sample_data`` gives a new bank.
     """
     from .bank import default_sample_data_dir
 
@@ -351,9 +351,13 @@ def default_bank_path() -> Path:
     except OSError as exc:
         raise ElscliError(f"cannot create the cache directory {str(target.parent)!r}: {exc}") from None
     from .bank import build_bank
+    from .outputs import claim_output
 
-    bank, _stats = build_bank(src)
-    bank.save(target, force=True)  # temporary name + atomic rename; a concurrent builder writes the same
+    # One task builds it (claimed, temporary name, atomic rename); concurrent tasks wait for it, then use it.
+    with claim_output(target, force=True, wait=600.0):
+        if not target.exists():
+            bank, _stats = build_bank(src)
+            bank.save(target, force=True)
     return target
 
 

@@ -161,3 +161,18 @@ def test_a_claim_is_held_once_per_process_and_nests(tmp_path):
         with claim_output(out):
             pass
     assert not lock_path_for(out).exists() and out.read_bytes() == b"x"
+
+
+# ------------------------------------------------------------------------------------------ runs
+def test_bundled_bank_cache_built_once_by_concurrent_tasks(tmp_path):
+    """Array tasks all starting at once on the bundled bank: one builds it, the others wait and use it."""
+    script = "from elscli.runs import default_bank_path; print(default_bank_path())"
+    e = {**env(), "ELSCLI_CACHE": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    paths = {o.strip() for o, _ in outs}
+    assert len(paths) == 1
+    assert len(Bank.open(paths.pop())) == 1000
+    assert sorted(p.name.startswith(".") for p in (tmp_path / "cache").iterdir()) == [False]
