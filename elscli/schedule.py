@@ -13,12 +13,16 @@ t = 1 step therefore takes the t = 0.95 size.
 >>> s = load_schedule("paper:MNIST_ResNet_zeros")
 >>> s.for_grid(time_grid(20, 1.0))[:3]          # doctest: +SKIP
 array([15, 15, 15])
+
+:func:`scale_patch_sizes` widens or narrows a grid's sizes by a factor (``sample --schedule-scale F``, or only
+late steps with ``--late-scale F --late-from T``): the locality-vs-consistency sweep of ``elscli consistency``.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+from fractions import Fraction
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -170,3 +174,67 @@ def load_schedule(spec: Union[str, int, os.PathLike, Dict, LocalitySchedule, Non
         raise ElscliError(f"schedule {text!r} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     sched = from_mapping(obj, source=text)
     return sched
+
+
+# ================================================================================================
+# Scaling a schedule (sample --schedule-scale F, --late-scale F --late-from T)
+# ================================================================================================
+def _factor(factor: Any, what: str) -> Fraction:
+    """``factor`` as an exact fraction of its shortest decimal form (0.75 -> 3/4, 1.1 -> 11/10)."""
+    if isinstance(factor, bool) or not isinstance(factor, (int, float, np.integer, np.floating)):
+        raise ElscliError(f"{what} must be a number, got {factor!r}")
+    f = float(factor)
+    if not math.isfinite(f) or f <= 0:
+        raise ElscliError(f"{what} must be a positive number, got {factor!r}")
+    return Fraction(repr(f))
+
+
+def scale_patch_size(patch_size: int, factor: float) -> int:
+    """``patch_size`` multiplied by ``factor`` and rounded to the nearest odd size >= 1.
+
+    The product is exact (``factor`` is taken as its shortest decimal form, so 0.75 * 7 is 5.25, not a
+    binary neighbour).  Odd sizes are 2 apart, so a tie — the product exactly halfway between two odd sizes —
+    happens exactly when the product is an even integer; ties go **away from the unscaled size**: up when
+    ``factor > 1``, down when ``factor < 1`` (so a factor above 1 never narrows a window and one below 1 never
+    widens it; ``factor = 1`` returns ``patch_size``).  Products below 2 give 1.
+
+    Examples: factor 2 maps 3, 5, 7, 9, 11 to 7, 11, 15, 19, 23 (6 -> 7: ties up); factor 0.5 maps them to
+    1, 3, 3, 5, 5; factor 0.8 maps 5 to 3 (4: a tie, down).
+
+    Raises :class:`ElscliError` for a non-positive or non-finite factor or a size that is not odd and positive.
+    """
+    p = _check_size(patch_size, f"patch size {patch_size!r}")
+    f = _factor(factor, "the schedule scale")
+    k2 = (f * p - 1) / 2               # the nearest odd size is 2k + 1 for the integer k nearest to k2
+    lo = math.floor(k2)
+    rem = k2 - lo
+    if rem < Fraction(1, 2):
+        k = lo
+    elif rem > Fraction(1, 2):
+        k = lo + 1
+    else:
+        k = lo + 1 if f > 1 else lo
+    return max(1, 2 * k + 1)
+
+
+def scale_patch_sizes(patch_sizes: Sequence[int], times: Sequence[float], factor: float, *,
+                      late_from: float | None = None) -> np.ndarray:
+    """A grid's per-step sizes, scaled by :func:`scale_patch_size`.
+
+    ``patch_sizes`` (T,) are the sizes of the steps starting at ``times[:-1]`` (``times`` is the (T+1,) grid,
+    descending).  With ``late_from = T0`` only the steps whose start time is ``<= T0`` are scaled (within 1e-9,
+    so that a float grid's 0.30000000000000004 counts as 0.3); the others keep their size.  Returns (T,) int64.
+    Raises :class:`ElscliError` on bad sizes, a bad factor, ``late_from`` outside [0, 1] or mismatched lengths.
+    """
+    sizes = [int(p) for p in np.asarray(patch_sizes).tolist()]
+    times = np.asarray(times, dtype=np.float64)
+    if times.ndim != 1 or len(times) != len(sizes) + 1:
+        raise ElscliError(f"{len(sizes)} patch sizes need a grid of {len(sizes) + 1} times, got {times.shape}")
+    _factor(factor, "the schedule scale")
+    if late_from is not None:
+        lf = float(late_from)
+        if not 0.0 <= lf <= 1.0:
+            raise ElscliError(f"--late-from must be a time in [0, 1], got {late_from!r}")
+    out = [scale_patch_size(p, factor) if late_from is None or t <= float(late_from) + _TIE_TOLERANCE else p
+           for p, t in zip(sizes, times[:-1])]
+    return np.asarray(out, dtype=np.int64)

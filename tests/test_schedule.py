@@ -1,13 +1,14 @@
-"""Locality schedules: presets, the nearest-time rule (ties to the larger time), validation."""
+"""Locality schedules: presets, the nearest-time rule (ties to the larger time), validation, scaling."""
 import json
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 from elscli.errors import ElscliError
 from elscli.noise import time_grid
 from elscli.schedule import (LocalitySchedule, from_mapping, load_schedule, paper_schedule,
-                             paper_schedule_names)
+                             paper_schedule_names, scale_patch_size, scale_patch_sizes)
 
 PAPER = json.loads((__import__("pathlib").Path(__file__).resolve().parents[1]
                     / "elscli" / "data" / "paper_scales.json").read_text())["schedules"]
@@ -110,3 +111,55 @@ def test_errors_are_one_line(tmp_path):
     with pytest.raises(ElscliError) as exc:
         load_schedule(str(p))
     assert "\n" not in str(exc.value)
+
+
+# ------------------------------------------------------------------------- scaling (sample --schedule-scale)
+@pytest.mark.parametrize("factor, sizes, expected", [
+    (2, [1, 3, 5, 7, 9, 11], [3, 7, 11, 15, 19, 23]),     # every product even: ties, all up
+    (0.5, [1, 3, 5, 7, 9, 11], [1, 1, 3, 3, 5, 5]),       # 1.5 -> 1, 2.5 -> 3, 3.5 -> 3, 4.5 -> 5, 5.5 -> 5
+    (0.75, [3, 5, 7, 9, 11], [3, 3, 5, 7, 9]),            # 2.25, 3.75, 5.25, 6.75, 8.25
+    (1.5, [1, 3, 5, 7, 9, 11], [1, 5, 7, 11, 13, 17]),    # 1.5, 4.5, 7.5, 10.5, 13.5, 16.5
+    (0.8, [5], [3]),                                      # 4: a tie, down (the factor narrows)
+    (1.2, [5], [7]),                                      # 6: a tie, up (the factor widens)
+    (0.4, [5], [1]),                                      # 2: a tie, down
+    (0.1, [3, 11], [1, 1]),                               # below 2: 1
+    (3, [7], [21]),
+])
+def test_scale_patch_size_rounds_to_the_nearest_odd_size(factor, sizes, expected):
+    assert [scale_patch_size(p, factor) for p in sizes] == expected
+
+
+@given(st.integers(0, 60), st.floats(0.05, 8.0), st.floats(0.05, 8.0))
+def test_scale_patch_size_properties(k, f1, f2):
+    p = 2 * k + 1
+    assert scale_patch_size(p, 1) == p and scale_patch_size(p, 1.0) == p
+    a, b = scale_patch_size(p, min(f1, f2)), scale_patch_size(p, max(f1, f2))
+    assert a <= b                                          # monotone in the factor
+    for f, q in ((f1, scale_patch_size(p, f1)), (f2, scale_patch_size(p, f2))):
+        assert q % 2 == 1 and q >= 1
+        assert abs(q - f * p) <= 1 + 1e-9 or (q == 1 and f * p < 1)   # nearest odd: within 1
+        assert (q >= p) if f > 1 else (q <= p)             # never against the factor's direction
+
+
+def test_scale_patch_sizes_whole_grid_and_late_steps():
+    times = time_grid(20, 1.0)
+    base = np.array([11, 9] + [7] * 6 + [5] * 7 + [3] * 5)
+    assert scale_patch_sizes(base, times, 1).tolist() == base.tolist()
+    assert scale_patch_sizes(base, times, 2).tolist() == [23, 19] + [15] * 6 + [11] * 7 + [7] * 5
+    late = scale_patch_sizes(base, times, 2, late_from=0.3)          # steps starting at t <= 0.3: the last 6
+    assert late.tolist() == base[:14].tolist() + [11] + [7] * 5
+    assert scale_patch_sizes(base, times, 2, late_from=0.0).tolist() == base.tolist()   # no step starts at 0
+    assert scale_patch_sizes(base, times, 0.5, late_from=1.0).tolist() == scale_patch_sizes(base, times, 0.5).tolist()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: scale_patch_size(5, 0), "positive"),
+    (lambda: scale_patch_size(5, -1), "positive"),
+    (lambda: scale_patch_size(5, float("nan")), "positive"),
+    (lambda: scale_patch_size(4, 2), "odd"),
+    (lambda: scale_patch_sizes([3, 3], time_grid(2), 2, late_from=1.5), "late-from"),
+    (lambda: scale_patch_sizes([3, 3], time_grid(3), 2), "grid"),
+])
+def test_scale_bad_input(call, message):
+    with pytest.raises(ElscliError, match=message):
+        call()

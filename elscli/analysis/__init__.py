@@ -4,5 +4,7 @@
 - :mod:`.nearest` — memorisation: nearest training image, copies;
 - :mod:`.mosaic` — patch-mosaic maps from provenance, local consistency (Theorem 4.1);
 - :mod:`.scan` — locality calibration against a reference trajectory, and the constant-P sweep;
+- :mod:`.consistency` — spatial inconsistency: topology of line images scored under the bank's own
+  distribution, agreement with a network, the locality sweep (figures in :mod:`.consistency_plots`);
 - :mod:`.plots` — the figures (matplotlib, Agg backend).
 """

@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 # Command modules register their commands on `app` when imported.
-_COMMAND_MODULES = ("bank_cmds", "sample_cmds", "analysis_cmds")
+_COMMAND_MODULES = ("bank_cmds", "sample_cmds", "analysis_cmds", "consistency_cmds")
 
 
 def _load_commands() -> None:
