@@ -16,7 +16,6 @@ This module validates inputs, pads, builds the per-machine dictionary *groups*, 
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import weakref
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .errors import ElscliError
+from .kernels.threads import numba_threads  # noqa: F401  (re-exported)
 from .noise import DEFAULT_NOISE_SCHEDULE, get_noise_schedule
 
 MACHINES = ("is", "ls", "els", "bbels")
@@ -225,13 +225,15 @@ class _ConstantPatchCache:
 
     def get(self, images: np.ndarray, index: np.ndarray, blocks: np.ndarray, P: int, machine: str,
             groups: np.ndarray):
+        from .kernels import constant_patch
         from .kernels.constant_patch import ConstantPatches
 
         key = (id(images), images.shape, blocks.shape, index.shape[0], hash(index.tobytes()), P, machine)
         hit = self.entries.get(key)
         if hit is not None and hit[0]() is images and np.array_equal(hit[1], index):
             return hit[2]
-        const = ConstantPatches(blocks, index, P, groups, self.value(images))
+        const = ConstantPatches(blocks, index, P, groups, self.value(images),
+                                min_fraction=constant_patch.MIN_CONSTANT_FRACTION)
         if len(self.entries) >= self.size:
             self.entries.pop(next(iter(self.entries)))
         self.entries[key] = (weakref.ref(images), index.copy(), const)
@@ -265,26 +267,6 @@ class _PatchTreeCache:
 _PATCH_TREES = _PatchTreeCache()
 
 
-@contextlib.contextmanager
-def numba_threads(threads: Optional[int]):
-    """Run with ``threads`` Numba threads, restoring the previous setting afterwards."""
-    if threads is None:
-        yield
-        return
-    import numba
-
-    threads = int(threads)
-    if threads < 1:
-        raise ElscliError(f"threads must be at least 1, got {threads}")
-    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
-    before = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
-
-
 # ------------------------------------------------------------------------------------------- machines
 
 def _tree_group(machine: str, groups: np.ndarray, P: int, H: int, W: int) -> int:
@@ -312,9 +294,9 @@ def _use_tree(machine: str, P: int, a: float, b: float, n_images: int, C: int, H
 
 def _run_patch_machine(machine, xb, images, index, P, a, b):
     from .kernels.config import lanes_per_block
-    from .kernels.constant_patch import ExternalState
     from .kernels import lanes
-    from .kernels.shift_softmax import shift_softmax
+    from .kernels.shift_softmax import BlockDictionary, shift_softmax
+    from .kernels.softmax_state import empty_state, log_weight_scales
 
     B, C, H, W = xb.shape
     r = P // 2
@@ -322,11 +304,10 @@ def _run_patch_machine(machine, xb, images, index, P, a, b):
     xq = np.ascontiguousarray(np.pad(xb, ((0, 0), (0, 0), (r, r), (r, r)), mode=mode))
     blocks = _BLOCKS.get(images, index, lanes_per_block(index.shape[0]))
     groups = dictionary_groups(machine, P, H, W)
-    s1 = a / (b * b)
-    s2 = a * a / (2.0 * b * b)
+    scales = log_weight_scales(a, b)
     const = _CONSTANT_PATCHES.get(images, index, blocks, P, machine, groups)
-    ext = ExternalState(B, C, H, W)
-    const.fold_into(ext, xq, P, s1, s2)
+    ext = empty_state(B * H * W, C)
+    const.fold_into(ext, xq, P, scales)
     g = _tree_group(machine, groups, P, H, W)
     if g >= 0 and _use_tree(machine, P, a, b, index.shape[0], C, H, W):
         from .kernels.patch_tree import tree_softmax
@@ -335,19 +316,10 @@ def _run_patch_machine(machine, xb, images, index, P, a, b):
         qi0, qi1, qj0, qj1 = groups[g, :4]
         ii, jj = np.meshgrid(np.arange(qi0, qi1), np.arange(qj0, qj1), indexing="ij")
         pixels = np.ascontiguousarray(np.stack([ii.ravel(), jj.ravel()], axis=1), dtype=np.int64)
-        state, acc, dom, _work = tree_softmax(xq, pixels, P, s1, s2, a, tree.patches, tree.norms, tree.counts,
-                                       tree.centre, tree.first, tree.start, tree.end, tree.left, tree.right,
-                                       tree.lo, tree.hi, tree.rotation)
-        pi, pj = pixels[:, 0], pixels[:, 1]
-        ext.m[:, pi, pj] = state[..., 0]
-        ext.s[:, pi, pj] = state[..., 1]
-        ext.t[:, pi, pj] = state[..., 2]
-        ext.ld[:, pi, pj] = state[..., 3]
-        ext.acc[:, :, pi, pj] = acc.transpose(0, 2, 1)
-        ext.dom[:, pi, pj] = dom
+        tree_softmax(xq, pixels, P, scales, tree.arrays, ext)
         groups = np.delete(groups, g, axis=0)
-    x0, dn, du, dv, w, ent = shift_softmax(xq, blocks, index.shape[0], index, groups, P, s1, s2, const.mask,
-                                           const.active, lanes.COMPRESS_LANES, *ext.arrays())
+    dictionary = BlockDictionary(blocks, int(index.shape[0]), index, groups, int(P), const.mask, bool(const.active))
+    x0, dn, du, dv, w, ent = shift_softmax(xq, dictionary, scales, bool(lanes.COMPRESS_LANES), ext)
     return x0, Provenance(dn, du.astype(np.int32), dv.astype(np.int32), w, ent)
 
 

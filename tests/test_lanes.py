@@ -7,7 +7,7 @@ import pytest
 from elscli.kernels import lanes, patch_tree
 from elscli.kernels.config import SKIP_LOG_RATIO
 from elscli.kernels.lanes import compress_live
-from elscli.kernels.shift_softmax import _accumulate, _accumulate_live
+from elscli.kernels.softmax_state import add_weights, add_weights_live, empty_state
 from elscli.machines import denoise_with_provenance
 
 from agreement import assert_matches_oracle
@@ -40,14 +40,13 @@ def test_weight_sums_over_live_lanes_match_all_lanes():
     centre = rng.uniform(-1, 1, size=(1, n)).astype(np.float32)
     sums = []
     for live_only in (False, True):
-        s = np.zeros((2, 2))
-        t = np.zeros((2, 2))
-        acc = np.zeros((1, 2, 2))
+        state = empty_state(4, 1)
+        state.s[2] = state.t[2] = state.acc[2, 0] = 0.0
         if live_only:
-            _accumulate_live(1, 0, logw, n, mo, centre[0], s, t, acc, np.empty(n), np.empty(n, np.float32))
+            add_weights_live(state, 2, logw, n, mo, centre[0], np.empty(n), np.empty(n, np.float32))
         else:
-            _accumulate(1, 0, logw, n, mo, centre, s, t, acc, np.empty(n))
-        sums.append((s[1, 0], t[1, 0], acc[0, 1, 0]))
+            add_weights(state, 2, logw, n, mo, centre, np.empty(n))
+        sums.append((state.s[2], state.t[2], state.acc[2, 0]))
     (s_all, t_all, a_all), (s_live, t_live, a_live) = sums
     w = np.exp(np.maximum(logw - mo, -700.0))
     live = logw - mo >= -SKIP_LOG_RATIO

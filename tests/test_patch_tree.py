@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from elscli.kernels import patch_tree
-from elscli.kernels.patch_tree import PatchTree
+from elscli.kernels.patch_tree import PatchTree, dedup
 from elscli.machines import denoise_with_provenance
 
 from agreement import assert_independent_of_threads_and_batch, assert_matches_oracle
@@ -74,7 +74,7 @@ def test_hash_collisions_are_resolved_exactly(digits, monkeypatch):
     """With every hash equal, distinct patches must still be told apart by comparing them."""
     images = digits[:2, :, 8:20, 8:20].copy()
     honest = PatchTree(images, np.arange(2), 3)
-    monkeypatch.setattr(patch_tree, "_hash_patches",
+    monkeypatch.setattr(dedup, "_hash_patches",
                         lambda im, idx, P: np.zeros(len(idx) * (im.shape[2] - P + 1) * (im.shape[3] - P + 1),
                                                     dtype=np.uint64))
     colliding = PatchTree(images, np.arange(2), 3)
@@ -88,8 +88,8 @@ def test_hashes_sharing_their_top_bits_are_told_apart(digits, monkeypatch):
     bits honest), equal hashes must still be grouped and unequal ones kept apart."""
     images = digits[:3, :, 6:22, 6:22].copy()
     honest = PatchTree(images, np.arange(3), 3)
-    real = patch_tree._hash_patches
-    monkeypatch.setattr(patch_tree, "_hash_patches",
+    real = dedup._hash_patches
+    monkeypatch.setattr(dedup, "_hash_patches",
                         lambda im, idx, P: real(im, idx, P) & np.uint64(0xFFFFFFFF))
     low_only = PatchTree(images, np.arange(3), 3)
     key = lambda t: sorted(zip(map(tuple, t.first), t.counts))
@@ -101,7 +101,7 @@ def test_hash_order_is_a_stable_sort_by_the_top_bits():
     hashes = rng.integers(0, 2 ** 63, 50_000, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
     hashes[::7] = hashes[3]                                    # many equal hashes, in position order
     hashes[5::11] &= np.uint64(0xFFFFFFFF)                     # many equal top bits with different low bits
-    order = patch_tree._hash_order(hashes)
+    order = dedup._hash_order(hashes)
     want = np.argsort(hashes >> np.uint64(32), kind="stable")
     np.testing.assert_array_equal(order, want)
 
@@ -156,7 +156,7 @@ def test_tree_results_do_not_depend_on_threads_batch_or_copies(machine, digits, 
 def test_every_node_bound_holds_on_the_principal_axes(P, digits):
     """The box bound, computed on the principal axes, is above the exact log weight of every patch below the
     node, for queries near and far from the data and at low and high noise."""
-    from elscli.kernels.patch_tree import _bound
+    from elscli.kernels.patch_tree.query import _bound
 
     tree = PatchTree(digits, np.arange(len(digits)), P, leaf_size=4)
     np.testing.assert_allclose(tree.rotation.T @ tree.rotation, np.eye(tree.D), atol=1e-12)
@@ -215,6 +215,7 @@ def test_tree_never_prunes_weights_within_e40_of_the_maximum(P):
     leaves, so the grey leaf is reached only if the pruning test keeps it: x0_hat must be
     e^L c / (1 + e^L) ~ 1e-18 at every pixel, not 0."""
     from elscli.kernels.patch_tree import tree_softmax
+    from elscli.kernels.softmax_state import LogWeightScales, empty_state
 
     rng = np.random.default_rng(P)
     H = W = 8
@@ -238,8 +239,8 @@ def test_tree_never_prunes_weights_within_e40_of_the_maximum(P):
     xq = np.zeros((1, 1, H + 2 * r, W + 2 * r))
     ii, jj = np.meshgrid(np.arange(r, H - r), np.arange(r, W - r), indexing="ij")
     pixels = np.ascontiguousarray(np.stack([ii.ravel(), jj.ravel()], axis=1), dtype=np.int64)
-    state, acc, _, _ = tree_softmax(xq, pixels, P, s1, s2, 1.0, tree.patches, tree.norms, tree.counts,
-                                    tree.centre, tree.first, tree.start, tree.end, tree.left, tree.right,
-                                    tree.lo, tree.hi, tree.rotation)
-    x0 = acc[0, :, 0] / state[0, :, 1]
+    state = empty_state(H * W, 1)
+    tree_softmax(xq, pixels, P, LogWeightScales(1.0, s1, s2), tree.arrays, state)
+    where = pixels[:, 0] * W + pixels[:, 1]
+    x0 = state.acc[where, 0] / state.s[where]
     np.testing.assert_allclose(x0, np.exp(L) * c / (1 + np.exp(L)), rtol=1e-9, atol=0)

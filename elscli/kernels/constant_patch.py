@@ -19,10 +19,9 @@ the constant value exactly.
 import numpy as np
 from numba import njit, prange
 
+from .softmax_state import NONE as _NONE, LogWeightScales, SoftmaxState, start_counted
 #: Below this fraction of constant patches among all valid ones the bookkeeping costs more than it saves.
 MIN_CONSTANT_FRACTION = 0.01
-
-_NONE = np.iinfo(np.int64).max
 
 
 @njit(parallel=True, cache=True)
@@ -114,11 +113,17 @@ def constant_value(images: np.ndarray) -> np.ndarray:
 class ConstantPatches:
     """The constant patch of one dictionary (bank images, index set, patch size, machine's groups).
 
+    yt: (nblk, H, W, C, K) float32 the dictionary's image blocks; index: (n,) int64 their bank indices; P:
+    patch size; groups: the machine's group table; value: (C,) float32 the candidate constant pixel
+    (:func:`constant_value`); min_fraction: below this fraction of constant patches among all valid ones
+    it is not split off.
+
     ``mask`` (nblk, H, W, K) marks the lanes the kernel leaves out; ``count``, ``first_*`` (H, W) give each
     pixel's number of copies and first occurrence; ``value`` (C,) the constant pixel.  ``active`` is False
     when constant patches are too rare to be worth it (then the kernel runs over every lane as before)."""
 
-    def __init__(self, yt: np.ndarray, index: np.ndarray, P: int, groups: np.ndarray, value: np.ndarray):
+    def __init__(self, yt: np.ndarray, index: np.ndarray, P: int, groups: np.ndarray, value: np.ndarray,
+                 min_fraction: float = MIN_CONSTANT_FRACTION):
         nimg = index.shape[0]
         nblk, H, W, C, K = yt.shape
         self.value = np.asarray(value, dtype=np.float32)
@@ -126,7 +131,7 @@ class ConstantPatches:
         count, first = _per_centre(mask, index, nimg)
         valid = nimg * max(H - 2 * (P // 2), 0) * max(W - 2 * (P // 2), 0)
         self.fraction = float(count.sum()) / valid if valid else 0.0
-        self.active = self.fraction >= MIN_CONSTANT_FRACTION
+        self.active = self.fraction >= min_fraction
         if self.active:
             self.mask = mask
             self.count, self.first_image, self.first_row, self.first_col = _per_pixel(count, first, groups)
@@ -149,36 +154,18 @@ class ConstantPatches:
         out[:, self.count == 0] = -np.inf
         return out
 
-    def fold_into(self, state: "ExternalState", xq: np.ndarray, P: int, s1: float, s2: float) -> None:
-        """Write the constant patch's exact term into ``state`` for every pixel whose dictionary holds it."""
+    def fold_into(self, state: SoftmaxState, xq: np.ndarray, P: int, scales: LogWeightScales) -> None:
+        """Start every pixel whose dictionary holds the constant patch with its exact term: ``state`` is the
+        :class:`~.softmax_state.SoftmaxState` of the B H W query pixels (xq: (B, C, H+2r, W+2r) padded
+        queries)."""
         if not self.active:
             return
-        lw = self.log_weights(xq, P, s1, s2)
-        has = np.broadcast_to(self.count > 0, lw.shape)
-        state.m[has] = lw[has]
-        state.ld[has] = lw[has]
-        state.s[has] = np.broadcast_to(self.count, lw.shape)[has].astype(np.float64)
-        state.t[has] = 0.0
-        for c in range(state.acc.shape[1]):
-            state.acc[:, c][has] = np.broadcast_to(self.count * np.float64(self.value[c]), lw.shape)[has]
-        state.dom[..., 0][has] = np.broadcast_to(self.first_image, lw.shape)[has]
-        state.dom[..., 1][has] = np.broadcast_to(self.first_row, lw.shape)[has]
-        state.dom[..., 2][has] = np.broadcast_to(self.first_col, lw.shape)[has]
-
-
-class ExternalState:
-    """Per-pixel online-softmax state of patches the shift kernel does not see itself (the constant patch,
-    or groups worked by the patch tree): m, s, t, ld (B, H, W), acc (B, C, H, W), dom (B, H, W, 3)."""
-
-    def __init__(self, B: int, C: int, H: int, W: int):
-        self.m = np.full((B, H, W), -np.inf)
-        self.s = np.zeros((B, H, W))
-        self.t = np.zeros((B, H, W))
-        self.ld = np.full((B, H, W), -np.inf)
-        self.acc = np.zeros((B, C, H, W))
-        self.dom = np.empty((B, H, W, 3), dtype=np.int64)
-        self.dom[..., 0] = _NONE
-        self.dom[..., 1:] = -1
-
-    def arrays(self):
-        return self.m, self.s, self.t, self.acc, self.ld, self.dom
+        lw = self.log_weights(xq, P, scales.s1, scales.s2)
+        B, H, W = lw.shape
+        C = self.value.shape[0]
+        each = (B, H, W)
+        count = np.broadcast_to(self.count, each).reshape(-1)
+        centre = np.broadcast_to(self.value.astype(np.float64), (B * H * W, C))
+        dom = np.stack([np.broadcast_to(self.first_image, each), np.broadcast_to(self.first_row, each),
+                        np.broadcast_to(self.first_col, each)], axis=-1).reshape(-1, 3)
+        start_counted(state, count > 0, lw.reshape(-1), count, centre, dom)

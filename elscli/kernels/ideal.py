@@ -1,24 +1,42 @@
 """The ideal-score (IS) kernel: a softmax over whole training images.
 
 ``log w_n = (a/b^2) <x, y_n> - (a^2 / 2b^2) ||y_n||^2`` and ``x0_hat = sum_n w_n y_n``: the empirical
-(memorising) optimal denoiser.  Images are visited in index order with an online softmax in float64, one
-query per parallel item, so results do not depend on the thread count.
+(memorising) optimal denoiser (Kamb & Ganguli 2025, the ideal score machine; science.md, "The machines").
+Two passes over the images in index order, in float64, one query per parallel item, so results do not
+depend on the thread count.
 """
-import math
-
 import numpy as np
 from numba import njit, prange
 
 from .config import FASTMATH
 from .expm import exp_nonpositive
+from .softmax_state import entropy_nats
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def ideal_softmax(x, y, index, s1, s2):
-    """x: (B, D) float64 flattened queries; y: (N, D) float32 flattened bank; index: images to use.
+    """The IS posterior of each query over the training images ``y[index]``.
 
-    Returns x0_hat (B, D), the dominant image (B,) (first maximum in index order), its weight (B,) and
-    the posterior entropy (B,) in nats.
+    Parameters
+    ----------
+    x : (B, D) float64
+        Flattened queries (D = C H W).
+    y : (N, D) float32
+        The flattened bank.
+    index : (K,) int64
+        The dictionary's images (bank indices, increasing).
+    s1, s2 : float
+        a/b^2 and a^2/2b^2 of the noise level.
+
+    Returns
+    -------
+    x0_hat : (B, D) float64
+    image : (B,) int64
+        The dominant image (the first maximum in index order; whole images have no rounding ties).
+    weight : (B,) float64
+        Its normalised weight.
+    entropy : (B,) float64
+        The posterior entropy (nats).
     """
     B = x.shape[0]
     D = x.shape[1]
@@ -61,5 +79,5 @@ def ideal_softmax(x, y, index, s1, s2):
             x0[bi, d] /= S
         dom[bi] = index[kbest]
         weight[bi] = 1.0 / S
-        entropy[bi] = max(math.log(S) - T / S, 0.0)
+        entropy[bi] = entropy_nats(S, T)
     return x0, dom, weight, entropy

@@ -22,8 +22,8 @@ pixel outside the image is never read, and a padded query pixel (x = 0) still ad
 ``-s2 ||phi||^2`` part used to be a per-block table of (H, W, K) float64 read once per pair; folding it into
 the terms costs two multiply-adds per column update and saves that table's memory traffic (6% on the
 sample's steps).  Sliding sums round differently for different shifts, so the log weights of identical
-patches may differ by ~1e-13 relative; near-ties within :func:`tie_tolerance` are broken by (image, row,
-col) order, so the dominant patch is still the first copy.
+patches may differ by ~1e-13 relative; near-ties within :func:`~.softmax_state.tie_tolerance` are broken by
+(image, row, col) order (:mod:`.softmax_state`), so the dominant patch is still the first copy.
 
 **Vectorised over training images.**  The bank is stored transposed in blocks of up to ``MAX_IMAGES_PER_BLOCK``
 images, images innermost (``(H, W, C, K)`` per block): every arithmetic loop runs over one block's lanes.
@@ -44,19 +44,21 @@ left out of the blocks and enter the merge as one exact term ``count * exp(log w
 each block's running maximum starts at ``log w_const``, so at low noise background pixels skip nearly
 every block.
 
-Layers (stumpy's pattern): :func:`_block_job` works one (query image, image block) pair into private
-buffers; :func:`shift_softmax` runs ``prange`` over those pairs and merges the blocks in a fixed order, so
-results are bitwise identical for any thread count and batch size.  Accumulation is float64 throughout;
-nothing of size (queries x patches) is materialised.
+Layers (stumpy's pattern): :func:`_block_job` works one (query image, image block) pair into a private
+:class:`~.softmax_state.SoftmaxState`; :func:`shift_softmax` runs ``prange`` over those pairs and merges the
+blocks in a fixed order (:func:`~.softmax_state.merge`), so results are bitwise identical for any thread
+count and batch size; its inputs come grouped as a :class:`BlockDictionary` and
+:class:`~.softmax_state.LogWeightScales`.  Accumulation is float64 throughout; nothing of size (queries x
+patches) is materialised.
 """
-import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
-from .config import FASTMATH, LIVE_COMPRESS_FRACTION, SKIP_LOG_RATIO, SPARSE_FRACTION, TIE_RELATIVE
-from .expm import LOG_RATIO_FLOOR, exp_clamped, exp_nonpositive
-from .lanes import compress_live
+from .config import FASTMATH, LIVE_COMPRESS_FRACTION, SKIP_LOG_RATIO, SPARSE_FRACTION
+from .softmax_state import (SoftmaxState, add_weights, add_weights_live, block_max, empty_state, fold, merge,
+                            tie_tolerance)
 
 #: Log weight given to excluded lanes (the constant patch's, and lanes past the last image): below every
 #: skip threshold, and raised to ``LOG_RATIO_FLOOR`` before any exp (so no inf - inf or 0 * inf).
@@ -65,26 +67,6 @@ EXCLUDED = -1e300
 # group columns: query rows [qi0, qi1), query cols [qj0, qj1), centre rows [u0, u1), centre cols [v0, v1);
 # u0 == -1: the centre row is the query pixel's own row (v0 == -1: its own column).
 G_QI0, G_QI1, G_QJ0, G_QJ1, G_U0, G_U1, G_V0, G_V1 = range(8)
-
-
-@njit(fastmath=FASTMATH, cache=True)
-def block_max(values, n):
-    """max(values[:n]), n >= 1, for finite values.  Eight independent running maxima, written as selects,
-    so that LLVM vectorises the reduction (a plain ``max`` loop stays scalar without the ``nnan`` flag)."""
-    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = values[0]
-    n8 = n - n % 8
-    for k in range(0, n8, 8):
-        m0 = m0 if m0 > values[k] else values[k]
-        m1 = m1 if m1 > values[k + 1] else values[k + 1]
-        m2 = m2 if m2 > values[k + 2] else values[k + 2]
-        m3 = m3 if m3 > values[k + 3] else values[k + 3]
-        m4 = m4 if m4 > values[k + 4] else values[k + 4]
-        m5 = m5 if m5 > values[k + 5] else values[k + 5]
-        m6 = m6 if m6 > values[k + 6] else values[k + 6]
-        m7 = m7 if m7 > values[k + 7] else values[k + 7]
-    for k in range(n8, n):
-        m0 = m0 if m0 > values[k] else values[k]
-    return max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
 
 
 @njit(inline="always")
@@ -104,121 +86,16 @@ def _overlap(q0, q1, c0, c1, d):
     return max(q0, c0 - d), min(q1, c1 - d)
 
 
-@njit(inline="always")
-def _precedes(n, u, v, n0, u0, v0):
-    """(n, u, v) comes before (n0, u0, v0) in (image, row, col) order."""
-    return n < n0 or (n == n0 and (u < u0 or (u == u0 and v < v0)))
-
-
-@njit(inline="always")
-def tie_tolerance(logw):
-    """Log weights this close are ties for the choice of the dominant patch: far above the rounding of
-    the running sums (~1e-13 relative), far below any difference that matters."""
-    return TIE_RELATIVE * (1.0 + abs(logw))
-
-
 @njit(fastmath=FASTMATH, cache=True)
-def _accumulate(i, j, logw, nvalid, mo, centre, s, t, acc, wbuf):
-    """Add the weights ``exp(logw[:nvalid] - mo)`` (``mo`` >= every entry: pixel (i, j)'s running maximum)
-    to its sums: s += sum w, t += sum w (log w - mo), acc[c] += sum w centre[c].  Log ratios below
-    ``LOG_RATIO_FLOOR`` count as that floor (weight e^-600, see :mod:`.expm`): no select per lane."""
-    C = centre.shape[0]
-    se = 0.0
-    st = 0.0
-    if C == 1:
-        s0 = 0.0
-        for k in range(nvalid):
-            y = max(logw[k] - mo, LOG_RATIO_FLOOR)
-            w = exp_clamped(y)
-            se += w
-            st += w * y
-            s0 += w * np.float64(centre[0, k])
-        acc[0, i, j] += s0
-    else:
-        for k in range(nvalid):
-            y = max(logw[k] - mo, LOG_RATIO_FLOOR)
-            w = exp_clamped(y)
-            se += w
-            st += w * y
-            wbuf[k] = w
-        for c in range(C):
-            sc_c = 0.0
-            for k in range(nvalid):
-                sc_c += wbuf[k] * np.float64(centre[c, k])
-            acc[c, i, j] += sc_c
-    s[i, j] += se
-    t[i, j] += st
+def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude, compress_lanes, state):
+    """Online softmax of one query image over one block of training images, into a private state.
 
-
-@njit(fastmath=FASTMATH, cache=True)
-def _accumulate_live(i, j, logw, nvalid, mo, centre, s, t, acc, live_logw, live_centre):
-    """:func:`_accumulate` for one channel, with the exps spent on live lanes only: the lanes within
-    ``SKIP_LOG_RATIO`` of ``mo`` are first compressed to the front of ``live_logw``/``live_centre``
-    (:func:`.lanes.compress_live`); the others are left out, as the exactness rule allows."""
-    kk = compress_live(logw, centre, nvalid, mo - SKIP_LOG_RATIO, live_logw, live_centre)
-    se = 0.0
-    st = 0.0
-    s0 = 0.0
-    for k in range(kk):
-        y = max(live_logw[k] - mo, LOG_RATIO_FLOOR)
-        w = exp_clamped(y)
-        se += w
-        st += w * y
-        s0 += w * np.float64(live_centre[k])
-    acc[0, i, j] += s0
-    s[i, j] += se
-    t[i, j] += st
-
-
-@njit(fastmath=FASTMATH, cache=True)
-def _softmax_update(i, j, u, v, logw, nvalid, mx, centre, ids, m, s, t, acc, ld, an, au, av, wbuf):
-    """Fold log weights ``logw[:nvalid]`` (max ``mx``) of patches centred at (u, v) into the running softmax
-    of pixel (i, j); ``centre[c, k]`` is entry k's centre value in channel c, ``ids[k]`` its bank image
-    index (entries in increasing image order).
-
-    The dominant patch (log weight ``ld``) is the first in (image, row, col) order among the patches whose
-    log weight is within :func:`tie_tolerance` of the largest."""
-    C = centre.shape[0]
-    mo = m[i, j]
-    lo = ld[i, j]
-    tol = tie_tolerance(max(mx, lo))
-    if mx >= lo - tol:
-        kf = 0
-        while logw[kf] < mx - tol:
-            kf += 1
-        n_new = ids[kf]
-        if mx > lo + tol or _precedes(n_new, u, v, an[i, j], au[i, j], av[i, j]):
-            an[i, j] = n_new
-            au[i, j] = u
-            av[i, j] = v
-            ld[i, j] = max(logw[kf], lo) if mx <= lo + tol else logw[kf]
-    if mx > mo:
-        if mo == -np.inf:
-            s[i, j] = 0.0
-            t[i, j] = 0.0
-            for c in range(C):
-                acc[c, i, j] = 0.0
-        else:
-            sc = exp_nonpositive(mo - mx)
-            t[i, j] = sc * (t[i, j] + (mo - mx) * s[i, j])
-            s[i, j] *= sc
-            for c in range(C):
-                acc[c, i, j] *= sc
-        m[i, j] = mx
-        mo = mx
-    _accumulate(i, j, logw, nvalid, mo, centre, s, t, acc, wbuf)
-
-
-@njit(fastmath=FASTMATH, cache=True)
-def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude, compress_lanes, m, s, t, acc,
-               ld, an, au, av):
-    """Online softmax of one query image over one block of training images, into private buffers.
-
-    xq: (C, H+2r, W+2r) padded query; yb: (H, W, C, K) block of training images (lanes = images);
-    index_b: (K,) their indices in the bank; exclude (H, W, K): lanes left out at each patch centre (the
-    constant patch, counted separately), read only when ``use_exclude``.  m, s, t (H, W): running max of
-    log w, sum of exp(log w - m) and of exp(log w - m)(log w - m); acc (C, H, W): weighted centre sums; ld,
-    an, au, av: the dominant patch's log weight and (image, row, col).
+    xq: (C, H+2r, W+2r) float64 padded query; yb: (H, W, C, K) float32 block of training images (lanes =
+    images), the first ``nvalid`` valid; index_b: (nvalid,) int64 their indices in the bank; groups, P: the
+    dictionary (:class:`BlockDictionary`); s1, s2: :class:`~.softmax_state.LogWeightScales`; exclude (H, W,
+    K) uint8: lanes left out at each patch centre (the constant patch, counted separately), read only when
+    ``use_exclude``; state: the :class:`~.softmax_state.SoftmaxState` of the H x W pixels (pixel (i, j) at
+    i W + j), updated in place.
 
     For each shift (du, dv) and query row i, ``vsum[cc]`` holds the column sums over the P rows of the
     window of the terms ``sum_c y (s1 x - s2 y)`` with ``x = x[c, z, cc]``, ``y = y[z + du - r, cc + dv - r,
@@ -232,8 +109,8 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
     Each pixel's log weights are first only counted against two thresholds — the skip threshold (running
     maximum - ``SKIP_LOG_RATIO``) and the dominant patch's log weight less the tie tolerance.  Below the
     first everywhere: the block is skipped.  Below the second everywhere: neither the maximum nor the
-    dominant patch can change, and the weights go straight to :func:`_accumulate`.  Otherwise the full
-    :func:`_softmax_update` runs.
+    dominant patch can change, and the weights go straight to :func:`~.softmax_state.add_weights`.
+    Otherwise the full :func:`~.softmax_state.fold` runs.
     """
     C = xq.shape[0]
     Hp = xq.shape[1]
@@ -347,9 +224,10 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                     u = i + du
                     for j in range(j_lo, j_hi):
                         v = j + dv
+                        p = i * W + j
                         ex = exclude[u, v]
-                        mi = m[i, j]
-                        li = ld[i, j]
+                        mi = state.m[p]
+                        li = state.ld[p]
                         thr_skip = mi - SKIP_LOG_RATIO
                         thr_dom = li - tie_tolerance(li)
                         nskip = 0
@@ -403,10 +281,10 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                             # neither the maximum nor the dominant patch can change: weights only (and
                             # where few lanes are live, only theirs)
                             if compress and nskip * LIVE_COMPRESS_FRACTION <= nvalid:
-                                _accumulate_live(i, j, lbuf, nvalid, mi, ybc[0], s, t, acc, sparse_logw,
+                                add_weights_live(state, p, lbuf, nvalid, mi, ybc[0], sparse_logw,
                                                  sparse_centre[0])
                             else:
-                                _accumulate(i, j, lbuf, nvalid, mi, ybc, s, t, acc, wbuf)
+                                add_weights(state, p, lbuf, nvalid, mi, ybc, wbuf)
                             continue
                         mx = block_max(lbuf, nvalid)
                         # Lanes below e^-40 of the maximum get weight exactly 0 either way; when most
@@ -431,56 +309,77 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                                         for q in range(8):
                                             sparse_centre[c, kk + q] = ybc[c, 8 * ch + q]
                                     kk += 8
-                            _softmax_update(i, j, u, v, sparse_logw, kk, mx, sparse_centre, sparse_ids, m, s,
-                                            t, acc, ld, an, au, av, wbuf)
+                            fold(state, p, u, v, sparse_logw, kk, mx, sparse_centre, sparse_ids, wbuf)
                         else:
-                            _softmax_update(i, j, u, v, lbuf, nvalid, mx, ybc, index_b, m, s, t, acc,
-                                            ld, an, au, av, wbuf)
+                            fold(state, p, u, v, lbuf, nvalid, mx, ybc, index_b, wbuf)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2, exclude, use_exclude, compress_lanes, ext_m, ext_s,
-                  ext_t, ext_acc, ext_ld, ext_dom):
-    """All (query image, image block) pairs in parallel, then a merge of the blocks in a fixed order.
+def shift_softmax(xq, dictionary, scales, compress_lanes, ext):
+    """The patch posterior of every pixel of every query over a dictionary of training-image blocks: all
+    (query image, image block) pairs in parallel, then a merge of the blocks in a fixed order.
 
-    xq: (B, C, H+2r, W+2r) padded queries; yt: (nblk, H, W, C, K) the dictionary's training images in
-    blocks of K (see :func:`transpose_blocks`), ``nimg`` of them valid; index: (nimg,) their bank indices.
+    Parameters
+    ----------
+    xq : (B, C, H+2r, W+2r) float64
+        Padded queries (r = P // 2; circular padding for ELS, zeros otherwise).
+    dictionary : BlockDictionary
+        The training images in blocks, the groups of pixels and patch centres, P, and the lanes the constant
+        patch takes.
+    scales : LogWeightScales
+        s1 = a/b^2 and s2 = a^2/2b^2 of the noise level: log w = s1 <x_p, phi> - s2 ||phi||^2.
+    compress_lanes : bool
+        Compress the live lanes before the exps where at most half are live (:mod:`.lanes`; worth it only
+        where the CPU has vector compress stores).
+    ext : SoftmaxState of B H W pixels
+        Patches counted elsewhere — the constant patch, or whole groups worked by the patch tree
+        (:mod:`.patch_tree`) — as one state per pixel ((b, i, j) at (b H + i) W + j; m = -inf: none).  Each
+        block's running maximum starts at ``ext.m``, so blocks far below it are skipped; the merge takes ext
+        first.
 
-    When ``use_exclude``, ``exclude`` (nblk, H, W, K) marks lanes the blocks leave out (the constant patch,
-    see :mod:`.constant_patch`).  ``compress_lanes``: compress the live lanes before the exps where at most
-    half are live (:mod:`.lanes`; only where the CPU has vector compress stores).  Patches counted elsewhere — the constant patch, or a whole group worked by
-    the patch tree (:mod:`.patch_tree`) — enter the merge first as an external online-softmax state per
-    pixel: ``ext_m, ext_s, ext_t, ext_ld`` (B, H, W), ``ext_acc`` (B, C, H, W), ``ext_dom`` (B, H, W, 3)
-    (m = -inf: none).  Each block's running maximum starts at ``ext_m``, so blocks far below it are skipped.
-
-    Returns x0_hat (B, C, H, W) and, per pixel, the dominant patch (bank image index, row, col), its
-    normalised weight and the posterior entropy (nats).
+    Returns
+    -------
+    x0_hat : (B, C, H, W) float64
+    image, row, col : (B, H, W) int64
+        The dominant patch per pixel: bank image index and centre (row, col).
+    weight : (B, H, W) float64
+        Its normalised weight.
+    entropy : (B, H, W) float64
+        The posterior entropy (nats).
     """
+    yt = dictionary.blocks
+    nimg = dictionary.n_images
+    index = dictionary.index
+    groups = dictionary.groups
+    P = dictionary.P
+    exclude = dictionary.exclude
+    use_exclude = dictionary.use_exclude
+    s1 = scales.s1
+    s2 = scales.s2
     B = xq.shape[0]
     C = xq.shape[1]
     nblk = yt.shape[0]
     H = yt.shape[1]
     W = yt.shape[2]
     K = yt.shape[4]
-    m = np.empty((B, nblk, H, W))
+    HW = H * W
+    # Named tuples are unpacked before each prange loop and rebuilt inside it: Numba (0.68) silently loses
+    # writes made in a prange body through a named tuple defined outside it.
+    em, es, et, eld, eacc, edom = ext.m, ext.s, ext.t, ext.ld, ext.acc, ext.dom
+    sm, ss, st, sld, sacc, sdom = empty_state(B * nblk * HW, C)
     for bi in range(B):
         for kb in range(nblk):
-            m[bi, kb] = ext_m[bi]
-    s = np.zeros((B, nblk, H, W))
-    t = np.zeros((B, nblk, H, W))
-    acc = np.zeros((B, nblk, C, H, W))
-    ld = np.full((B, nblk, H, W), -np.inf)
-    an = np.full((B, nblk, H, W), np.iinfo(np.int64).max, dtype=np.int64)
-    au = np.full((B, nblk, H, W), -1, dtype=np.int64)
-    av = np.full((B, nblk, H, W), -1, dtype=np.int64)
+            sm[(bi * nblk + kb) * HW:(bi * nblk + kb + 1) * HW] = em[bi * HW:(bi + 1) * HW]
     for job in prange(B * nblk):
         bi = job // nblk
         kb = job - bi * nblk
         lo = kb * K
         nvalid = min(K, nimg - lo)
+        q0 = job * HW
+        q1 = q0 + HW
         _block_job(xq[bi], yt[kb], nvalid, index[lo:lo + nvalid], groups, P, s1, s2,
-                   exclude[kb if use_exclude else 0], use_exclude, compress_lanes, m[bi, kb], s[bi, kb], t[bi, kb], acc[bi, kb],
-                   ld[bi, kb], an[bi, kb], au[bi, kb], av[bi, kb])
+                   exclude[kb if use_exclude else 0], use_exclude, compress_lanes,
+                   SoftmaxState(sm[q0:q1], ss[q0:q1], st[q0:q1], sld[q0:q1], sacc[q0:q1], sdom[q0:q1]))
     x0 = np.empty((B, C, H, W))
     dom_n = np.empty((B, H, W), dtype=np.int64)
     dom_u = np.empty((B, H, W), dtype=np.int64)
@@ -490,61 +389,33 @@ def shift_softmax(xq, yt, nimg, index, groups, P, s1, s2, exclude, use_exclude, 
     for bi in prange(B):
         for i in range(H):
             for j in range(W):
-                lc = ext_m[bi, i, j]
-                M = lc
-                for kb in range(nblk):
-                    M = max(M, m[bi, kb, i, j])
-                # the dominant patch: first in (image, row, col) order among the near-ties of the blocks and
-                # the constant patch
-                kbest = 0
-                for kb in range(1, nblk):
-                    lk = ld[bi, kb, i, j]
-                    lb = ld[bi, kbest, i, j]
-                    tol = tie_tolerance(max(lk, lb))
-                    if lk > lb + tol or (lk >= lb - tol and _precedes(
-                            an[bi, kb, i, j], au[bi, kb, i, j], av[bi, kb, i, j],
-                            an[bi, kbest, i, j], au[bi, kbest, i, j], av[bi, kbest, i, j])):
-                        kbest = kb
-                best_l = ld[bi, kbest, i, j]
-                best_n = an[bi, kbest, i, j]
-                best_u = au[bi, kbest, i, j]
-                best_v = av[bi, kbest, i, j]
-                S = 0.0
-                T = 0.0
-                for c in range(C):
-                    x0[bi, c, i, j] = 0.0
-                if lc > -np.inf:
-                    le = ext_ld[bi, i, j]
-                    tol = tie_tolerance(max(le, best_l))
-                    if le > best_l + tol or (le >= best_l - tol and _precedes(
-                            ext_dom[bi, i, j, 0], ext_dom[bi, i, j, 1], ext_dom[bi, i, j, 2], best_n, best_u,
-                            best_v)):
-                        best_l = le
-                        best_n = ext_dom[bi, i, j, 0]
-                        best_u = ext_dom[bi, i, j, 1]
-                        best_v = ext_dom[bi, i, j, 2]
-                    sc = math.exp(lc - M)
-                    S += sc * ext_s[bi, i, j]
-                    T += sc * (ext_t[bi, i, j] + (lc - M) * ext_s[bi, i, j])
-                    for c in range(C):
-                        x0[bi, c, i, j] += sc * ext_acc[bi, c, i, j]
-                for kb in range(nblk):
-                    mk = m[bi, kb, i, j]
-                    if mk == -np.inf:
-                        continue
-                    sc = math.exp(mk - M)
-                    S += sc * s[bi, kb, i, j]
-                    T += sc * (t[bi, kb, i, j] + (mk - M) * s[bi, kb, i, j])
-                    for c in range(C):
-                        x0[bi, c, i, j] += sc * acc[bi, kb, c, i, j]
-                for c in range(C):
-                    x0[bi, c, i, j] /= S
-                dom_n[bi, i, j] = best_n
-                dom_u[bi, i, j] = best_u
-                dom_v[bi, i, j] = best_v
-                weight[bi, i, j] = math.exp(best_l - M) / S
-                entropy[bi, i, j] = max(math.log(S) - T / S, 0.0)
+                p = i * W + j
+                w, e, n, u, v = merge(SoftmaxState(sm, ss, st, sld, sacc, sdom), bi * nblk * HW + p, HW, nblk,
+                                      SoftmaxState(em, es, et, eld, eacc, edom), bi * HW + p, x0[bi, :, i, j])
+                dom_n[bi, i, j] = n
+                dom_u[bi, i, j] = u
+                dom_v[bi, i, j] = v
+                weight[bi, i, j] = w
+                entropy[bi, i, j] = e
     return x0, dom_n, dom_u, dom_v, weight, entropy
+
+
+class BlockDictionary(NamedTuple):
+    """A machine's patch dictionary as :func:`shift_softmax` reads it.
+
+    ``blocks`` (nblk, H, W, C, K) float32: the dictionary's training images, K per block, images innermost
+    (:func:`transpose_blocks`), ``n_images`` of them valid, ``index`` (n_images,) int64 their indices in the
+    bank (increasing); ``groups`` (G, 8) int64: rectangles of query pixels and the rectangle of patch centres
+    each sees (columns ``G_*``); ``P`` the patch size; ``exclude`` (nblk, H, W, K) uint8: the lanes the
+    constant patch takes (:mod:`.constant_patch`), read only when ``use_exclude``."""
+
+    blocks: np.ndarray
+    n_images: int
+    index: np.ndarray
+    groups: np.ndarray
+    P: int
+    exclude: np.ndarray
+    use_exclude: bool
 
 
 def transpose_blocks(images: np.ndarray, index: np.ndarray, K: int) -> np.ndarray:
