@@ -30,7 +30,7 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 
 from .errors import ElscliError
-from .readers._common import U8_OFFSET, U8_SCALE, float_to_u8_if_exact, u8_to_float
+from .pixels import U8_OFFSET, U8_SCALE, as_labels, float_to_u8_if_exact, nonnegative_range_warning, u8_to_float
 
 FORMAT = "elscli.bank"
 SCHEMA_VERSION = 1
@@ -48,7 +48,11 @@ def _as_nchw(images: np.ndarray) -> np.ndarray:
 
 
 def compute_content_hash(codes: np.ndarray, labels: np.ndarray) -> str:
-    """The documented content hash (see the module docstring)."""
+    """The documented content hash (see the module docstring): 64 hex digits of SHA-256.
+
+    ``codes`` (N, C, H, W) uint8 or float32 as stored; ``labels`` (N,) integers.  Raises KeyError for
+    another dtype (callers have checked it).
+    """
     codes = np.ascontiguousarray(codes)
     dt = {np.dtype(np.uint8): "uint8", np.dtype(np.float32): "float32"}[codes.dtype]
     h = hashlib.sha256()
@@ -59,7 +63,13 @@ def compute_content_hash(codes: np.ndarray, labels: np.ndarray) -> str:
 
 
 class Bank:
-    """N training images (N, C, H, W) on [-1, 1] with labels; see the module docstring for the file schema."""
+    """N training images (N, C, H, W) on [-1, 1] with labels; see the module docstring for the file schema.
+
+    Build one with :meth:`from_arrays`, :meth:`open` or :func:`build_bank`.  ``codes`` holds the stored
+    values (uint8 codes when ``eight_bit``, else float32 pixels), ``labels`` (N,) int64 (-1 unlabelled),
+    ``source`` the provenance, ``path`` the file it was read from (or None), ``content_hash`` the hash of
+    :func:`compute_content_hash`.  The constructor is internal; it raises ElscliError for another dtype.
+    """
 
     def __init__(self, codes: np.ndarray, labels: np.ndarray, *, source: Optional[dict] = None,
                  path: Optional[str] = None, content_hash: Optional[str] = None,
@@ -82,11 +92,27 @@ class Bank:
     # ---------------------------------------------------------------- constructors
     @classmethod
     def from_arrays(cls, images, labels=None, source: Optional[dict] = None) -> "Bank":
-        """A bank from arrays: (N, C, H, W), (C, H, W) (N = 1) or (N, H, W) (C = 1); uint8 codes 0..255
-        (value ``u8/127.5 - 1``) or floats in [-1, 1] (stored as uint8 when every value is exactly an 8-bit
-        level ``float32(u/127.5 - 1)``, else float32).  Floats with no value below 0 give an
-        :class:`~elscli.errors.ElscliWarning` (recorded in ``source["warnings"]``): images on [0, 1] or [0, 255]
-        must be mapped to [-1, 1] first."""
+        """A bank from arrays.
+
+        Parameters
+        ----------
+        images : array_like
+            (N, C, H, W), (C, H, W) (N = 1) or (N, H, W) (C = 1, when ``labels`` has N entries), C in {1, 3}:
+            uint8 (or integer) codes 0..255 (value ``code/127.5 - 1``) or floats in [-1, 1] (stored as
+            uint8 when every value is exactly an 8-bit level ``float32(u/127.5 - 1)``, else float32).
+            Floats with no value below 0 give an :class:`~elscli.errors.ElscliWarning` (recorded in
+            ``source["warnings"]``): images on [0, 1] or [0, 255] must be mapped to [-1, 1] first.
+        labels : array_like, optional
+            (N,) integers >= -1 (-1: unlabelled); default all -1.
+        source : dict, optional
+            Provenance to record (default ``{"reader": "arrays"}``).
+
+        Raises
+        ------
+        ElscliError
+            Another dtype, a bad shape or channel count, no images, codes outside 0..255, floats outside
+            [-1, 1] or not finite, bad labels.
+        """
         a = np.asarray(images)
         if a.dtype == object or a.dtype.kind not in "fiub" or a.dtype.kind == "b":
             raise ElscliError(f"bank images must be uint8 or float, not {a.dtype}")
@@ -112,8 +138,6 @@ class Bank:
             if lo < -1.0 or hi > 1.0:
                 raise ElscliError(f"bank images must lie in [-1, 1]; got values in [{lo:g}, {hi:g}]")
             if lo >= 0.0:
-                from .readers._common import nonnegative_range_warning
-
                 warned.append(nonnegative_range_warning("the bank images", lo, hi).replace(
                     "pass --value-range 0,1 or 0,255", "map them to [-1, 1] first (2x - 1, or x/127.5 - 1)"))
             exact = float_to_u8_if_exact(a)
@@ -121,8 +145,6 @@ class Bank:
         if labels is None:
             lab = np.full(n, -1, dtype=np.int64)
         else:
-            from .readers._common import as_labels
-
             lab = as_labels(labels, n, "bank labels")
         source = dict(source or {"reader": "arrays"})
         if warned:
@@ -132,8 +154,12 @@ class Bank:
 
     @classmethod
     def open(cls, path: Union[str, os.PathLike]) -> "Bank":
-        """Open a bank file; ElscliError when it is missing, corrupt, not a bank or fails its hash check."""
-        from .h5io import open_h5
+        """Open a bank file (reading every pixel and verifying the content hash and class index sets).
+
+        Raises ElscliError when it is missing, corrupt, not a bank, of another schema version, has an
+        unexpected pixel map, or fails its hash check.
+        """
+        from .h5io import attr_str, open_h5
 
         path = Path(path)
         f = open_h5(path, "r", expected_format=FORMAT)
@@ -154,8 +180,8 @@ class Bank:
                 if "classes" in f:
                     for k, d in f["classes"].items():
                         class_index[int(k)] = np.asarray(d[()], dtype=np.int64)
-                stored_hash = _attr_str(f.attrs.get("content_hash"))
-                source = json.loads(_attr_str(f.attrs.get("source")) or "{}")
+                stored_hash = attr_str(f, "content_hash")
+                source = json.loads(attr_str(f, "source") or "{}")
         except ElscliError:
             raise
         except (OSError, KeyError, ValueError, TypeError) as exc:
@@ -190,10 +216,12 @@ class Bank:
 
     @property
     def scale(self) -> float:
+        """Pixel value per stored unit: 1/127.5 for uint8 codes, 1 for float32 (value = code·scale + offset)."""
         return U8_SCALE if self.eight_bit else 1.0
 
     @property
     def offset(self) -> float:
+        """The offset of the pixel map: -1 for uint8 codes, 0 for float32."""
         return U8_OFFSET if self.eight_bit else 0.0
 
     def __len__(self) -> int:
@@ -201,12 +229,12 @@ class Bank:
 
     @property
     def shape(self) -> tuple:
-        """(C, H, W)."""
+        """The image shape (C, H, W) as a tuple of ints."""
         return tuple(int(s) for s in self.codes.shape[1:])
 
     @property
     def classes(self) -> np.ndarray:
-        """Sorted unique labels >= 0."""
+        """Sorted unique labels >= 0, (K,) int64 (empty for an unlabelled bank)."""
         return np.asarray(sorted(self._class_index), dtype=np.int64)
 
     def indices_for(self, label) -> np.ndarray:
@@ -223,7 +251,9 @@ class Bank:
         return idx.copy()
 
     def subset(self, indices) -> "Bank":
-        """A new bank with the images at ``indices`` (in that order)."""
+        """A new bank with the images at ``indices`` (int array or boolean mask; in that order).
+
+        Raises ElscliError for an empty selection or an index out of range."""
         idx = np.asarray(indices)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
@@ -244,8 +274,11 @@ class Bank:
 
     # ---------------------------------------------------------------- writing
     def save(self, path: Union[str, os.PathLike], force: bool = False, params: Optional[dict] = None) -> None:
-        """Write the bank atomically (temporary name, renamed when complete); refuses to overwrite unless
-        ``force``."""
+        """Write the bank (schema in the module docstring) atomically, through :func:`elscli.h5io.atomic_output`.
+
+        ``params`` (the command's parameters) are stored as JSON.  Raises ElscliError when ``path`` exists
+        without ``force`` or its directory is missing or not writable.
+        """
         import h5py
 
         from .h5io import atomic_output, write_root_attrs
@@ -273,14 +306,69 @@ class Bank:
         self.path = str(path)
 
 
-def build_bank(source: Union[str, os.PathLike], fmt: Optional[str] = None, **options: Any):
-    """Read ``source`` with :func:`elscli.readers.load_images` and return ``(bank, stats)``."""
-    from .readers import load_images
+def build_bank(source: Union[str, os.PathLike], fmt: Optional[str] = None, *, coarse: bool = False,
+               value_range: Optional[str] = None, layout: Optional[str] = None, **options: Any):
+    """Read a training set and return ``(bank, stats)``: what ``elscli build-bank`` writes.
 
-    res = load_images(source, fmt, **options)
+    Parameters
+    ----------
+    source : path-like
+        A training set in any format of :mod:`elscli.readers`, or an elscli bank file (to take a subset,
+        resize or convert it).
+    fmt : str, optional
+        Force a reader (``idx``, ``cifar``, ``folder``, ``edm``, ``npy``, ``bank``); detected from the path
+        when None.
+    coarse, value_range, layout
+        Reader options (:func:`elscli.readers.read_raw`).
+    **options
+        Selection and transforms (:func:`elscli.readers.prepare`: ``size``, ``color``, ``limit``,
+        ``classes``, ``subset_seed``, ``dedup``, ``progress``).
+
+    Returns
+    -------
+    (Bank, dict)
+        The bank (in memory; :meth:`Bank.save` writes it) and counts (``n_read``, ``n_selected``,
+        ``duplicates_dropped``).  The readers' warnings (``source["warnings"]``) are issued as
+        :class:`~elscli.errors.ElscliWarning`.
+
+    Raises
+    ------
+    ElscliError
+        Missing, unreadable or malformed source; an empty selection; bad options.
+    """
+    from .readers import detect_format, finish_raw, normalise_format, prepare, read_raw
+
+    path = Path(source)
+    if not path.exists():
+        raise ElscliError(f"{str(path)!r} does not exist")
+    fmt = normalise_format(fmt) or detect_format(path)
+    if fmt == "bank":
+        raw = finish_raw(read_bank_source(path), path, fmt)
+    else:
+        raw = read_raw(path, fmt, coarse=coarse, value_range=value_range, layout=layout)
+    res = prepare(raw, **options)
     bank = Bank(res.images, res.labels, source=res.source)
     _warn(res.source.get("warnings", []), stacklevel=3)
     return bank, res.stats
+
+
+def read_bank_source(path: Union[str, os.PathLike]):
+    """An existing bank file as a training-set source for :func:`build_bank`.
+
+    Returns a :class:`elscli.readers.RawImages` holding the bank's stored codes (uint8, or float32 on
+    [-1, 1]) and labels, with provenance naming the parent bank's content hash.  Raises ElscliError as
+    :meth:`Bank.open` does (missing, corrupt, failed hash check).
+    """
+    from .readers import RawImages
+
+    path = Path(path)
+    bank = Bank.open(path)
+    source = {"reader": "bank", "path": str(path), "parent_content_hash": bank.content_hash,
+              "native_shape": list(bank.shape), "n_source": len(bank)}
+    names = bank.source.get("label_names") if isinstance(bank.source, dict) else None
+    if names:
+        source["label_names"] = names
+    return RawImages(images=bank.codes.copy(), labels=bank.labels.copy(), eight_bit=bank.eight_bit, source=source)
 
 
 def _warn(messages, stacklevel: int = 2) -> None:
@@ -294,10 +382,14 @@ def _warn(messages, stacklevel: int = 2) -> None:
 
 
 def describe_bank(path_or_h5file) -> Dict[str, Any]:
-    """A summary of a bank file (without reading its pixels): what ``elscli info`` shows."""
+    """A JSON-ready summary of a bank file, without reading its pixels: what ``elscli info`` shows.
+
+    ``path_or_h5file``: a path, or an open h5py.File (left open).  Raises ElscliError for a missing,
+    foreign, corrupt or truncated file.
+    """
     import h5py
 
-    from .h5io import open_h5, read_params
+    from .h5io import attr_str, open_h5, read_params
 
     own = not isinstance(path_or_h5file, h5py.File)
     f = open_h5(path_or_h5file, "r", expected_format=FORMAT) if own else path_or_h5file
@@ -307,13 +399,13 @@ def describe_bank(path_or_h5file) -> Dict[str, Any]:
         labels = f["labels"][()]
         uniq, counts = np.unique(labels, return_counts=True)
         hist = {str(int(k)): int(v) for k, v in zip(uniq, counts) if k >= 0}
-        source = json.loads(_attr_str(f.attrs.get("source")) or "{}")
+        source = json.loads(attr_str(f, "source") or "{}")
         names = source.get("label_names") or {}
         out: Dict[str, Any] = {
             "path": path,
             "format": FORMAT,
             "schema_version": int(f.attrs.get("schema_version", -1)),
-            "elscli_version": _attr_str(f.attrs.get("elscli_version")),
+            "elscli_version": attr_str(f, "elscli_version"),
             "n_images": int(ds.shape[0]),
             "image_shape": [int(s) for s in ds.shape[1:]],
             "dtype": str(ds.dtype),
@@ -322,7 +414,7 @@ def describe_bank(path_or_h5file) -> Dict[str, Any]:
             "n_classes": len(hist),
             "n_unlabelled": int((labels < 0).sum()),
             "labels": hist,
-            "content_hash": _attr_str(f.attrs.get("content_hash")),
+            "content_hash": attr_str(f, "content_hash"),
             "source": source,
             "params": read_params(f),
         }
@@ -345,9 +437,9 @@ def describe_bank(path_or_h5file) -> Dict[str, Any]:
 
 
 def default_sample_data_dir() -> Path:
-    """The repository's ``sample_data/`` directory (editable install or a checkout); ElscliError if absent.
+    """The repository's ``sample_data/`` directory (editable install or a checkout).
 
-    ``ELSCLI_SAMPLE_DATA`` overrides it."""
+    ``ELSCLI_SAMPLE_DATA`` overrides it.  Raises ElscliError when none is found."""
     env = os.environ.get("ELSCLI_SAMPLE_DATA")
     cands = [Path(env)] if env else []
     here = Path(__file__).resolve().parent
@@ -357,14 +449,6 @@ def default_sample_data_dir() -> Path:
             return c
     raise ElscliError("cannot find sample_data/ (looked beside the elscli package and in the current "
                       "directory; set ELSCLI_SAMPLE_DATA)")
-
-
-def _attr_str(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bytes):
-        return v.decode()
-    return str(v)
 
 
 def _first_line(exc: BaseException) -> str:

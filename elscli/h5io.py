@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 import h5py
+import numpy as np
 
 from . import __version__
 from .errors import ElscliError
@@ -22,6 +23,22 @@ from .outputs import atomic_output, check_output_path, claim_output, temp_path_f
 
 def write_root_attrs(f: h5py.File, fmt: str, schema_version: int, params: Optional[Dict[str, Any]] = None,
                      **extra: Any) -> None:
+    """Write the standard root attributes of an elscli file, then ``extra`` ones.
+
+    Parameters
+    ----------
+    f : h5py.File
+        Open for writing.
+    fmt : str
+        The ``format`` attribute, e.g. ``"elscli.bank"``.
+    schema_version : int
+        The file type's schema version.
+    params : dict, optional
+        The command's parameters, stored as sorted JSON in ``params`` (values JSON cannot hold are stored
+        with ``str``).
+    **extra
+        More root attributes, stored as given (h5py's conversion rules).
+    """
     f.attrs["format"] = fmt
     f.attrs["schema_version"] = int(schema_version)
     f.attrs["elscli_version"] = __version__
@@ -55,7 +72,12 @@ def open_h5(path: os.PathLike | str, mode: str = "r", expected_format: Optional[
 
     Reading (``mode="r"``) takes no HDF5 file lock, and works when the same process already has the file
     open for reading (an ``h5py.File`` with any ``locking=``); a file this process has open for writing is
-    refused as such (elscli reads only finished files), never called corrupt."""
+    refused as such (elscli reads only finished files), never called corrupt.
+
+    Returns the open ``h5py.File`` (the caller closes it; it is a context manager).  Raises ElscliError when
+    the file does not exist (mode ``"r"``), is unreadable, busy, not HDF5, or (``expected_format``) has
+    another root ``format`` attribute.
+    """
     path = Path(path)
     if mode == "r" and not path.exists():
         raise ElscliError(f"{str(path)!r} does not exist")
@@ -95,18 +117,40 @@ def open_h5(path: os.PathLike | str, mode: str = "r", expected_format: Optional[
     return f
 
 
+def decode_attr(value: Any) -> Any:
+    """An HDF5 attribute value as plain Python: the one decoder of attributes in elscli.
+
+    ``bytes`` (fixed-length HDF5 strings) become ``str`` (UTF-8), NumPy scalars become Python scalars
+    (``np.int64`` -> ``int``, ``np.bool_`` -> ``bool``, ...); arrays and everything else are returned as
+    they are.
+    """
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def attr_str(obj: Any, name: str, default: str = "") -> str:
+    """Attribute ``name`` of an HDF5 object (file, group, dataset) as ``str``; ``default`` when absent."""
+    value = obj.attrs.get(name)
+    return default if value is None else str(decode_attr(value))
+
+
+def read_attrs(obj: Any) -> Dict[str, Any]:
+    """Every attribute of an HDF5 object, decoded with :func:`decode_attr`."""
+    return {k: decode_attr(v) for k, v in obj.attrs.items()}
+
+
 def file_format(f: h5py.File) -> Optional[str]:
-    fmt = f.attrs.get("format")
-    if isinstance(fmt, bytes):
-        fmt = fmt.decode()
-    return None if fmt is None else str(fmt)
+    """The root ``format`` attribute of an open file (e.g. ``"elscli.run"``), or None when it has none."""
+    value = f.attrs.get("format")
+    return None if value is None else str(decode_attr(value))
 
 
 def read_params(f: h5py.File) -> Dict[str, Any]:
-    raw = f.attrs.get("params", "{}")
-    if isinstance(raw, bytes):
-        raw = raw.decode()
+    """The root ``params`` attribute of an open file, parsed from JSON; ``{}`` when absent or not JSON."""
     try:
-        return json.loads(raw)
+        return json.loads(attr_str(f, "params", "{}"))
     except json.JSONDecodeError:
         return {}

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import __version__
 from .errors import ElscliError
-from .h5io import check_output_path, file_format, open_h5, read_params, temp_path_for, write_root_attrs
+from .h5io import check_output_path, file_format, open_h5, read_attrs, read_params, temp_path_for, write_root_attrs
 from .noise import DEFAULT_NOISE_SCHEDULE, get_noise_schedule, time_grid
 from .sampler import Step, check_grid, ddim
 from .schedule import LocalitySchedule, load_schedule
@@ -87,7 +87,7 @@ class Run:
             except (OSError, KeyError, ValueError) as exc:
                 raise ElscliError(f"{str(path)!r}: cannot read the run's datasets (corrupt?): "
                                   f"{str(exc).splitlines()[0]}") from None
-            attrs = {k: _attr(v) for k, v in f.attrs.items()}
+            attrs = read_attrs(f)
         missing = [k for k in BASE_DATASETS if k not in arrays]
         if missing:
             raise ElscliError(f"{str(path)!r} is not a complete run file (missing {', '.join(missing)})")
@@ -169,14 +169,6 @@ def _h5py():
     import h5py
 
     return h5py
-
-
-def _attr(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return v.decode()
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
 
 
 # ================================================================================================

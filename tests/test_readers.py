@@ -464,3 +464,18 @@ def test_a_file_we_may_not_read_is_not_called_corrupt(fmt, tmp_path, cifar10_dir
     with pytest.raises(ElscliError) as exc:
         load_images(path, reader, size=0)
     assert "permission denied" in str(exc.value) and "corrupt" not in str(exc.value)
+
+
+def test_a_bank_file_is_read_by_the_bank_layer_not_the_readers(tmp_path):
+    """Readers know nothing of banks (no import cycle): a bank source goes through elscli.bank.build_bank."""
+    from elscli.bank import Bank, build_bank
+
+    codes = np.arange(2 * 1 * 4 * 4, dtype=np.uint8).reshape(2, 1, 4, 4) * 7
+    Bank.from_arrays(codes, [3, 5]).save(tmp_path / "b.h5")
+    assert detect_format(tmp_path / "b.h5") == "bank"
+    with pytest.raises(ElscliError, match="build_bank"):
+        read_raw(tmp_path / "b.h5")
+    bank, stats = build_bank(tmp_path / "b.h5", size=0, classes="5")
+    np.testing.assert_array_equal(bank.codes, codes[1:])
+    assert bank.labels.tolist() == [5] and stats["n_read"] == 2
+    assert bank.source["reader"] == "bank" and bank.source["format"] == "bank"

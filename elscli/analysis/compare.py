@@ -40,10 +40,6 @@ class Outputs:
         return self.name if self.machine is None else f"{self.name} ({self.machine})"
 
 
-def _s(v):
-    return v.decode() if isinstance(v, bytes) else v
-
-
 def load_outputs(path: os.PathLike | str, name: Optional[str] = None) -> Outputs:
     """Read the finals of an ``elscli.run`` file (finished rows only) or of a reference trajectory."""
     from .. import reference as _ref
@@ -53,7 +49,7 @@ def load_outputs(path: os.PathLike | str, name: Optional[str] = None) -> Outputs
     if not path.exists():
         raise ElscliError(f"{str(path)!r} does not exist")
     if path.suffix.lower() != ".npz":
-        from ..h5io import file_format, open_h5
+        from ..h5io import file_format, open_h5, read_attrs
 
         with open_h5(path) as f:
             fmt = file_format(f)
@@ -68,7 +64,7 @@ def load_outputs(path: os.PathLike | str, name: Optional[str] = None) -> Outputs
                 final = f["final"][()][done].astype(np.float32)
                 S = len(done)
                 labels = (f["labels"][()] if "labels" in f else np.full(S, -1))[done].astype(np.int64)
-                attrs = {k: _s(v) for k, v in f.attrs.items()}
+                attrs = read_attrs(f)
                 return Outputs(name=name, kind="run", machine=attrs.get("machine"), seeds=seeds, final=final,
                                times=f["times"][()].astype(np.float64), labels=labels, path=str(path),
                                attrs=attrs)

@@ -40,13 +40,9 @@ class RunProvenance:
     bank_hash: str = ""
 
 
-def _s(v):
-    return v.decode() if isinstance(v, bytes) else v
-
-
 def load_run_provenance(path: os.PathLike | str) -> RunProvenance:
     """Finished samples of an ``elscli.run`` file with their provenance (read directly per formats.md)."""
-    from ..h5io import open_h5
+    from ..h5io import open_h5, read_attrs
 
     if Path(path).suffix.lower() == ".npz":
         raise ElscliError(f"{str(path)!r} is a reference trajectory (NPZ), not an elscli.run file with provenance")
@@ -58,7 +54,7 @@ def load_run_provenance(path: os.PathLike | str) -> RunProvenance:
         if not done.any():
             raise ElscliError(f"run {str(path)!r} has no finished samples")
         get = lambda k: f[k][()][done] if k in f else None  # noqa: E731
-        attrs = {k: _s(v) for k, v in f.attrs.items()}
+        attrs = read_attrs(f)
         return RunProvenance(path=str(path), machine=str(attrs.get("machine", "")), final=get("final"),
                              labels=get("labels") if "labels" in f else np.full(int(done.sum()), -1),
                              sample_ids=get("sample_ids") if "sample_ids" in f else np.flatnonzero(done),

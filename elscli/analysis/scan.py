@@ -202,11 +202,11 @@ class Scan:
 
     @classmethod
     def read(cls, path) -> "Scan":
-        from ..h5io import open_h5, read_params
+        from ..h5io import open_h5, read_attrs, read_params
 
         with open_h5(path, expected_format=FORMAT) as f:
             try:
-                a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+                a = read_attrs(f)
                 return cls(sample_index=f["sample_index"][()], candidates=f["candidates"][()],
                            times=f["times"][()], similarity=f["similarity"][()], machine=str(a["machine"]),
                            metric=str(a["metric"]), bank_hash=str(a.get("bank_hash", "")),

@@ -123,11 +123,11 @@ def describe_generic(path: str) -> Dict[str, Any]:
     import h5py
 
     from ..errors import ElscliError
-    from ..h5io import file_format, open_h5
+    from ..h5io import file_format, open_h5, read_attrs
 
     with open_h5(path) as f:
         try:
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+            attrs = read_attrs(f)
             datasets: Dict[str, Any] = {}
 
             def visit(name, obj):

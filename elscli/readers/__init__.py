@@ -9,8 +9,11 @@ One module per format, auto-detected from the path (:func:`detect_format`) unles
 ``edm``     EDM ``dataset_tool.py`` datasets: the folder (``00000/img00000000.png``, …, ``dataset.json``) or
             its ``.zip``, labels from ``dataset.json`` (:mod:`.edm`)
 ``npy``     ``.npy`` / ``.npz`` arrays (:mod:`.arrays`)
-``bank``    an existing elscli bank (:mod:`.bank_source`)
 =========  ==========================================================================================
+
+An existing elscli bank is also a source of ``elscli build-bank`` (format ``bank``, detected from the HDF5
+signature), but it is read by :func:`elscli.bank.build_bank`, above this package: readers know nothing of
+banks, so the two never import each other.
 
 :func:`load_images` reads a source and then applies, in this order: class selection (``classes``), the
 subset (``limit`` images — the first ones, or a seeded random choice kept in source order with
@@ -33,7 +36,9 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import ElscliError
-from ._common import U8_OFFSET, U8_SCALE, VALUE_RANGES, RawImages, float_to_u8_if_exact, u8_to_float
+from ..progress import Progress
+from ..pixels import U8_OFFSET, U8_SCALE, VALUE_RANGES, float_to_u8_if_exact, u8_to_float
+from ._common import RawImages
 
 FORMATS = ("idx", "cifar", "folder", "edm", "npy", "bank")
 _ALIASES = {"mnist": "idx", "fashion-mnist": "idx", "fashionmnist": "idx", "cifar10": "cifar",
@@ -41,14 +46,19 @@ _ALIASES = {"mnist": "idx", "fashion-mnist": "idx", "fashionmnist": "idx", "cifa
             "imagefolder": "folder", "edm2": "edm", "dataset_tool": "edm", "dataset-tool": "edm", "zip": "edm"}
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
-__all__ = ["FORMATS", "RawImages", "Images", "detect_format", "read_raw", "prepare", "load_images",
+__all__ = ["FORMATS", "RawImages", "Images", "detect_format", "read_raw", "finish_raw", "prepare", "load_images",
            "resize_u8", "resize_float", "to_grayscale", "u8_to_float", "float_to_u8_if_exact",
            "U8_SCALE", "U8_OFFSET", "VALUE_RANGES"]
 
 
 @dataclass
 class Images:
-    """The pipeline's result: ``images`` (N, C, H, W) uint8 codes (``eight_bit``) or float32 on [-1, 1]."""
+    """The pipeline's result (:func:`prepare`): the images a bank will hold.
+
+    ``images`` (N, C, H, W): uint8 codes when ``eight_bit`` (pixel value ``code/127.5 - 1``), else float32
+    on [-1, 1]; ``labels`` (N,) int64, -1 unlabelled; ``source`` the provenance (reader, selection,
+    transform, warnings); ``stats`` counts (``n_read``, ``n_selected``, ``duplicates_dropped``).
+    """
 
     images: np.ndarray
     labels: np.ndarray
@@ -58,6 +68,8 @@ class Images:
 
 
 def normalise_format(fmt: Optional[str]) -> Optional[str]:
+    """A format name or alias (``mnist``, ``cifar10``, ``npz``, ``edm2``...) -> one of :data:`FORMATS`; None
+    stays None.  Raises ElscliError for an unknown name."""
     if fmt is None:
         return None
     f = str(fmt).lower()
@@ -68,7 +80,10 @@ def normalise_format(fmt: Optional[str]) -> Optional[str]:
 
 
 def detect_format(path: Union[str, Path]) -> str:
-    """Which reader handles ``path``; ElscliError when it does not exist or is not recognised."""
+    """Which reader handles ``path``: one of :data:`FORMATS`, from magic numbers and directory contents.
+
+    Raises ElscliError when it does not exist, is unreadable, is a single image file, or is not recognised.
+    """
     from .cifar import is_cifar_pickle, looks_like_cifar_dir
     from .edm import is_edm_zip, looks_like_edm_dir
     from .folder import IMAGE_SUFFIXES, looks_like_image_folder
@@ -124,13 +139,44 @@ def detect_format(path: Union[str, Path]) -> str:
 
 def read_raw(path: Union[str, Path], fmt: Optional[str] = None, *, coarse: bool = False,
              value_range: Optional[str] = None, layout: Optional[str] = None) -> RawImages:
-    """Read a source with the reader of ``fmt`` (detected when None), without selection or resizing."""
+    """Read a training set with the reader of ``fmt`` (detected when None), without selection or resizing.
+
+    Parameters
+    ----------
+    path : path-like
+        The source (file or directory).
+    fmt : str, optional
+        ``idx``, ``cifar``, ``folder``, ``edm`` or ``npy`` (aliases such as ``mnist``, ``cifar10``, ``npz``
+        too).
+    coarse : bool
+        CIFAR-100: the 20 coarse labels instead of the 100 fine ones.
+    value_range : str, optional
+        Float arrays: the range of their values (a key of :data:`elscli.pixels.VALUE_RANGES`; default
+        ``-1,1``).
+    layout : str, optional
+        Arrays: ``nchw`` or ``nhwc`` (default: from the axis of size 1 or 3).
+
+    Returns
+    -------
+    RawImages
+        uint8 codes (``eight_bit``) or float32 pixels on [-1, 1], (N, C, H, W) or a sequence of (C, H, W);
+        labels (N,) int64 (-1: unlabelled); provenance (and any ``warnings``) in ``source``.
+
+    Raises
+    ------
+    ElscliError
+        Missing or unrecognised source, a malformed file, no images, an unknown option value, or an elscli
+        bank (read those with :func:`elscli.bank.build_bank`).
+    """
     path = Path(path)
     if not path.exists():
         raise ElscliError(f"{str(path)!r} does not exist")
     fmt = normalise_format(fmt) or detect_format(path)
     if value_range is not None and value_range not in VALUE_RANGES:
         raise ElscliError(f"unknown value range {value_range!r}; use one of {', '.join(VALUE_RANGES)}")
+    if fmt == "bank":
+        raise ElscliError(f"{str(path)!r} is an elscli bank, not a training set for the readers; "
+                          "elscli.bank.build_bank (elscli build-bank) reads it")
     if fmt == "idx":
         from .idx import read_idx
 
@@ -147,14 +193,18 @@ def read_raw(path: Union[str, Path], fmt: Optional[str] = None, *, coarse: bool 
         from .edm import read_edm
 
         raw = read_edm(path)
-    elif fmt == "npy":
+    else:
         from .arrays import read_arrays
 
         raw = read_arrays(path, value_range=value_range, layout=layout)
-    else:
-        from .bank_source import read_bank_source
+    return finish_raw(raw, path, fmt)
 
-        raw = read_bank_source(path)
+
+def finish_raw(raw: RawImages, path: Union[str, Path], fmt: str) -> RawImages:
+    """Check that a reader found images, and record ``format`` and ``path_resolved`` in its provenance.
+
+    Returns ``raw`` (modified in place); raises ElscliError when it holds no images."""
+    path = Path(path)
     if len(raw) == 0:
         raise ElscliError(f"{str(path)!r} holds no images")
     raw.source.setdefault("format", fmt)
@@ -164,7 +214,12 @@ def read_raw(path: Union[str, Path], fmt: Optional[str] = None, *, coarse: bool 
 
 # --------------------------------------------------------------------------------------------- transforms
 def resize_u8(img: np.ndarray, size: int) -> np.ndarray:
-    """(C, H, W) uint8 -> (C, size, size) uint8 with Pillow ``resize((size, size), Image.BILINEAR)``."""
+    """Resize an 8-bit image as the paper's torchvision pipeline did.
+
+    (C, H, W) uint8 with C = 1 or 3 -> (C, size, size) uint8, by Pillow ``resize((size, size),
+    Image.BILINEAR)`` on the 8-bit image (an RGB image as one RGB image).  Returned unchanged when already
+    size x size.
+    """
     from PIL import Image
 
     if img.shape[1:] == (size, size):
@@ -178,7 +233,11 @@ def resize_u8(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def resize_float(img: np.ndarray, size: int) -> np.ndarray:
-    """(C, H, W) float32 -> (C, size, size) float32, each channel as a Pillow mode 'F' image, BILINEAR."""
+    """Resize a float image: (C, H, W) float32 on [-1, 1] -> (C, size, size) float32.
+
+    Each channel is resized as a Pillow mode ``'F'`` image with ``Image.BILINEAR`` (the filter of
+    :func:`resize_u8`), then clipped to [-1, 1].  Returned unchanged when already size x size.
+    """
     from PIL import Image
 
     if img.shape[1:] == (size, size):
@@ -189,7 +248,11 @@ def resize_float(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def to_grayscale(img: np.ndarray, eight_bit: bool) -> np.ndarray:
-    """(3, H, W) -> (1, H, W): Pillow ``convert('L')`` on 8-bit, the same ITU-R 601 weights on floats."""
+    """An RGB image to grey: (3, H, W) -> (1, H, W), same dtype; a grey image is returned unchanged.
+
+    8-bit: Pillow ``convert('L')`` (ITU-R 601-2 luma, L = 0.299 R + 0.587 G + 0.114 B, rounded by Pillow);
+    float32: the same weights in float64, clipped to [-1, 1].
+    """
     if img.shape[0] == 1:
         return img
     if eight_bit:
@@ -202,7 +265,11 @@ def to_grayscale(img: np.ndarray, eight_bit: bool) -> np.ndarray:
 
 
 def parse_classes(classes: Union[None, str, Sequence], label_names: Optional[Dict[str, str]]) -> Optional[List[int]]:
-    """``"0,3,7"`` (or folder class names) -> [0, 3, 7]."""
+    """``--classes``: ``"0,3,7"`` (or folder class names, or a sequence) -> sorted unique labels [0, 3, 7].
+
+    ``label_names`` maps label (as str) -> class name.  None gives None (no selection).  Raises
+    ElscliError for an empty list or a token that is neither an integer nor a known class name.
+    """
     if classes is None:
         return None
     tokens = [t.strip() for t in classes.split(",")] if isinstance(classes, str) else [str(c) for c in classes]
@@ -223,25 +290,37 @@ def parse_classes(classes: Union[None, str, Sequence], label_names: Optional[Dic
     return sorted(set(out))
 
 
-def _progress(total: int, description: str, quiet: bool):
-    """elscli's progress reporter (stderr: a bar on a terminal, periodic lines in logs), or a silent stand-in."""
-    try:
-        from ..progress import Progress
-
-        return Progress(total=total, description=description, quiet=quiet, unit="image")
-    except ImportError:  # pragma: no cover - progress module absent
-        import contextlib
-
-        class _Null:
-            def advance(self, n: int = 1) -> None:
-                pass
-
-        return contextlib.nullcontext(_Null())
-
-
 def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limit: Optional[int] = None,
             classes=None, subset_seed: Optional[int] = None, dedup: bool = False, progress: bool = False) -> Images:
-    """Selection, colour conversion, resizing and de-duplication (see the module docstring for the order)."""
+    """Selection, colour conversion, resizing and de-duplication (in that order; see the module docstring).
+
+    Parameters
+    ----------
+    raw : RawImages
+        A reader's output.
+    size : int
+        Resize to size x size (:func:`resize_u8` / :func:`resize_float`); 0 keeps the native size.
+    color : {None, "grayscale", "rgb"}
+        Colour conversion; None keeps the source's channels (grey images join RGB ones as RGB).
+    limit : int, optional
+        Keep at most this many images (after ``classes``): the first ones, or with ``subset_seed`` the
+        indices ``numpy.random.default_rng(subset_seed).choice(n, limit, replace=False)``, sorted.
+    classes : str or sequence, optional
+        Labels (or class names) to keep (:func:`parse_classes`).
+    dedup : bool
+        Drop images identical (SHA-256 of their final bytes) to an earlier one.
+    progress : bool
+        Report the decoding of large image folders on stderr.
+
+    Returns
+    -------
+    Images
+
+    Raises
+    ------
+    ElscliError
+        Empty selection, labels asked of an unlabelled source, bad options, or mixed sizes with ``size=0``.
+    """
     path = raw.source.get("path", "source")
     n0 = len(raw)
     idx = np.arange(n0)
@@ -277,7 +356,8 @@ def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limi
         selected = [imgs[i] for i in idx]
     else:  # lazily-read images (folders): decode only the selected ones, once, with progress on big reads
         selected = []
-        with _progress(int(idx.size), "reading images", quiet=not progress or idx.size < 2000) as bar:
+        with Progress(total=int(idx.size), description="reading images", unit="image",
+                      quiet=not progress or idx.size < 2000) as bar:
             for i in idx:
                 selected.append(imgs[i])
                 bar.advance()
@@ -350,9 +430,9 @@ def load_images(path: Union[str, Path], fmt: Optional[str] = None, *, size: int 
                 limit: Optional[int] = None, classes=None, subset_seed: Optional[int] = None, dedup: bool = False,
                 value_range: Optional[str] = None, layout: Optional[str] = None, coarse: bool = False,
                 progress: bool = False) -> Images:
-    """Read ``path`` and apply selection, colour, resize and dedup: the images a bank will hold.
+    """:func:`read_raw` then :func:`prepare`: the images a bank will hold (see both for the options).
 
-    ``progress`` reports decoding of large image folders on stderr."""
+    Returns :class:`Images`; raises ElscliError as they do."""
     raw = read_raw(path, fmt, coarse=coarse, value_range=value_range, layout=layout)
     return prepare(raw, size=size, color=color, limit=limit, classes=classes, subset_seed=subset_seed, dedup=dedup,
                    progress=progress)

@@ -20,14 +20,20 @@ from typing import Optional
 import numpy as np
 
 from ..errors import ElscliError
-from ._common import (RawImages, as_labels, float_source_to_internal, nonnegative_range_warning,
-                      refuse_if_permission_denied)
+from ..pixels import as_labels, float_source_to_internal, nonnegative_range_warning
+from ._common import RawImages, refuse_if_permission_denied
 
 IMAGE_KEYS = ("images", "x", "x_train", "data", "X", "arr_0")
 LABEL_KEYS = ("labels", "y", "y_train", "targets", "arr_1")
 
 
 def to_nchw(arr: np.ndarray, layout: Optional[str], what: str) -> tuple[np.ndarray, str]:
+    """An image array as (N, C, H, W) and the layout it had (``nchw``, ``nhwc`` or ``nhw``).
+
+    ``arr``: (N, H, W) (one channel), or (N, C, H, W) / (N, H, W, C) with C in {1, 3}; ``layout`` forces the
+    4-D reading, else it comes from the axis of size 1 or 3.  Raises ElscliError for other shapes, an
+    ambiguous layout without ``layout``, or a channel count other than 1 or 3.
+    """
     if arr.ndim == 3:
         return arr[:, None, :, :], "nhw"
     if arr.ndim != 4:
@@ -50,14 +56,18 @@ def to_nchw(arr: np.ndarray, layout: Optional[str], what: str) -> tuple[np.ndarr
     return np.ascontiguousarray(arr), layout
 
 
-def _pick(keys, wanted, what, kind):
-    for k in wanted:
-        if k in keys:
-            return k
-    return None
+def _pick(keys, wanted) -> Optional[str]:
+    """The first of ``wanted`` present in ``keys``, or None."""
+    return next((k for k in wanted if k in keys), None)
 
 
 def read_arrays(path: Path, value_range: Optional[str] = None, layout: Optional[str] = None) -> RawImages:
+    """Read a ``.npy`` or ``.npz`` file (see the module docstring for keys, shapes and dtypes).
+
+    Returns uint8 codes for uint8 (or 0..255 integer, or 8-bit-level float) arrays, else float32 on
+    [-1, 1] (:func:`elscli.pixels.float_source_to_internal`); labels (N,) int64, -1 when absent.  Raises
+    ElscliError for unreadable or pickled files, a missing images array, bad shapes, dtypes or values.
+    """
     path = Path(path)
     what = repr(str(path))
     labels = None
@@ -74,7 +84,7 @@ def read_arrays(path: Path, value_range: Optional[str] = None, layout: Optional[
         else:
             with loaded as z:
                 keys = list(z.keys())
-                images_key = _pick(keys, IMAGE_KEYS, what, "images")
+                images_key = _pick(keys, IMAGE_KEYS)
                 if images_key is None:
                     if len(keys) == 1:
                         images_key = keys[0]
@@ -82,7 +92,7 @@ def read_arrays(path: Path, value_range: Optional[str] = None, layout: Optional[
                         raise ElscliError(f"{what} has no images array (looked for {', '.join(IMAGE_KEYS)}; "
                                           f"it holds {', '.join(keys)})")
                 images = z[images_key]
-                labels_key = _pick([k for k in keys if k != images_key], LABEL_KEYS, what, "labels")
+                labels_key = _pick([k for k in keys if k != images_key], LABEL_KEYS)
                 if labels_key is not None:
                     labels = z[labels_key]
     except ElscliError:

@@ -18,7 +18,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import ElscliError
-from ._common import RawImages, as_labels, refuse_if_permission_denied
+from ..pixels import as_labels
+from ._common import RawImages, refuse_if_permission_denied
 
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -52,6 +53,7 @@ def _load_pickle(data: bytes, what: str) -> Dict[bytes, Any]:
 
 
 def is_cifar_pickle(path: Path) -> bool:
+    """Whether ``path`` starts like a pickle of protocol 2 to 5 (as CIFAR's python batches are)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(2)
@@ -72,6 +74,7 @@ def _batch_names(names: List[str]) -> Tuple[List[str], Optional[str], str]:
 
 
 def looks_like_cifar_dir(path: Path) -> bool:
+    """Whether a directory holds CIFAR-10 ``data_batch_N`` or CIFAR-100 ``train`` pickles."""
     names = [p.name for p in path.iterdir() if p.is_file()]
     batches, _, _ = _batch_names(names)
     return bool(batches) and all(is_cifar_pickle(path / Path(b).name) for b in batches)
@@ -124,6 +127,12 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def read_cifar(path: Path, coarse: bool = False) -> RawImages:
+    """Read CIFAR-10/100 training batches (directory, one batch file or ``.tar.gz``): (N, 3, 32, 32) uint8.
+
+    Labels (N,) int64: CIFAR-10 ``labels``, CIFAR-100 ``fine_labels`` (``coarse_labels`` with ``coarse``);
+    class names from the ``meta`` file when present.  Raises ElscliError for archives or pickles that are
+    corrupt, unreadable, hold no batches, or hold other objects than plain containers and arrays.
+    """
     path = Path(path)
     meta = None
     if path.is_dir():

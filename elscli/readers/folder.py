@@ -26,6 +26,7 @@ def _image_files(directory: Path) -> List[Path]:
 
 
 def looks_like_image_folder(path: Path) -> bool:
+    """Whether a directory holds image files, at its top or in its (non-hidden) sub-folders."""
     if _image_files(path):
         return True
     return any(_image_files(d) for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -33,7 +34,11 @@ def looks_like_image_folder(path: Path) -> bool:
 
 def load_image(path, name: Optional[str] = None) -> np.ndarray:
     """One image (a path, or a binary file object described by ``name`` in messages) as (C, H, W) uint8 with
-    C = 1 (grey) or 3 (RGB)."""
+    C = 1 (grey) or 3 (RGB).
+
+    Palette, alpha and other 8-bit modes are converted with Pillow (``P``/``RGBA``/``CMYK``... -> ``RGB``,
+    ``1``/``LA`` -> ``L``).  Raises ElscliError for unreadable files and 16-bit or float images.
+    """
     from PIL import Image, UnidentifiedImageError
 
     what = name if name is not None else repr(str(path))
@@ -61,7 +66,10 @@ def load_image(path, name: Optional[str] = None) -> np.ndarray:
 
 
 class LazyImages(Sequence):
-    """Image files decoded on access (so ``--classes`` / ``--limit`` decode only the images they keep)."""
+    """Image files decoded on access (so ``--classes`` / ``--limit`` decode only the images they keep).
+
+    ``images[i]`` is :func:`load_image` of the i-th file: (C, H, W) uint8.
+    """
 
     def __init__(self, files: List[Path]):
         self.files = list(files)
@@ -74,6 +82,12 @@ class LazyImages(Sequence):
 
 
 def read_folder(path: Path) -> RawImages:
+    """Read an image folder (see the module docstring): lazily decoded uint8 images and int64 labels.
+
+    With class sub-folders, labels are 0..K-1 in sorted folder-name order and ``source["label_names"]``
+    keeps the names; a flat folder is unlabelled (-1).  Raises ElscliError when ``path`` is not a directory
+    or holds no image files.
+    """
     path = Path(path)
     if not path.is_dir():
         raise ElscliError(f"{str(path)!r} is not a directory (an image folder source must be one)")

@@ -16,7 +16,8 @@ from typing import List, Optional
 import numpy as np
 
 from ..errors import ElscliError
-from ._common import RawImages, as_labels, peek, read_maybe_gzip
+from ..pixels import as_labels
+from ._common import RawImages, peek, read_maybe_gzip
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
@@ -24,12 +25,17 @@ _IDX_TYPES = {0x08: np.uint8}
 
 
 def is_idx_file(path: Path) -> bool:
+    """Whether ``path`` (raw or gzipped) starts with a uint8 IDX header of 1 or 3 dimensions."""
     head = peek(path, 4)
     return len(head) == 4 and head[0] == 0 and head[1] == 0 and head[2] == 0x08 and head[3] in (1, 3)
 
 
 def parse_idx(path: Path, expected_magic: int) -> np.ndarray:
-    """Parse one IDX file, checking its magic number and that the data length matches the header."""
+    """Parse one IDX file, checking its magic number and that the data length matches the header.
+
+    Returns the data as uint8 with the header's dimensions (images (N, rows, cols), labels (N,)).  Raises
+    ElscliError for a wrong magic number, a truncated file or trailing bytes.
+    """
     data = read_maybe_gzip(path)
     what = "images" if expected_magic == IMAGES_MAGIC else "labels"
     if len(data) < 4:
@@ -57,7 +63,7 @@ _IMAGE_NAME = re.compile(r"images?[-_.]?idx3", re.I)
 
 
 def labels_path_for(images_path: Path) -> Optional[Path]:
-    """The labels file beside an images file, by MNIST's naming convention (gz or not)."""
+    """The labels file beside an images file, by MNIST's naming convention (gz or not); None when absent."""
     name = images_path.name
     cands: List[str] = []
     m = _IMAGE_NAME.search(name)
@@ -76,7 +82,8 @@ def labels_path_for(images_path: Path) -> Optional[Path]:
 
 
 def find_pair(directory: Path) -> tuple[Path, Optional[Path]]:
-    """The images file (and its labels file) in a directory: the training pair when there are several."""
+    """The images file (and its labels file, or None) in a directory: the ``train*`` pair when there are
+    several.  Raises ElscliError when there is no images file or several without one training file."""
     files = sorted(p for p in directory.iterdir() if p.is_file() and is_idx_file(p))
     images = [p for p in files if peek(p, 4)[3:4] == b"\x03"]
     if not images:
@@ -92,6 +99,11 @@ def find_pair(directory: Path) -> tuple[Path, Optional[Path]]:
 
 
 def read_idx(path: Path) -> RawImages:
+    """Read MNIST-style IDX images (a directory or the images file): (N, 1, rows, cols) uint8 codes.
+
+    Labels (N,) int64 come from the labels file beside the images (-1 with a note on stderr when there is
+    none).  Raises ElscliError for malformed files and mismatched counts.
+    """
     path = Path(path)
     if path.is_dir():
         images_path, labels_path = find_pair(path)
