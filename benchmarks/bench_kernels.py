@@ -37,8 +37,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="3,7,15")
     args = ap.parse_args()
 
-    from elscli import machines, noise
-    from elscli.machines import denoise
+    from elscli import noise
+    from elscli.machines import DEFAULT_OPTIONS, denoise, make_denoiser, patch_dictionary
 
     bank = mnist_bank(args.images)
     base = numpy_baseline()
@@ -47,30 +47,27 @@ def main() -> None:
     cores = threads()
     denoise("els", x, args.t, bank.subset(np.arange(8)), 3)       # compile outside the timings
     denoise("bbels", x, args.t, bank.subset(np.arange(8)), 3)
+    shift_only = DEFAULT_OPTIONS.replace(tree_min_precision=())
     rows = []
     for P in [int(p) for p in args.sizes.split(",")]:
         t_base = best_of(lambda: base.els_x0(x[0].astype(np.float32), bank.images, args.t, P), args.repeat)
         want = base.els_x0(x[0].astype(np.float32), bank.images, args.t, P)
         a, b = noise.scales(args.t)
-        tree = machines._use_tree("els", P, a, b, len(bank), C, H, W)
-        chosen = machines._use_tree
+        tree = make_denoiser("els", bank, patch_size=P).dictionary(np.arange(len(bank)), P).uses_tree(a, b)
         for path in (("patch tree", "shift kernel") if tree else ("shift kernel",)):
-            if path == "shift kernel":
-                machines._use_tree = lambda *a: False
-            try:
-                for machine in ("els", "bbels"):
-                    machines._PATCH_TREES.entries.clear()
-                    t0 = time.perf_counter()
-                    out = denoise(machine, x, args.t, bank, P)          # includes the tree's build, if any
-                    first = time.perf_counter() - t0
-                    secs = best_of(lambda: denoise(machine, x, args.t, bank, P), args.repeat)
-                    pairs = dictionary_pairs(machine, P, H, W, len(bank))
-                    agree = f"{np.abs(out[0] - want).max() / np.abs(want).max():.1e}" if machine == "els" else "-"
-                    label = path if path == "shift kernel" else f"patch tree (first call {first:.2f} s)"
-                    rows.append([machine, P, label, f"{secs:.3f}", f"{pairs / secs / cores / 1e6:.0f}",
-                                 f"{t_base:.3f}", f"{t_base / secs:.1f}x", agree])
-            finally:
-                machines._use_tree = chosen
+            options = shift_only if path == "shift kernel" else DEFAULT_OPTIONS
+            for machine in ("els", "bbels"):
+                patch_dictionary._TREES.clear()
+                patch_dictionary._DICTIONARIES.clear()
+                t0 = time.perf_counter()
+                out = denoise(machine, x, args.t, bank, P, options=options)   # includes the tree's build, if any
+                first = time.perf_counter() - t0
+                secs = best_of(lambda: denoise(machine, x, args.t, bank, P, options=options), args.repeat)
+                pairs = dictionary_pairs(machine, P, H, W, len(bank))
+                agree = f"{np.abs(out[0] - want).max() / np.abs(want).max():.1e}" if machine == "els" else "-"
+                label = path if path == "shift kernel" else f"patch tree (first call {first:.2f} s)"
+                rows.append([machine, P, label, f"{secs:.3f}", f"{pairs / secs / cores / 1e6:.0f}",
+                             f"{t_base:.3f}", f"{t_base / secs:.1f}x", agree])
     print(f"# bench_kernels: {len(bank)} MNIST images {H}x{W}, t={args.t}, {cores} Numba threads, "
           f"best of {args.repeat}, {platform.processor() or platform.machine()}")
     print(markdown_table(["machine", "P", "path", "seconds", "Mpairs/s/core", "baseline s", "vs baseline",

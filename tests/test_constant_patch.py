@@ -4,11 +4,10 @@ Both are pure speed devices: results must equal the oracle, and equal the kernel
 import numpy as np
 import pytest
 
-from elscli import machines
 from elscli.kernels import constant_patch
 from elscli.kernels.config import MAX_IMAGES_PER_BLOCK, lanes_per_block
 from elscli.kernels.shift_softmax import transpose_blocks
-from elscli.machines import denoise_with_provenance, dictionary_groups
+from elscli.machines import DEFAULT_OPTIONS, denoise_with_provenance, machine_class
 
 from agreement import assert_independent_of_threads_and_batch, assert_matches_oracle
 from oracle import cosine_legacy, rel_err
@@ -23,9 +22,8 @@ def digits(shared_data):
     return g["bank_images"][:12].copy()
 
 
-def _without_constant_patch(monkeypatch):
-    monkeypatch.setattr(constant_patch, "MIN_CONSTANT_FRACTION", 2.0)   # never active
-    monkeypatch.setattr(machines, "_CONSTANT_PATCHES", machines._ConstantPatchCache())
+#: Kernel options under which the constant patch is never split off.
+WITHOUT_CONSTANT_PATCH = DEFAULT_OPTIONS.replace(min_constant_fraction=2.0)
 
 
 def mask_oracle(images, P, value):
@@ -67,7 +65,7 @@ def test_the_constant_value_is_the_background_of_digits(digits):
 def test_digits_have_mostly_constant_small_patches(digits):
     K = lanes_per_block(len(digits))
     yt = transpose_blocks(digits, np.arange(len(digits)), K)
-    const = constant_patch.ConstantPatches(yt, np.arange(len(digits)), 3, dictionary_groups("els", 3, 32, 32),
+    const = constant_patch.ConstantPatches(yt, np.arange(len(digits)), 3, machine_class("els").groups(3, 32, 32),
                                            np.array([-1.0], np.float32))
     assert const.active and 0.4 < const.fraction < 0.8
     # every pixel's dictionary (all valid centres) holds the same number of copies
@@ -76,14 +74,13 @@ def test_digits_have_mostly_constant_small_patches(digits):
 
 @pytest.mark.parametrize("machine", PATCH_MACHINES)
 @pytest.mark.parametrize("t", [0.02, 0.1, 0.5, 0.95])
-def test_same_results_with_and_without_the_constant_patch(machine, t, digits, monkeypatch):
+def test_same_results_with_and_without_the_constant_patch(machine, t, digits):
     rng = np.random.default_rng(int(t * 100))
     a, b = cosine_legacy(t)
     x = a * digits[[3, 7]] + b * rng.standard_normal(digits[[3, 7]].shape)
     bank = digits[:10]
     with_const = denoise_with_provenance(machine, x, t, bank, 5)
-    _without_constant_patch(monkeypatch)
-    without = denoise_with_provenance(machine, x, t, bank, 5)
+    without = denoise_with_provenance(machine, x, t, bank, 5, options=WITHOUT_CONSTANT_PATCH)
     assert rel_err(with_const[0], without[0]) < 1e-12
     for name in ("image", "row", "col"):
         np.testing.assert_array_equal(getattr(with_const[1], name), getattr(without[1], name))

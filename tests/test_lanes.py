@@ -4,11 +4,11 @@ import math
 import numpy as np
 import pytest
 
-from elscli.kernels import lanes, patch_tree
+from elscli.kernels import lanes
 from elscli.kernels.config import SKIP_LOG_RATIO
 from elscli.kernels.lanes import compress_live
 from elscli.kernels.softmax_state import add_weights, add_weights_live, empty_state
-from elscli.machines import denoise_with_provenance
+from elscli.machines import DEFAULT_OPTIONS, denoise_with_provenance
 
 from agreement import assert_matches_oracle
 from oracle import cosine_legacy, rel_err
@@ -60,20 +60,19 @@ def test_weight_sums_over_live_lanes_match_all_lanes():
 
 @pytest.mark.parametrize("machine", ["els", "bbels"])
 @pytest.mark.parametrize("t", [0.05, 0.3])
-def test_shift_kernel_with_and_without_compression_agree(machine, t, shared_data, monkeypatch):
+def test_shift_kernel_with_and_without_compression_agree(machine, t, shared_data):
     """The kernel's two ways of summing a block whose lanes are mostly negligible (compressed live lanes,
     or 8-lane chunks gathered) agree with each other, and the one the other tests do not take on this CPU
     with the oracle."""
     bank = np.load(shared_data / "golden" / "reference-scores-mnist.npz")["bank_images"][:24, :, 6:26, 6:26].copy()
-    monkeypatch.setattr(patch_tree, "MIN_PRECISION", {})      # the shift kernel throughout
     rng = np.random.default_rng(int(t * 100))
     a, b = cosine_legacy(t)
     x = a * bank[[3]] + b * rng.standard_normal((1, 1, 20, 20))
     results = []
-    for on in (True, False):
-        monkeypatch.setattr(lanes, "COMPRESS_LANES", on and lanes.HAS_COMPRESS_STORE)
-        results.append(denoise_with_provenance(machine, x, t, bank, 7))
-    assert_matches_oracle(machine, x, bank, t, 7, tol=1e-9)    # without compression
+    for on in (True, False):                # the shift kernel throughout (no patch tree)
+        options = DEFAULT_OPTIONS.replace(tree_min_precision=(), compress_lanes=on and lanes.HAS_COMPRESS_STORE)
+        results.append(denoise_with_provenance(machine, x, t, bank, 7, options=options))
+    assert_matches_oracle(machine, x, bank, t, 7, tol=1e-9, options=options)    # without compression
     (x_on, p_on), (x_off, p_off) = results
     assert rel_err(x_on, x_off) < 1e-12
     for name in ("image", "row", "col"):

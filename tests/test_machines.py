@@ -311,25 +311,26 @@ def _window_sizes(machine, P, C, H, W):
 @pytest.mark.parametrize("P", [3, 5])
 @pytest.mark.parametrize("zeros", [1, 512], ids=["one-block", "two-blocks"])
 @pytest.mark.parametrize("path", ["default", "shift-kernel", "shift-kernel-uncompressed"])
-def test_weights_within_e40_of_the_maximum_are_never_left_out(machine, P, zeros, path, monkeypatch):
+def test_weights_within_e40_of_the_maximum_are_never_left_out(machine, P, zeros, path):
     """elscli's exactness rule: only weights below e^-40 of a pixel's largest may be skipped.
 
     A black image (weight 1 for the black query) and a grey one c = 0.5 whose weight is e^-39.5 at interior
     pixels: x0_hat = n1 e^L c / (n0 + n1 e^L) ~ 1e-18, not 0 — the grey patches may not be dropped, by the
     shift kernel (blocks, 8-lane chunks, compressed lanes), the patch tree or the constant patch."""
-    from elscli.kernels import lanes, patch_tree
+    from elscli.machines import DEFAULT_OPTIONS
 
+    options = DEFAULT_OPTIONS
     if path != "default":
-        monkeypatch.setattr(patch_tree, "MIN_PRECISION", {})
+        options = options.replace(tree_min_precision=())
     if path == "shift-kernel-uncompressed":
-        monkeypatch.setattr(lanes, "COMPRESS_LANES", False)
+        options = options.replace(compress_lanes=False)
     C, H, W, c = 1, 8, 8, 0.5
     bank = np.zeros((zeros + 1, C, H, W), np.float32)
     bank[-1] = c                                          # in the second block when there are 512 black ones
     full = C * H * W if machine == "is" else C * P * P
     L_interior = -39.5
     b = math.sqrt(c * c * full / (2 * -L_interior))       # a = 1: log w(grey) - log w(black) = -c^2 m / (2 b^2)
-    x0 = denoise(machine, np.zeros((1, C, H, W)), None, bank, P, a=1.0, b=b)[0, 0]
+    x0 = denoise(machine, np.zeros((1, C, H, W)), None, bank, P, a=1.0, b=b, options=options)[0, 0]
     L = -c * c * _window_sizes(machine, P, C, H, W) / (2 * b * b)
     want = np.exp(L) * c / (zeros + np.exp(L))
     assert L.min() == pytest.approx(L_interior)
@@ -359,3 +360,192 @@ def test_two_threads_really_run_two_threads():
             assert numba.get_num_threads() == k
             assert sorted(set(thread_ids(4096).tolist())) == list(range(k))
     assert numba.get_num_threads() == before
+
+
+# ------------------------------------------------------------------------- the denoiser interface
+
+def test_a_denoiser_built_once_equals_the_functional_api(real_bank):
+    rng = np.random.default_rng(20)
+    x = rng.standard_normal((2,) + real_bank.shape[1:])
+    for machine in MACHINES:
+        params = {} if machine == "is" else {"patch_size": 5}
+        D = elscli.machines.make_denoiser(machine, real_bank, **params)
+        for t in (0.2, 0.6):
+            got, prov = D.denoise_with_provenance(x, t)
+            want, wprov = denoise_with_provenance(machine, x, t, real_bank, 5)
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(D(x, t), want)
+            for name in ("image", "row", "col", "weight", "entropy"):
+                np.testing.assert_array_equal(getattr(prov, name), getattr(wprov, name))
+            np.testing.assert_array_equal(D.score(x, t), score(machine, x, t, real_bank, 5))
+
+
+def test_a_patch_size_schedule_is_evaluated_at_each_time(real_bank):
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((1,) + real_bank.shape[1:])
+    D = elscli.machines.make_denoiser("els", real_bank, patch_size={0.8: 7, 0.3: 3})
+    np.testing.assert_array_equal(D(x, 0.8), denoise("els", x, 0.8, real_bank, 7))
+    np.testing.assert_array_equal(D(x, 0.3), denoise("els", x, 0.3, real_bank, 3))
+    with pytest.raises(ElscliError, match="no value at t=0.5"):
+        D(x, 0.5)
+    D2 = elscli.machines.make_denoiser("bbels", real_bank, patch_size=lambda t: 3 if t < 0.5 else 5)
+    np.testing.assert_array_equal(D2(x, 0.7), denoise("bbels", x, 0.7, real_bank, 5))
+    with pytest.raises(ElscliError, match="odd positive"):
+        elscli.machines.make_denoiser("ls", real_bank, patch_size={0.5: 4})(x, 0.5)
+
+
+def test_prepare_builds_the_trees_of_the_schedule_before_any_call(real_bank):
+    """After prepare(times) a call finds every dictionary built: the tree where the routing takes it (P = 3
+    at any noise), none where it does not (P = 7)."""
+    D = elscli.machines.make_denoiser("bbels", real_bank, patch_size={0.9: 7, 0.1: 3})
+    D.prepare([0.9, 0.1])
+    index = np.arange(len(real_bank))
+    small, large = D.dictionary(index, 3), D.dictionary(index, 7)
+    assert small.tree is not None and small.blocks is not None and small.constant is not None
+    assert large.tree is None and large.blocks is not None
+    x = np.random.default_rng(22).standard_normal((1,) + real_bank.shape[1:])
+    np.testing.assert_array_equal(D(x, 0.1), denoise("bbels", x, 0.1, real_bank, 3))
+
+
+def test_bad_parameters_are_one_line_errors(real_bank):
+    with pytest.raises(ElscliError, match="has no parameter 'sigma'"):
+        elscli.machines.make_denoiser("els", real_bank, patch_size=3, sigma=0.1)
+    with pytest.raises(ElscliError, match="needs a patch size"):
+        elscli.machines.make_denoiser("ls", real_bank)
+    with pytest.raises(ElscliError, match="unknown machine"):
+        elscli.machines.make_denoiser("wiener", real_bank)
+
+
+def test_a_new_machine_is_one_class(real_bank):
+    """A machine registered from outside the package runs through the same calls (labels, single images,
+    scales) and reports that it has no provenance."""
+    from elscli.machines import Denoiser, Parameter, interface
+
+    def check_weight(v, shape):
+        if not 0.0 <= float(v) <= 1.0:
+            raise ElscliError(f"weight must lie in [0, 1], got {v}")
+        return float(v)
+
+    class Blend(Denoiser):
+        name = "test-blend"
+        parameters = (Parameter("weight", "share of the dictionary mean", check_weight, default=0.5),)
+        has_provenance = False
+
+        def _denoise(self, x, index, t, a, b, values, provenance):
+            mean = self.bank.images[index].astype(np.float64).mean(axis=0)
+            return values["weight"] * mean + (1 - values["weight"]) * x / max(a, 1e-12), None
+
+    elscli.machines.register(Blend)
+    try:
+        bank = elscli.Bank.from_arrays(real_bank, np.array([0, 1, 0, 1, 0, 1]))
+        D = elscli.machines.make_denoiser("test-blend", bank, weight=1.0)
+        x = np.zeros((2,) + real_bank.shape[1:])
+        got = D(x, 0.5, label=[1, -1])
+        np.testing.assert_allclose(got[0], real_bank[[1, 3, 5]].astype(np.float64).mean(0))
+        np.testing.assert_allclose(got[1], real_bank.astype(np.float64).mean(0))
+        assert D(x[0], 0.5).shape == x[0].shape
+        with pytest.raises(ElscliError, match="no provenance"):
+            D.denoise_with_provenance(x, 0.5)
+        with pytest.raises(ElscliError, match=r"weight must lie in \[0, 1\]"):
+            elscli.machines.make_denoiser("test-blend", bank, weight=2.0)
+    finally:
+        interface._REGISTRY.pop("test-blend")
+
+
+# ------------------------------------------------------------------ banks: one check, content keys
+
+@pytest.mark.parametrize("machine", MACHINES)
+@pytest.mark.parametrize("P", [3, 7])
+def test_a_bank_changed_in_place_is_never_served_from_a_cache(machine, P):
+    """Issue 13's snippet, for every machine and both kernel routes (P = 3: the patch tree for ELS and the
+    bbELS interior; P = 7: the shift kernel), through every cache (blocks, constant patches, trees,
+    dictionaries, checked banks): after X[:] = ..., the result is that of a fresh copy of X."""
+    X = np.random.default_rng(0).uniform(-1, 1, (6, 1, 8, 8)).astype(np.float32)
+    X[:, :, :3, :3] = -1.0                            # some flat patches: the constant patch takes part
+    x = np.random.default_rng(1).standard_normal((1, 1, 8, 8))
+    y0, p0 = denoise_with_provenance(machine, x, 0.5, X, P)
+    X[:] = np.random.default_rng(2).uniform(-1, 1, X.shape)
+    y1, p1 = denoise_with_provenance(machine, x, 0.5, X, P)
+    want, wprov = denoise_with_provenance(machine, x, 0.5, X.copy(), P)
+    assert not np.array_equal(y0, want)
+    np.testing.assert_array_equal(y1, want)
+    np.testing.assert_array_equal(p1.image, wprov.image)
+    np.testing.assert_array_equal(p1.weight, wprov.weight)
+
+
+@pytest.mark.parametrize("machine", MACHINES)
+def test_a_bank_objects_images_changed_in_place_are_never_served_from_a_cache(machine):
+    rng = np.random.default_rng(3)
+    bank = elscli.Bank.from_arrays(rng.uniform(-1, 1, (6, 1, 8, 8)).astype(np.float32), np.arange(6) % 2)
+    x = rng.standard_normal((2, 1, 8, 8))
+    D = elscli.machines.make_denoiser(machine, bank, **({} if machine == "is" else {"patch_size": 3}))
+    y0 = D(x, 0.5, label=[0, -1])
+    if bank.images.flags.writeable:                   # a Bank whose images can change: changed in place
+        bank.images[:] = rng.uniform(-1, 1, bank.images.shape)
+        want = denoise(machine, x, 0.5, elscli.Bank.from_arrays(bank.images.copy(), np.arange(6) % 2), 3,
+                       label=[0, -1])
+        got = denoise(machine, x, 0.5, bank, 3, label=[0, -1])
+        assert not np.array_equal(got, y0)
+        np.testing.assert_array_equal(got, want)
+        # a denoiser built before the change keeps the images it was built for
+        np.testing.assert_array_equal(D(x, 0.5, label=[0, -1]), y0)
+    else:                                             # read-only images: they cannot change
+        with pytest.raises(ValueError):
+            bank.images[:] = 0.0
+
+
+def test_frozen_arrays_are_used_as_they_are_and_writeable_ones_copied():
+    from elscli.machines import training_set
+
+    X = np.random.default_rng(4).uniform(-1, 1, (3, 1, 5, 5)).astype(np.float32)
+    ts = training_set(X)
+    assert ts.images is not X and not ts.images.flags.writeable
+    assert training_set(X).key == ts.key == training_set(X.copy()).key
+    X.flags.writeable = False
+    assert training_set(X).images is X
+    Y = X.copy()
+    Y[0, 0, 0, 0] += 0.25
+    assert training_set(Y).key != ts.key
+    # remembered while writeable, changed, then frozen: the change is seen
+    Z = X.copy()
+    before = training_set(Z).key
+    Z[1, 0, 2, 2] = -Z[1, 0, 2, 2]
+    Z.flags.writeable = False
+    assert training_set(Z).key != before and training_set(Z).images is Z
+
+
+@pytest.mark.parametrize("bank,message", [
+    (np.full((2, 1, 8, 8), np.nan, np.float32), "NaN or infinite"),
+    (np.full((2, 1, 8, 8), -np.inf), "NaN or infinite"),
+    (np.zeros((2, 8, 8), np.float32), r"\(N, C, H, W\)"),
+    (np.zeros((2, 1, 8, 8), complex), "real"),
+    (np.zeros((2, 1, 8, 8), bool), "real"),
+    (np.zeros((0, 1, 8, 8), np.float32), "at least one"),
+    (np.array([[[["a"]]]]), "real"),
+])
+@pytest.mark.parametrize("machine", MACHINES)
+def test_bad_raw_banks_are_one_line_errors(bank, message, machine):
+    with pytest.raises(ElscliError, match=message) as info:
+        denoise(machine, np.zeros((1, 1, 8, 8)), 0.5, bank, 3)
+    assert "\n" not in str(info.value)
+
+
+def test_banks_of_any_range_and_channel_count_are_accepted():
+    """Latent banks: values far outside [-1, 1], four channels — the machines still agree with the oracle."""
+    rng = np.random.default_rng(5)
+    bank = (rng.standard_normal((5, 4, 6, 6)) * 7).astype(np.float32)
+    x = rng.standard_normal((1, 4, 6, 6)) * 7
+    for machine in MACHINES:
+        assert_matches_oracle(machine, x, bank, 0.5, None if machine == "is" else 3)
+
+
+def test_the_content_cache_drops_the_least_recently_used():
+    from elscli.machines.cache import ContentCache
+
+    built = []
+    cache = ContentCache(2)
+    make = lambda k: cache.get(k, lambda: built.append(k) or k)
+    for k in ("a", "b", "a", "c", "a", "b"):
+        make(k)
+    assert built == ["a", "b", "c", "b"]
+    assert len(cache) == 2 and "a" in cache and "b" in cache

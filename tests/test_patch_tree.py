@@ -3,9 +3,8 @@ and to the shift kernel whatever the noise level, thread count and batch."""
 import numpy as np
 import pytest
 
-from elscli.kernels import patch_tree
 from elscli.kernels.patch_tree import PatchTree, dedup
-from elscli.machines import denoise_with_provenance
+from elscli.machines import DEFAULT_OPTIONS, denoise_with_provenance
 
 from agreement import assert_independent_of_threads_and_batch, assert_matches_oracle
 from oracle import cosine_legacy, rel_err
@@ -20,14 +19,9 @@ def digits(shared_data):
     return g["bank_images"][:12].copy()
 
 
-@pytest.fixture
-def always_tree(monkeypatch):
-    monkeypatch.setattr(patch_tree, "MIN_PRECISION", {1: 0.0, 3: 0.0, 5: 0.0, 7: 0.0})
-
-
-@pytest.fixture
-def never_tree(monkeypatch):
-    monkeypatch.setattr(patch_tree, "MIN_PRECISION", {})
+#: Kernel options: the patch tree for every patch size at every noise level, or never.
+ALWAYS_TREE = DEFAULT_OPTIONS.replace(tree_min_precision=((1, 0.0), (3, 0.0), (5, 0.0), (7, 0.0)))
+NEVER_TREE = DEFAULT_OPTIONS.replace(tree_min_precision=())
 
 
 def all_patches(images, index, P):
@@ -109,31 +103,29 @@ def test_hash_order_is_a_stable_sort_by_the_top_bits():
 @pytest.mark.parametrize("machine", TREE_MACHINES)
 @pytest.mark.parametrize("t", [0.03, 0.3, 0.9])
 @pytest.mark.parametrize("P", [3, 5])
-def test_tree_matches_the_oracle_at_any_noise(machine, t, P, digits, always_tree):
+def test_tree_matches_the_oracle_at_any_noise(machine, t, P, digits):
     rng = np.random.default_rng([P, int(t * 100)])
     a, b = cosine_legacy(t)
     bank = digits[:6, :, 6:26, 7:25]
     x = a * digits[[9], :, 6:26, 7:25] + b * rng.standard_normal((1, 1, 20, 18))
-    assert_matches_oracle(machine, x, bank, t, P, tol=1e-9, entropy_rtol=1e-7)
+    assert_matches_oracle(machine, x, bank, t, P, tol=1e-9, entropy_rtol=1e-7, options=ALWAYS_TREE)
 
 
 @pytest.mark.parametrize("machine", TREE_MACHINES)
-def test_tree_matches_the_oracle_on_rgb_random_banks(machine, always_tree):
+def test_tree_matches_the_oracle_on_rgb_random_banks(machine):
     rng = np.random.default_rng(5)
     bank = np.round(rng.uniform(-1, 1, (5, 3, 7, 8)) * 2).astype(np.float32) / 2    # coarse: duplicates
     x = rng.standard_normal((2, 3, 7, 8))
-    assert_matches_oracle(machine, x, bank, 0.1, 3, tol=1e-9)
+    assert_matches_oracle(machine, x, bank, 0.1, 3, tol=1e-9, options=ALWAYS_TREE)
 
 
 @pytest.mark.parametrize("machine", TREE_MACHINES)
-def test_tree_and_shift_kernel_agree_on_real_digits(machine, digits, monkeypatch):
+def test_tree_and_shift_kernel_agree_on_real_digits(machine, digits):
     rng = np.random.default_rng(8)
     a, b = cosine_legacy(0.05)
     x = a * digits[[10, 11]] + b * rng.standard_normal((2, 1, 32, 32))
-    monkeypatch.setattr(patch_tree, "MIN_PRECISION", {3: 0.0})
-    tree = denoise_with_provenance(machine, x, 0.05, digits[:10], 3)
-    monkeypatch.setattr(patch_tree, "MIN_PRECISION", {})
-    shift = denoise_with_provenance(machine, x, 0.05, digits[:10], 3)
+    tree = denoise_with_provenance(machine, x, 0.05, digits[:10], 3, options=ALWAYS_TREE)
+    shift = denoise_with_provenance(machine, x, 0.05, digits[:10], 3, options=NEVER_TREE)
     assert rel_err(tree[0], shift[0]) < 1e-12
     for name in ("image", "row", "col"):
         np.testing.assert_array_equal(getattr(tree[1], name), getattr(shift[1], name))
@@ -141,12 +133,13 @@ def test_tree_and_shift_kernel_agree_on_real_digits(machine, digits, monkeypatch
 
 
 @pytest.mark.parametrize("machine", TREE_MACHINES)
-def test_tree_results_do_not_depend_on_threads_batch_or_copies(machine, digits, always_tree):
+def test_tree_results_do_not_depend_on_threads_batch_or_copies(machine, digits):
     rng = np.random.default_rng(4)
     a, b = cosine_legacy(0.05)
     x = a * digits[[1, 2]] + b * rng.standard_normal((2, 1, 32, 32))
-    one = assert_independent_of_threads_and_batch(machine, x, digits, 0.05, 3)
-    doubled = denoise_with_provenance(machine, x, 0.05, np.concatenate([digits, digits]), 3)
+    one = assert_independent_of_threads_and_batch(machine, x, digits, 0.05, 3, options=ALWAYS_TREE)
+    doubled = denoise_with_provenance(machine, x, 0.05, np.concatenate([digits, digits]), 3,
+                                      options=ALWAYS_TREE)
     assert rel_err(doubled[0], one[0]) < 1e-12
     np.testing.assert_array_equal(doubled[1].image, one[1].image)       # the first copy dominates
     np.testing.assert_allclose(doubled[1].weight, one[1].weight / 2, rtol=1e-9)

@@ -6,8 +6,9 @@ skipping whole chunks saves little.  :func:`compress_live` copies the live lanes
 values to the front of two buffers, 8 lanes per step with vector compress stores
 (``llvm.masked.compressstore``: one AVX-512 ``vcompresspd``/``vcompressps`` each), which costs about a
 quarter of what an exp and its sums cost per lane (measured: 81 ns against 290 ns per 504 lanes).  On
-CPUs without AVX-512 LLVM lowers the compress store to scalar code, so :data:`COMPRESS_LANES` (passed to
-the kernel by :mod:`elscli.machines`) keeps them off this path there.
+CPUs without AVX-512 LLVM lowers the compress store to scalar code, so the machines keep off this path
+there (``KernelOptions.compress_lanes`` of :mod:`elscli.machines.patch_dictionary` defaults to
+:data:`HAS_COMPRESS_STORE`).
 """
 import llvmlite.binding as llvm
 from llvmlite import ir
@@ -28,10 +29,6 @@ def _host_has_avx512f() -> bool:
 
 #: Whether this CPU has vector compress stores (AVX-512F), without which compressing would not pay.
 HAS_COMPRESS_STORE = _host_has_avx512f()
-
-#: Whether the machines compress live lanes (read at each call: the tests switch it off to check the
-#: other path).
-COMPRESS_LANES = HAS_COMPRESS_STORE
 
 
 @intrinsic

@@ -164,8 +164,9 @@ def offer_dominant(state, p, mx, tol, lw, n, u, v):
 
 @njit(fastmath=FASTMATH, cache=True)
 def block_max(values, n):
-    """The largest of the log weights values[:n], n >= 1 (finite values).  Eight independent running maxima, written as selects,
-    so that LLVM vectorises the reduction (a plain ``max`` loop stays scalar without the ``nnan`` flag)."""
+    """The largest of the log weights values[:n], n >= 1 (finite values).  Eight independent running maxima,
+    written as selects, so that LLVM vectorises the reduction (a plain ``max`` loop stays scalar without the
+    ``nnan`` flag)."""
     m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = values[0]
     n8 = n - n % 8
     for k in range(0, n8, 8):

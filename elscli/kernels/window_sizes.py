@@ -146,7 +146,7 @@ def window_sizes_softmax(x, yt, nimg, radii, s1, s2, compress):
     x: (B, C, H, W) float64 queries (unpadded); yt: (nblk, H, W, C, K) float32 training images in blocks
     (:func:`.shift_softmax.transpose_blocks`), the first ``nimg`` lanes valid; radii: (Q,) int64 >= 0;
     s1 = a / b^2, s2 = a^2 / 2b^2; ``compress``: compress live lanes before the exps where at most half are
-    live (:data:`.lanes.COMPRESS_LANES`).  Blocks are merged in block order whatever the thread count."""
+    live (``KernelOptions.compress_lanes``).  Blocks are merged in block order whatever the thread count."""
     B, C, H, W = x.shape
     nblk = yt.shape[0]
     K = yt.shape[4]

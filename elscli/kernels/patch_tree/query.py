@@ -321,12 +321,11 @@ def tree_softmax(xq, pixels, P, scales, tree, ext):
     # Named tuples are unpacked before the prange loop and built again inside it (see
     # :mod:`..softmax_state`: Numba loses writes through named tuples in parallel functions).
     em, es, et, eld, eacc, edom = ext.m, ext.s, ext.t, ext.ld, ext.acc, ext.dom
-    B, C = xq.shape[0], xq.shape[1]
+    B = xq.shape[0]
     r = P // 2
     H = xq.shape[2] - 2 * r
     W = xq.shape[3] - 2 * r
     npix = pixels.shape[0]
-    D = lo.shape[1]
     out_work = np.zeros((B, npix, 2), dtype=np.int64)
     leaf_max = 0
     for node in range(start.shape[0]):
