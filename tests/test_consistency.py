@@ -284,3 +284,52 @@ def test_cohens_kappa_of_a_known_table():
     assert C.agreement(ref, ref).kappa == pytest.approx(1.0)
     assert np.isnan(C.agreement(np.ones(5, bool), np.ones(5, bool)).kappa)    # one class only: undefined
     assert C.agreement(np.ones(5, bool), np.ones(5, bool)).as_dict()["kappa"] is None
+
+
+# ================================================================================================ the sweep
+def _finals(name, images, seeds, params):
+    S = len(images)
+    return C.Finals(name, "run", "bbels", images.astype(np.float32), np.arange(S, dtype=np.int64),
+                    np.full(S, -1, np.int64), seeds.astype(np.float32), params)
+
+
+def test_sweep_orders_by_scale_over_shared_seeds(digits, tmp_path):
+    from elscli.analysis.consistency_plots import consistency_plots
+
+    images, labels = digits
+    dist = C.BankDistribution.from_images(images[::2], labels[::2])
+    seeds = np.random.default_rng(0).standard_normal((8, 1, 32, 32))
+    clean, broken = images[1:17:2], shuffle_blocks(images[1:17:2])
+    # F = 0.5 makes shuffled digits, F = 2 clean ones; F = 1 is half and half and holds only 6 of the 8 seeds
+    runs = [_finals("wide", clean, seeds, {"schedule_scale": 2.0, "patch_sizes": [23, 7]}),
+            _finals("narrow", broken, seeds, {"schedule_scale": 0.5, "patch_sizes": [5, 1]}),
+            _finals("mid", np.concatenate([broken[:3], clean[3:6]]), seeds[:6], {"patch_sizes": [11, 3]})]
+    rep = C.consistency_report(dist, runs, copies_against=images[::2])
+    pts = rep.sweep()
+    assert [p["scale"] for p in pts] == [0.5, 1.0, 2.0] and [p["samples"] for p in pts] == [6, 6, 6]
+    inc = [p["inconsistent_fraction"] for p in pts]
+    assert inc[0] > inc[1] > inc[2]
+    assert inc[1] == pytest.approx(np.mean(rep.inputs[2].scores.inconsistent))       # mid: all its 6 samples
+    assert inc[0] == pytest.approx(np.mean(rep.inputs[1].scores.inconsistent[:6]))   # narrow: the shared 6
+    assert pts[0]["components"]["median"] > pts[2]["components"]["median"]
+    assert all(p["copy_fraction"] == 0 for p in pts[:2])
+    written = consistency_plots(rep, tmp_path, sweep=True)
+    assert {p.split("/")[-1] for p in written} == {"histograms.png", "grid-wide.png", "grid-narrow.png",
+                                                  "grid-mid.png", "sweep.png"}
+
+
+@pytest.mark.parametrize("params, seeds_ok, message", [
+    ([{"schedule_scale": 2.0}, {"schedule_scale": 2.0}], True, "same schedule scale 2"),
+    ([{"schedule_scale": 2.0}, {"late_scale": 0.5, "late_from": 0.3}], True, "mix"),
+    ([{"late_scale": 2.0, "late_from": 0.3}, {"late_scale": 0.5, "late_from": 0.2}], True, "mix"),
+    ([{"schedule_scale": 2.0}, {"schedule_scale": 0.5}], False, "match no sample"),
+])
+def test_sweep_refuses_runs_that_are_not_one_sweep(digits, params, seeds_ok, message):
+    images, labels = digits
+    dist = C.BankDistribution.from_images(images[::4])
+    rng = np.random.default_rng(1)
+    seeds = rng.standard_normal((3, 1, 32, 32))
+    other = seeds if seeds_ok else rng.standard_normal((3, 1, 32, 32))
+    runs = [_finals("a", images[1:4], seeds, params[0]), _finals("b", images[5:8], other, params[1])]
+    with pytest.raises(ElscliError, match=message):
+        C.consistency_report(dist, runs).sweep()

@@ -407,6 +407,17 @@ class InputResult:
             out["copy_fraction"] = float(np.mean(self.copies))
         return out
 
+    def take(self, index) -> "InputResult":
+        """The same result restricted to the samples ``index`` (positions)."""
+        index = np.asarray(index)
+        f = self.finals
+        fin = Finals(f.name, f.kind, f.machine, f.images[index], f.sample_ids[index], f.labels[index], f.seeds[index],
+                     f.params, f.bank_content_hash, f.path)
+        sc = self.scores
+        return InputResult(fin, self.topology.take(index),
+                           Scores(sc.tail[index], sc.percentile[index], sc.inconsistent[index], sc.group[index]),
+                           None if self.copies is None else self.copies[index])
+
     def rows(self) -> List[Dict]:
         f, t, s = self.finals, self.topology, self.scores
         rows = []
@@ -503,9 +514,10 @@ class ConsistencyReport:
         return [r for res in self.all_inputs for r in res.rows()]
 
     def sweep(self) -> List[Dict]:
-        """The runs as a locality sweep, ordered by scale: per run its scale, medians and quartiles of
-        components and end points, the inconsistent fraction and (when computed) the copy fraction.  Raises
-        :class:`ElscliError` when the runs mix whole-schedule and late-only scaling or repeat a scale."""
+        """The runs as a locality sweep, ordered by scale, over the seeds they share (those of the smallest run;
+        matched by seeds): per run its scale, medians and quartiles of components and end points, the
+        inconsistent fraction and (when computed) the copy fraction.  Raises :class:`ElscliError` when the runs
+        mix whole-schedule and late-only scaling, repeat a scale, or do not share the smallest run's seeds."""
         runs = [r for r in self.inputs if r.finals.kind == "run"]
         if not runs:
             raise ElscliError("a sweep needs runs (sample --schedule-scale F ...)")
@@ -518,9 +530,13 @@ class ConsistencyReport:
         if len(set(scales)) != len(scales):
             dup = next(s for s in scales if scales.count(s) > 1)
             raise ElscliError(f"two runs of the sweep have the same schedule scale {dup:g}")
+        from .compare import match_seeds
+
+        base = min(runs, key=lambda r: len(r.topology))   # every run must hold the smallest run's seeds
         points = []
         for r in sorted(runs, key=lambda r: r.finals.locality["scale"]):
-            s = r.summary()
+            idx = match_seeds(r.finals.seeds, base.finals.seeds, names=(r.finals.name, base.finals.name))
+            s = r.take(idx).summary()
             p = {"name": r.finals.name, "scale": r.finals.locality["scale"], "mode": r.finals.locality["mode"] or "all",
                  "late_from": r.finals.locality["late_from"], "samples": s["samples"],
                  "patch_sizes": [int(v) for v in r.finals.params.get("patch_sizes", [])],
