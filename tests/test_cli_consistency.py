@@ -83,7 +83,7 @@ def test_table_json_csv_and_plots(cli, files, tmp_path):
         assert out["agreement_with_reference"][name] == a
     assert len(out["per_sample"]) == 18
     names = {Path(p).name for p in out["plots"]}
-    assert names == {"histograms.png", "grid-network.png", "grid-ls.png", "grid-is.png", "agreement.png"}
+    assert names == {"histograms.png", "grid-network.png", "grid-ls.png", "grid-is.png", "agreement.png", "paired.png"}
     for p in out["plots"]:
         assert Path(p).stat().st_size > 5000
 

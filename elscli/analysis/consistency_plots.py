@@ -5,7 +5,8 @@
   branch points drawn on them and their counts underneath;
 - :func:`sweep_plot` — the locality-vs-consistency curve: medians of components and end points, the
   inconsistent fraction and the copy fraction against the schedule scale F;
-- :func:`agreement_plot` — each run against the network, sample by sample (the 2x2 table as quadrants).
+- :func:`agreement_plot` — each run against the network, sample by sample (the 2x2 table as quadrants);
+- :func:`paired_grid` — the network's samples above each run's from the same seeds, inconsistent ones framed.
 """
 from __future__ import annotations
 
@@ -243,15 +244,57 @@ def agreement_plot(report: ConsistencyReport, path) -> str:
     return _save(fig, path)
 
 
+def paired_grid(report: ConsistencyReport, path, *, max_samples: int = 16) -> str:
+    """The reference's samples (top row) above each run's sample from the same seed, with the skeleton and its
+    points drawn, C/E/B counts under each and a red frame on inconsistent ones: where the network and the
+    machines break, sample by sample."""
+    ref = report.reference
+    names = list(report.agreements)
+    runs = {r.finals.name: r for r in report.inputs}
+    first_idx = report.agreements[names[0]][1]
+    cols = min(max_samples, len(first_idx))
+    fig, axes = plt.subplots(1 + len(names), cols, figsize=(1.2 * cols + 0.9, 1.5 * (1 + len(names)) + 0.6),
+                             squeeze=False)
+    for j in range(cols):
+        ri = int(first_idx[j])
+        rows = [(ref, ri)]
+        for n in names:
+            ref_idx = report.agreements[n][1]
+            hit = np.flatnonzero(ref_idx == ri)
+            rows.append((runs[n], int(hit[0]) if len(hit) else None))
+        for i, (res, k) in enumerate(rows):
+            ax = axes[i, j]
+            if k is None:
+                ax.axis("off")
+                continue
+            _draw_sample(ax, res.finals.images[k], report.bank.threshold)
+            t = res.topology
+            ax.set_xlabel(f"C{t['components'][k]} E{t['end_points'][k]} B{t['branch_points'][k]}", fontsize=7,
+                          labelpad=1)
+            if res.scores.inconsistent[k]:
+                for sp in ax.spines.values():
+                    sp.set_edgecolor("red")
+                    sp.set_linewidth(2.0)
+            if i == 0:
+                ax.set_title(f"#{int(ref.finals.sample_ids[k])}", fontsize=8, pad=2)
+            if j == 0:
+                ax.set_ylabel(res.finals.name, fontsize=8)
+    fig.suptitle(f"the same seeds: {ref.finals.name} (top) and each run; red frame: inconsistent (more than "
+                 f"{report.bank.level:.0%} of the bank); C/E/B: components, end points, branch points", fontsize=8)
+    fig.tight_layout(pad=0.3, h_pad=0.4, w_pad=0.2)
+    return _save(fig, path)
+
+
 def consistency_plots(report: ConsistencyReport, out_dir, *, sweep: bool = False, per_row: int = 8) -> List[str]:
-    """Every figure of a report into ``out_dir``: histograms.png, grid-NAME.png per input, agreement.png (with
-    a reference and runs), sweep.png (with ``sweep``)."""
+    """Every figure of a report into ``out_dir``: histograms.png, grid-NAME.png per input, agreement.png and
+    paired.png (with a reference and runs), sweep.png (with ``sweep``)."""
     out_dir = Path(out_dir)
     written = [feature_histograms(report, out_dir / "histograms.png")]
     for r in report.all_inputs:
         written.append(extremes_grid(r, out_dir / f"grid-{r.finals.name}.png", report=report, per_row=per_row))
     if report.reference is not None and report.agreements:
         written.append(agreement_plot(report, out_dir / "agreement.png"))
+        written.append(paired_grid(report, out_dir / "paired.png"))
     if sweep:
         written.append(sweep_plot(report.sweep(), out_dir / "sweep.png", report=report, reference=report.reference))
     return written
