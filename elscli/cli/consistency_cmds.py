@@ -101,6 +101,8 @@ def consistency_cmd(
     feats = tuple(s.strip() for s in features.split(",") if s.strip())
     plot_dir = _plot_dir(plot)
     finals = [C.load_finals(p, n) for p, n in zip(runs, _unique_names(runs))]
+    if sweep:                                    # tables and figures in the order of the scale
+        finals.sort(key=lambda f: f.locality["scale"])
     ref = None
     if reference is not None:
         from ..reference import is_reference_file
