@@ -1,14 +1,22 @@
 """Reference trajectories: a trained network's run, for ``compare`` and ``locality-scan``.
 
 A reference trajectory (format in ``docs/formats.md``) holds, for S samples on a reverse time grid of T steps,
-the starting noise ``seeds`` (S, C, H, W), the network's state ``x`` (S, T+1, C, H, W) at every time, its noise
-prediction ``eps`` (S, T, C, H, W) at every step, ``times`` (T+1,) descending to 0, optional ``labels`` (S,)
-(-1 = unconditional) and the noise ``schedule`` name.  NPZ or HDF5 (datasets at the root, schedule as a root
-attribute).
+the starting state ``seeds`` (S, C, H, W), the network's state ``x`` (S, T+1, C, H, W) at every time, its noise
+prediction ``eps`` (S, T, C, H, W) at ``(x[:, i], times[i])``, ``times`` (T+1,) descending to 0, optional
+``labels`` (S,) (-1 = unconditional) and the noise ``schedule`` name.  NPZ or HDF5 (datasets at the root,
+scalars as root attributes).  elscli adds, all optional so that files of other tools stay readable:
+
+- ``sampler`` (``ddim``, ``euler`` or ``heun``; absent: ``ddim``), ``eta`` (absent: 0), ``grid``
+  (``uniform``, ``edm`` or ``custom``; absent: recognised from ``times``) and ``evaluations`` (the network
+  calls, 2T - 1 for Heun);
+- ``noise`` (S, T, C, H, W) float32: for a stochastic sampler (ddim with eta > 0), the standard normal ``z``
+  injected at step i (zeros at the last step, which injects none), and ``noise_seed`` when it was drawn from
+  the samples' own generators.  A machine run ``--from-seeds`` this file replays exactly this noise, so it
+  follows the network's process whatever generator made it.
 
 :func:`read` loads one into a :class:`Reference`; :func:`record` makes one from any noise predictor
-``eps_fn(x, t, labels) -> eps`` (NumPy in, NumPy out) by running the deterministic DDIM grid, so that a PyTorch
-model can be wrapped in a few lines without elscli depending on torch::
+``eps_fn(x, t, labels) -> eps`` (NumPy in, NumPy out) with any sampler of :mod:`elscli.sampler`, so that a
+PyTorch model can be wrapped in a few lines without elscli depending on torch::
 
     def eps_fn(x, t, labels):
         with torch.no_grad():
@@ -16,7 +24,8 @@ model can be wrapped in a few lines without elscli depending on torch::
             tt = torch.full((len(x),), t)
             return model(xt, tt).double().numpy()
 
-    elscli.reference.record(eps_fn, seeds, elscli.noise.time_grid(20), path="my-net.npz")
+    elscli.reference.record(eps_fn, seeds, path="my-net.npz", noise_schedule="linear",
+                            sampler="ddim", eta=1.0, noise_seed=0)        # 20 uniform steps
 """
 from __future__ import annotations
 
@@ -29,17 +38,24 @@ from typing import Callable, Optional
 import numpy as np
 
 from .errors import ElscliError
-from .noise import DEFAULT_NOISE_SCHEDULE, get_noise_schedule, scales
+from .noise import DEFAULT_NOISE_SCHEDULE, get_noise_schedule, grid_name, make_grid
+from .sampler import (DEFAULT_SAMPLER, RecordedNoise, StreamNoise, check_grid, check_sampler_eta, is_stochastic,
+                      num_evaluations, run_sampler, sample_generator)
 
 FORMAT = "elscli.reference"
 SCHEMA_VERSION = 1
 
 EpsFn = Callable[[np.ndarray, float, np.ndarray], np.ndarray]
+_SCALAR_KEYS = ("schedule", "sampler", "eta", "grid", "noise_seed", "evaluations")
 
 
 @dataclass
 class Reference:
-    """A network's run: everything is float32 as stored except ``times`` (float64) and ``labels`` (int64)."""
+    """A network's run: everything is float32 as stored except ``times`` (float64) and ``labels`` (int64).
+
+    ``sampler``/``eta``/``grid`` say how it was sampled; ``noise`` (S, T, C, H, W) is the injected noise of a
+    stochastic sampler (None otherwise, or when the file does not hold it).
+    """
 
     seeds: np.ndarray                  # (S, C, H, W)
     times: np.ndarray                  # (T+1,) descending, times[-1] == 0
@@ -49,6 +65,15 @@ class Reference:
     schedule: str = DEFAULT_NOISE_SCHEDULE
     path: Optional[str] = None
     attrs: dict = field(default_factory=dict)
+    sampler: str = DEFAULT_SAMPLER
+    eta: float = 0.0
+    grid: Optional[str] = None         # None: recognised from times (uniform, edm or custom)
+    noise: Optional[np.ndarray] = None  # (S, T, C, H, W) float32 or None
+    noise_seed: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.grid is None:
+            self.grid = grid_name(self.times, self.schedule)
 
     @property
     def num_samples(self) -> int:
@@ -61,6 +86,16 @@ class Reference:
     @property
     def image_shape(self):
         return tuple(int(s) for s in self.seeds.shape[1:])
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the sampler injected noise (ddim with eta > 0)."""
+        return is_stochastic(self.sampler, self.eta)
+
+    @property
+    def evaluations(self) -> int:
+        """The network's evaluations per sample: T (ddim, euler) or 2T - 1 (heun)."""
+        return num_evaluations(self.sampler, self.times)
 
     @property
     def final(self) -> np.ndarray:
@@ -80,10 +115,17 @@ class Reference:
             raise ElscliError(f"reference {self.path or ''!r} has no 'x' (the network's states)")
         return self.x
 
+    def require_noise(self) -> np.ndarray:
+        """The injected noise of a stochastic reference (S, T, C, H, W); an error when the file lacks it."""
+        if self.noise is None:
+            raise ElscliError(f"reference {self.path or ''!r} was sampled with ddim eta={self.eta:g} but holds no "
+                              "'noise' (the injected noise), so no machine can follow its process")
+        return self.noise
+
     def score(self, step: int) -> np.ndarray:
         """The network's implied score ``-eps[:, step] / b(times[step])`` (S, C, H, W), float64."""
         eps = self.require_eps()
-        _, b = scales(self.times[step], self.schedule)
+        _, b = get_noise_schedule(self.schedule)(self.times[step])
         return -eps[:, step].astype(np.float64) / b
 
 
@@ -113,13 +155,16 @@ def is_reference_file(path: os.PathLike | str) -> bool:
 
 
 def read(path: os.PathLike | str, *, load_trajectories: bool = True) -> Reference:
-    """Read a reference trajectory (NPZ or HDF5) and validate its shapes; bad files raise ElscliError."""
+    """Read a reference trajectory (NPZ or HDF5) and validate it; bad files raise ElscliError.
+
+    ``load_trajectories=False`` skips ``x`` and ``eps`` (the injected ``noise`` is always read: a machine run
+    from this reference's seeds needs it).
+    """
     path = Path(path)
     if not path.exists():
         raise ElscliError(f"{str(path)!r} does not exist")
     data: dict = {}
     attrs: dict = {}
-    schedule = DEFAULT_NOISE_SCHEDULE
     if path.suffix.lower() == ".npz":
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -129,8 +174,6 @@ def read(path: os.PathLike | str, *, load_trajectories: bool = True) -> Referenc
                     data[k] = z[k]
         except (OSError, ValueError) as exc:
             raise ElscliError(f"{str(path)!r} is not a readable NPZ file: {str(exc).splitlines()[0]}") from None
-        if "schedule" in data:
-            schedule = _as_str(data.pop("schedule"))
         for k in list(data):
             if data[k].ndim == 0:
                 attrs[k] = _as_str(data.pop(k))
@@ -141,75 +184,133 @@ def read(path: os.PathLike | str, *, load_trajectories: bool = True) -> Referenc
             fmt = _as_str(f.attrs.get("format", ""))
             if fmt not in ("", FORMAT):
                 raise ElscliError(f"{str(path)!r} is an {fmt} file, not a reference trajectory")
-            for k in ("seeds", "labels", "times", "x", "eps"):
+            for k in ("seeds", "labels", "times", "x", "eps", "noise"):
                 if k in f and (load_trajectories or k not in ("x", "eps")):
                     data[k] = f[k][()]
             for k, v in f.attrs.items():
                 attrs[k] = _as_str(v)
-            schedule = attrs.pop("schedule", schedule)
-    get_noise_schedule(schedule)  # unknown names are an error
+    where = f"reference {str(path)!r}"
+    schedule = attrs.pop("schedule", DEFAULT_NOISE_SCHEDULE)
+    try:
+        get_noise_schedule(schedule)  # unknown names are an error
+        sampler, eta = check_sampler_eta(attrs.pop("sampler", DEFAULT_SAMPLER), attrs.pop("eta", 0.0))
+    except ElscliError as exc:
+        raise ElscliError(f"{where}: {exc}") from None
+    grid = attrs.pop("grid", None)
+    attrs.pop("evaluations", None)
+    noise_seed = attrs.pop("noise_seed", None)
+    noise_seed = None if noise_seed in (None, "", "None") else int(noise_seed)
 
     for k in ("seeds", "times"):
         if k not in data:
-            raise ElscliError(f"reference {str(path)!r} has no {k!r}")
+            raise ElscliError(f"{where} has no {k!r}")
     seeds = np.asarray(data["seeds"], dtype=np.float32)
     if seeds.ndim != 4:
-        raise ElscliError(f"reference {str(path)!r}: 'seeds' must be (S, C, H, W), got shape {seeds.shape}")
+        raise ElscliError(f"{where}: 'seeds' must be (S, C, H, W), got shape {seeds.shape}")
     S = seeds.shape[0]
     times = np.asarray(data["times"], dtype=np.float64)
     if times.ndim != 1 or len(times) < 2 or not np.all(np.diff(times) < 0) or times[-1] != 0 or times[0] > 1:
-        raise ElscliError(f"reference {str(path)!r}: 'times' must be a descending grid in (0, 1] ending at 0")
+        raise ElscliError(f"{where}: 'times' must be a descending grid in (0, 1] ending at 0")
     T = len(times) - 1
     labels = np.asarray(data.get("labels", np.full(S, -1)), dtype=np.int64)
     if labels.shape != (S,):
-        raise ElscliError(f"reference {str(path)!r}: 'labels' must have shape ({S},), got {labels.shape}")
-    x = data.get("x")
-    if x is not None:
-        x = np.asarray(x, dtype=np.float32)
-        if x.shape != (S, T + 1) + seeds.shape[1:]:
-            raise ElscliError(f"reference {str(path)!r}: 'x' has shape {x.shape}, expected "
-                              f"{(S, T + 1) + seeds.shape[1:]}")
-    eps = data.get("eps")
-    if eps is not None:
-        eps = np.asarray(eps, dtype=np.float32)
-        if eps.shape != (S, T) + seeds.shape[1:]:
-            raise ElscliError(f"reference {str(path)!r}: 'eps' has shape {eps.shape}, expected "
-                              f"{(S, T) + seeds.shape[1:]}")
-    return Reference(seeds=seeds, times=times, x=x, eps=eps, labels=labels, schedule=schedule,
-                     path=str(path), attrs=attrs)
+        raise ElscliError(f"{where}: 'labels' must have shape ({S},), got {labels.shape}")
+    arrays = {}
+    for k, steps in (("x", T + 1), ("eps", T), ("noise", T)):
+        v = data.get(k)
+        if v is not None:
+            v = np.asarray(v, dtype=np.float32)
+            if v.shape != (S, steps) + seeds.shape[1:]:
+                raise ElscliError(f"{where}: {k!r} has shape {v.shape}, expected {(S, steps) + seeds.shape[1:]}")
+        arrays[k] = v
+    if arrays["noise"] is not None and not is_stochastic(sampler, eta):
+        raise ElscliError(f"{where} holds injected 'noise' but its sampler ({sampler}, eta={eta:g}) injects none")
+    return Reference(seeds=seeds, times=times, x=arrays["x"], eps=arrays["eps"], labels=labels,
+                     schedule=schedule, path=str(path), attrs=attrs, sampler=sampler, eta=eta, grid=grid,
+                     noise=arrays["noise"], noise_seed=noise_seed)
 
 
-def ddim_step(x: np.ndarray, eps: np.ndarray, t: float, t_next: float, schedule: str = DEFAULT_NOISE_SCHEDULE):
-    """One deterministic DDIM step from ``t`` to ``t_next`` given the noise prediction; returns (x_next, x0_hat)."""
-    a, b = scales(t, schedule)
-    a2, b2 = scales(t_next, schedule)
-    x0_hat = (x - b * eps) / a
-    return a2 * x0_hat + b2 * eps, x0_hat
-
-
-def record(eps_fn: EpsFn, seeds: np.ndarray, times, labels=None, path: os.PathLike | str | None = None, *,
-           schedule: str = DEFAULT_NOISE_SCHEDULE, batch_size: Optional[int] = None, force: bool = False,
-           attrs: Optional[dict] = None) -> Reference:
-    """Run deterministic DDIM on ``times`` from ``seeds`` with a noise predictor and write a reference file.
+def record(eps_fn: EpsFn, seeds: np.ndarray, times=None, labels=None, path: os.PathLike | str | None = None, *,
+           noise_schedule: str = DEFAULT_NOISE_SCHEDULE, sampler: str = DEFAULT_SAMPLER, eta: float = 0.0,
+           grid: Optional[str] = None, steps: Optional[int] = None, noise_seed: Optional[int] = None,
+           noise: Optional[np.ndarray] = None, sample_ids=None, batch_size: Optional[int] = None,
+           force: bool = False, attrs: Optional[dict] = None) -> Reference:
+    """Sample with a noise predictor ``eps_fn`` from ``seeds`` and write a reference file.
 
     ``eps_fn(x, t, labels)`` receives ``x`` (B, C, H, W) float64, the time ``t`` (float) and ``labels`` (B,)
-    int64 (-1 = unconditional) and returns ``eps`` of the same shape as ``x``.  The file is NPZ when ``path``
-    ends in ``.npz`` and HDF5 otherwise, written atomically; with ``path=None`` nothing is written.
+    int64 (-1 = unconditional) and returns ``eps`` of the same shape; elscli's sampler sees the denoiser
+    ``x0_hat = (x - b(t) eps) / a(t)`` of ``noise_schedule``.  ``seeds`` (S, C, H, W) are the starting states
+    at ``times[0]`` (``eps`` for the VP schedules; ``sigma(t0) eps`` for ``edm``).
+
+    The grid: ``times`` (a descending array ending at 0; ``grid`` is then recognised from it), or
+    ``grid`` = ``uniform`` | ``edm`` with ``steps`` (default 20) from t = 1.  ``sampler``: ``ddim`` (with
+    ``eta`` in [0, 1]; 1 is DDPM's ancestral sampling), ``euler`` or ``heun`` (see :mod:`elscli.sampler`).
+
+    For ``eta > 0`` the injected noise is each sample's own: either ``noise_seed`` (sample j draws from
+    ``numpy.random.default_rng([sample_ids[j], noise_seed])`` after one ``standard_normal((C, H, W))`` draw,
+    its starting noise as elscli makes it; ``sample_ids`` default to 0..S-1), or ``noise`` (S, T, C, H, W),
+    the noise itself.  Either way the file records it as ``noise`` (float32, as used), and the result does not
+    depend on ``batch_size``.
+
+    The file is NPZ when ``path`` ends in ``.npz`` and HDF5 otherwise, written atomically; with ``path=None``
+    nothing is written.  Bad input raises :class:`ElscliError`.
     """
     from .outputs import claim_output
 
     seeds = np.asarray(seeds)
+    if seeds.dtype.kind not in "fiu" or not np.all(np.isfinite(seeds)):
+        raise ElscliError("seeds must be finite numbers")
     if seeds.ndim != 4:
         raise ElscliError(f"seeds must be (S, C, H, W), got shape {seeds.shape}")
-    times = np.asarray(times, dtype=np.float64)
-    if times.ndim != 1 or len(times) < 2 or not np.all(np.diff(times) < 0) or times[-1] != 0 or times[0] > 1:
-        raise ElscliError("times must be a descending grid in (0, 1] ending at 0")
-    get_noise_schedule(schedule)
+    if seeds.shape[0] < 1:
+        raise ElscliError("seeds hold no samples")
+    sched = get_noise_schedule(noise_schedule)
+    sampler, eta = check_sampler_eta(sampler, eta)
+    if times is None:
+        times = make_grid(grid or "uniform", 20 if steps is None else steps, sched.name)
+    else:
+        if grid is not None or steps is not None:
+            raise ElscliError("give either times, or grid and steps, not both")
+        try:
+            times = check_grid(times)
+        except ElscliError as exc:
+            raise ElscliError(f"times: {exc}") from None
+    grid = grid_name(times, sched.name)
     S, T = seeds.shape[0], len(times) - 1
     labels = np.full(S, -1, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
     if labels.shape != (S,):
         raise ElscliError(f"labels must have shape ({S},), got {labels.shape}")
-    bs = S if not batch_size else int(batch_size)
+    stochastic = is_stochastic(sampler, eta)
+    recorded = None
+    if stochastic:
+        if (noise_seed is None) == (noise is None):
+            raise ElscliError(f"ddim with eta={eta:g} injects noise: give each sample's noise, by noise_seed= "
+                              "(their own generators) or noise= (S, T, C, H, W)")
+        if noise is not None:
+            noise = np.asarray(noise, dtype=np.float32)
+            if noise.shape != (S, T) + seeds.shape[1:]:
+                raise ElscliError(f"noise must have shape {(S, T) + seeds.shape[1:]}, got {noise.shape}")
+        else:
+            try:
+                ok = not isinstance(noise_seed, bool) and int(noise_seed) == noise_seed and int(noise_seed) >= 0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ElscliError(f"noise_seed must be a non-negative integer, got {noise_seed!r}")
+            noise_seed = int(noise_seed)
+        recorded = np.zeros((S, T) + seeds.shape[1:], dtype=np.float32)
+    elif noise_seed is not None or noise is not None:
+        raise ElscliError(f"sampler {sampler} with eta={eta:g} injects no noise: drop noise_seed / noise")
+    ids = np.arange(S, dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, dtype=np.int64)
+    if ids.shape != (S,):
+        raise ElscliError(f"sample_ids must have shape ({S},), got {ids.shape}")
+    try:
+        bs = S if not batch_size else int(batch_size)
+    except (TypeError, ValueError):
+        bs = 0
+    if bs < 1 or (batch_size and bs != batch_size):
+        raise ElscliError(f"batch_size must be a positive integer, got {batch_size!r}")
+
     with contextlib.ExitStack() as claim:
         if path is not None:   # claimed before the network runs (a concurrent writer of it is refused)
             claim.enter_context(claim_output(path, force))
@@ -219,18 +320,49 @@ def record(eps_fn: EpsFn, seeds: np.ndarray, times, labels=None, path: os.PathLi
             sl = slice(lo, min(S, lo + bs))
             x = seeds[sl].astype(np.float64)
             xs[sl, 0] = x
-            for i in range(T):
-                eps = np.asarray(eps_fn(x, float(times[i]), labels[sl]), dtype=np.float64)
+            calls = []
+
+            def denoiser(x, t, _labels=labels[sl]):
+                a, b = sched(t)
+                eps = np.asarray(eps_fn(x, float(t), _labels), dtype=np.float64)
                 if eps.shape != x.shape:
                     raise ElscliError(f"eps_fn returned shape {eps.shape}, expected {x.shape}")
-                epss[sl, i] = eps
-                x, _ = ddim_step(x, eps, times[i], times[i + 1], schedule)
-                xs[sl, i + 1] = x
+                calls.append(eps)
+                return (x - b * eps) / a
+
+            def on_step(step, _sl=sl):
+                epss[_sl, step.index] = calls[0]            # the prediction at (x[:, i], times[i])
+                calls.clear()
+                xs[_sl, step.index + 1] = step.x_next
+                if step.noise is not None:
+                    recorded[_sl, step.index] = step.noise
+
+            source = None
+            if stochastic:
+                if noise is not None:
+                    source = RecordedNoise(noise[sl])
+                else:
+                    gens = [sample_generator(i, noise_seed) for i in ids[sl]]
+                    for g in gens:                            # past the starting noise, as elscli draws it
+                        g.standard_normal(seeds.shape[1:])
+                    source = StreamNoise(gens)
+            run_sampler(sampler, denoiser, x, times, callback=on_step, noise_schedule=sched.name, eta=eta,
+                        noise=source)
         ref = Reference(seeds=seeds.astype(np.float32), times=times, x=xs, eps=epss, labels=labels,
-                        schedule=schedule, path=None if path is None else str(path), attrs=dict(attrs or {}))
+                        schedule=sched.name, path=None if path is None else str(path), attrs=dict(attrs or {}),
+                        sampler=sampler, eta=eta, grid=grid, noise=recorded,
+                        noise_seed=noise_seed if stochastic else None)
         if path is not None:
             write(ref, path, force=force)
     return ref
+
+
+def _scalars(ref: Reference) -> dict:
+    out = {"schedule": ref.schedule, "sampler": ref.sampler, "eta": float(ref.eta), "grid": ref.grid,
+           "evaluations": int(ref.evaluations)}
+    if ref.noise_seed is not None:
+        out["noise_seed"] = int(ref.noise_seed)
+    return out
 
 
 def write(ref: Reference, path: os.PathLike | str, *, force: bool = False) -> None:
@@ -238,23 +370,24 @@ def write(ref: Reference, path: os.PathLike | str, *, force: bool = False) -> No
     from .h5io import atomic_output, write_root_attrs
 
     arrays = {"seeds": ref.seeds, "labels": ref.labels, "times": ref.times}
-    if ref.x is not None:
-        arrays["x"] = ref.x
-    if ref.eps is not None:
-        arrays["eps"] = ref.eps
+    for k in ("x", "eps", "noise"):
+        if getattr(ref, k) is not None:
+            arrays[k] = getattr(ref, k)
+    scalars = _scalars(ref)
+    reserved = set(arrays) | set(scalars) | {"format", "schema_version", "elscli_version", "params"}
     with atomic_output(path, force) as tmp:
         if Path(path).suffix.lower() == ".npz":
             with open(tmp, "wb") as fh:  # a file object, so numpy does not append '.npz' to the temp name
-                np.savez_compressed(fh, schedule=np.array(ref.schedule),
-                                    **{k: np.array(str(v)) for k, v in ref.attrs.items()
-                                       if k not in arrays and k != "schedule"}, **arrays)
+                np.savez_compressed(fh, **{k: np.array(v) for k, v in scalars.items()},
+                                    **{k: np.array(str(v)) for k, v in ref.attrs.items() if k not in reserved},
+                                    **arrays)
         else:
             import h5py
 
             with h5py.File(tmp, "w") as f:
-                write_root_attrs(f, FORMAT, SCHEMA_VERSION, {}, schedule=ref.schedule)
+                write_root_attrs(f, FORMAT, SCHEMA_VERSION, {}, **scalars)
                 for k, v in ref.attrs.items():
-                    if k not in ("format", "schema_version", "elscli_version", "params", "schedule"):
+                    if k not in reserved:
                         f.attrs[k] = str(v)
                 for k, v in arrays.items():
                     f.create_dataset(k, data=v, compression="gzip" if v.ndim > 1 else None)
