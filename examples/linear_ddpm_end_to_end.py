@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import time
 from pathlib import Path
 
@@ -84,7 +85,10 @@ def train(args) -> None:
         net.load_state_dict(ckpt["state"])
         if "optimizer" in ckpt:
             opt.load_state_dict(ckpt["optimizer"])
-        done_steps, done_minutes = ckpt.get("steps", 0), ckpt.get("minutes", 0.0)
+        done_steps, done_minutes = ckpt.get("steps"), ckpt.get("minutes")
+        if done_steps is None:                     # an early checkpoint: the counts are in its description
+            m = re.search(r"(\d+) Adam steps .*?\(([\d.]+) min", ckpt["description"])
+            done_steps, done_minutes = int(m.group(1)), float(m.group(2))
     t0, step, losses = time.monotonic(), 0, []
     while time.monotonic() - t0 < 60 * args.minutes:
         idx = rng.integers(len(images), size=args.batch)
