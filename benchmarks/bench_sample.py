@@ -38,7 +38,7 @@ def main() -> None:
     bank = mnist_bank(args.images)
     per_size = defaultdict(float)
     calls = defaultdict(int)
-    real = runs._machine_api()
+    real = runs.denoiser._machine_api()
 
     def timed(fn):
         def wrapper(machine, x, t, bank_, patch, label, **kw):
@@ -49,7 +49,7 @@ def main() -> None:
             return out
         return wrapper
 
-    runs._machine_api = lambda: (timed(real[0]), timed(real[1]))
+    runs.denoiser._machine_api = lambda: (timed(real[0]), timed(real[1]))
     # Warm-up (Numba compilation or cache load) on a tiny problem, outside the timing: the shift kernel, and
     # the patch tree at low noise.
     elscli.sample(bank.subset(range(4)), machine=args.machine, num_samples=1, steps=2, patch_size=3,

@@ -306,6 +306,12 @@ class Bank:
         self.path = str(path)
 
 
+def bank_images(bank) -> np.ndarray:
+    """The (N, C, H, W) images on [-1, 1] of a :class:`Bank` (its float32 ``images``) or of a raw array."""
+    images = getattr(bank, "images", None)
+    return np.asarray(bank if images is None else images)
+
+
 def build_bank(source: Union[str, os.PathLike], fmt: Optional[str] = None, *, coarse: bool = False,
                value_range: Optional[str] = None, layout: Optional[str] = None, **options: Any):
     """Read a training set and return ``(bank, stats)``: what ``elscli build-bank`` writes.
@@ -436,21 +442,26 @@ def describe_bank(path_or_h5file) -> Dict[str, Any]:
             f.close()
 
 
-def default_sample_data_dir() -> Path:
-    """The repository's ``sample_data/`` directory (editable install or a checkout).
-
-    ``ELSCLI_SAMPLE_DATA`` overrides it.  Raises ElscliError when none is found."""
-    env = os.environ.get("ELSCLI_SAMPLE_DATA")
-    cands = [Path(env)] if env else []
-    here = Path(__file__).resolve().parent
-    cands += [here.parent / "sample_data", here / "sample_data", Path.cwd() / "sample_data"]
-    for c in cands:
-        if c.is_dir():
-            return c
-    raise ElscliError("cannot find sample_data/ (looked beside the elscli package and in the current "
-                      "directory; set ELSCLI_SAMPLE_DATA)")
-
-
 def _first_line(exc: BaseException) -> str:
     s = str(exc)
     return s.splitlines()[0] if s else type(exc).__name__
+
+
+def build_bank_file(source: Union[str, os.PathLike], output: Union[str, os.PathLike], fmt: Optional[str] = None, *,
+                    force: bool = False, params: Optional[dict] = None, **options: Any):
+    """:func:`build_bank` then :meth:`Bank.save`: what ``elscli build-bank`` does.
+
+    The source is checked, and the output claimed (:func:`elscli.outputs.claim_output`: a concurrent writer of
+    it is refused, an existing file is refused unless ``force``), before any work; the claim is held until
+    the bank is in place.  ``params`` (the command's parameters) are recorded in the file; ``options`` are
+    those of :func:`build_bank`.  Returns ``(bank, stats)``.  Raises ElscliError as :func:`build_bank` does,
+    and when the output is refused or its directory is missing or read-only.
+    """
+    from .outputs import claim_output
+
+    if not Path(source).exists():
+        raise ElscliError(f"{str(source)!r} does not exist")
+    with claim_output(output, force) as out:
+        bank, stats = build_bank(source, fmt, **options)
+        bank.save(out, force=force, params=params)
+    return bank, stats

@@ -41,7 +41,12 @@ _TIE_TOLERANCE = 1e-9
 
 @dataclass(frozen=True)
 class LocalitySchedule:
-    """Patch size by step start time.  ``times`` are sorted descending; ``source`` says where it came from."""
+    """Patch size by step start time.
+
+    ``times`` (floats in [0, 1], distinct, sorted descending) and ``patch_sizes`` (odd positive ints) of the
+    same length: ``patch_sizes[i]`` is the size for the step that starts at ``times[i]``; ``source`` says
+    where it came from (a preset name, a file, ...).  Raises ElscliError for entries that break these rules.
+    """
 
     times: Tuple[float, ...]
     patch_sizes: Tuple[int, ...]
@@ -57,6 +62,7 @@ class LocalitySchedule:
 
     @property
     def is_constant(self) -> bool:
+        """Whether every entry has the same patch size."""
         return len(set(self.patch_sizes)) == 1
 
     def patch_size_at(self, t: float) -> int:
@@ -75,18 +81,24 @@ class LocalitySchedule:
         return np.array([self.patch_size_at(t) for t in times[:-1]], dtype=np.int64)
 
     def to_dict(self) -> Dict[str, List]:
+        """``{"times": [...], "patch_sizes": [...]}``: the JSON form ``load_schedule`` reads."""
         return {"times": [float(t) for t in self.times], "patch_sizes": [int(p) for p in self.patch_sizes]}
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as one line of JSON."""
         return json.dumps(self.to_dict())
 
-    def save(self, path: Union[str, os.PathLike], force: bool = False) -> None:
-        """Write the schedule JSON (claimed, renamed into place whole); an existing file is refused
-        (ElscliError) unless ``force``."""
+    def save(self, path: Union[str, os.PathLike], force: bool = False) -> Path:
+        """Write :meth:`to_json` (and a newline) to ``path``, claimed and renamed into place whole
+        (:func:`elscli.outputs.atomic_output`).
+
+        Raises ElscliError when ``path`` exists without ``force``, is being written by another process, or its
+        directory is missing/read-only."""
         from .outputs import atomic_output
 
         with atomic_output(path, force) as tmp:
             Path(tmp).write_text(self.to_json() + "\n")
+        return Path(path)
 
 
 def _check_size(p: Any, what: str) -> int:
@@ -115,7 +127,8 @@ def _validate(times: Sequence[float], sizes: Sequence[int], what: str) -> None:
 
 
 def from_mapping(obj: Any, source: str = "schedule") -> LocalitySchedule:
-    """A schedule from ``{"times": [...], "patch_sizes": [...]}`` (or a bare integer)."""
+    """A schedule from ``{"times": [...], "patch_sizes": [...]}`` (any order; sorted by time, descending) or a
+    bare integer (a constant size).  Raises ElscliError for any other shape or invalid entries."""
     if isinstance(obj, (int, np.integer)) and not isinstance(obj, bool):
         return LocalitySchedule.constant(int(obj))
     if not isinstance(obj, dict) or "times" not in obj or "patch_sizes" not in obj:
@@ -135,11 +148,15 @@ def _paper_table() -> Dict[str, Any]:
 
 
 def paper_schedule_names() -> List[str]:
+    """The names of the paper's ten calibrated schedules (``paper:NAME`` presets), sorted."""
     return sorted(_paper_table())
 
 
 def paper_schedule(name: str) -> LocalitySchedule:
-    """The paper's calibrated schedule ``name`` (e.g. ``MNIST_ResNet_zeros``) in its ``as_run`` mapping."""
+    """The paper's calibrated schedule ``name`` (e.g. ``MNIST_ResNet_zeros``) in its ``as_run`` mapping.
+
+    Source: the schedules shipped with the paper's code (Kamb & Ganguli 2025), bundled as
+    ``elscli/data/paper_scales.json``.  Raises ElscliError for an unknown name."""
     table = _paper_table()
     if name not in table:
         raise ElscliError(f"unknown paper schedule {name!r} (known: {', '.join(sorted(table))})")
@@ -149,7 +166,8 @@ def paper_schedule(name: str) -> LocalitySchedule:
 def load_schedule(spec: Union[str, int, os.PathLike, Dict, LocalitySchedule, None] = None) -> LocalitySchedule:
     """Resolve ``--schedule``: ``paper:NAME``, a JSON file path, an integer (string), a mapping, or a schedule.
 
-    ``None`` gives the default, ``paper:MNIST_ResNet_zeros``.
+    ``None`` gives the default, ``paper:MNIST_ResNet_zeros``.  Raises ElscliError for an unknown preset,
+    a missing or unreadable file, invalid JSON or invalid entries.
     """
     if spec is None:
         spec = DEFAULT_SCHEDULE

@@ -9,7 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
-from elscli.bank import Bank, build_bank, compute_content_hash, default_sample_data_dir, describe_bank
+from elscli.bank import Bank, build_bank, compute_content_hash, describe_bank
+from elscli.sample_data import sample_data_dir as default_sample_data_dir
 from elscli.errors import ElscliError
 from elscli.readers import u8_to_float
 

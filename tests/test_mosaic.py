@@ -85,12 +85,12 @@ def test_mosaic_report_from_runs(runs, tiny_bank, tmp_path):
 
 
 def test_run_without_provenance(tmp_path):
-    import h5py
+    from elscli.runs import Run
 
     p = tmp_path / "r.h5"
-    with h5py.File(p, "w") as f:
-        f.attrs["format"] = "elscli.run"
-        f["final"] = np.zeros((1, 1, 4, 4), np.float32)
-        f["done"] = np.ones(1, bool)
+    arrays = {"sample_ids": np.zeros(1, np.int64), "done": np.ones(1, bool), "seeds": np.zeros((1, 1, 4, 4), np.float32),
+              "labels": np.full(1, -1, np.int64), "times": np.array([1.0, 0.0]), "patch_sizes": np.array([3]),
+              "final": np.zeros((1, 1, 4, 4), np.float32)}          # a complete run file, but no prov_* datasets
+    Run(arrays, {"format": "elscli.run", "machine": "ls"}).save(p)
     with pytest.raises(ElscliError, match="no provenance"):
         M.mosaic_report(M.load_run_provenance(p))

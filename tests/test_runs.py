@@ -10,6 +10,8 @@ import pytest
 
 import elscli
 from elscli import runs
+from elscli.cli import environment
+from elscli.runs import denoiser as runs_denoiser
 from elscli.bank import Bank, build_bank
 from elscli.errors import ElscliError
 from elscli.noise import scales, time_grid
@@ -144,10 +146,10 @@ def test_shard_placeholder_and_slurm_env(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "4")
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
     monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "2")
-    assert runs.shard_from_env() == (2, 3)
+    assert environment.shard_from_slurm() == (2, 3)
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
-    assert runs.resolve_threads(None) == 3
-    assert runs.resolve_threads(1) == 1
+    assert environment.resolve_threads(None) == 3
+    assert environment.resolve_threads(1) == 1
 
 
 def test_merge_refuses_what_does_not_belong_together(small, tmp_path):
@@ -176,7 +178,7 @@ def test_merge_refuses_what_does_not_belong_together(small, tmp_path):
 def test_interrupt_then_resume_equals_uninterrupted(small, tmp_path, monkeypatch):
     kw = dict(num_samples=5, seed=4, steps=3, batch_size=1, threads=1)
     whole = elscli.sample(small, output=tmp_path / "whole.h5", **kw)
-    real = runs._machine_api()
+    real = runs_denoiser._machine_api()
     calls = {"n": 0}
 
     def interrupting_denoise(*a, **k):
@@ -185,7 +187,7 @@ def test_interrupt_then_resume_equals_uninterrupted(small, tmp_path, monkeypatch
             os.kill(os.getpid(), signal.SIGINT)
         return real[0](*a, **k)
 
-    monkeypatch.setattr(runs, "_machine_api", lambda: (interrupting_denoise, real[1]))
+    monkeypatch.setattr(runs_denoiser, "_machine_api", lambda: (interrupting_denoise, real[1]))
     out = tmp_path / "run.h5"
     part = elscli.sample(small, output=out, **kw)
     assert part.interrupted == signal.SIGINT
@@ -194,7 +196,7 @@ def test_interrupt_then_resume_equals_uninterrupted(small, tmp_path, monkeypatch
     on_disk = runs.Run.open(out)
     assert on_disk.done.sum() == 3 and np.isnan(on_disk.final[3:]).all()
     np.testing.assert_array_equal(on_disk.final[:3], whole.final[:3])
-    monkeypatch.setattr(runs, "_machine_api", lambda: real)
+    monkeypatch.setattr(runs_denoiser, "_machine_api", lambda: real)
     with pytest.raises(ElscliError, match="exists"):
         elscli.sample(small, output=out, **kw)
     with pytest.raises(ElscliError, match="seed=4, not 5"):
@@ -208,7 +210,7 @@ def test_a_slow_batch_in_flight_is_dropped_on_a_stop_request(small, tmp_path, mo
     """With no grace time left, a signal drops the samples in flight; the file keeps the finished ones."""
     kw = dict(num_samples=4, seed=4, steps=4, batch_size=2, threads=1)
     whole = elscli.sample(small, **kw)
-    real = runs._machine_api()
+    real = runs_denoiser._machine_api()
     calls = {"n": 0}
 
     def interrupting_denoise(*a, **k):
@@ -217,12 +219,11 @@ def test_a_slow_batch_in_flight_is_dropped_on_a_stop_request(small, tmp_path, mo
             os.kill(os.getpid(), signal.SIGTERM)
         return real[0](*a, **k)
 
-    monkeypatch.setenv("ELSCLI_STOP_GRACE", "0")
-    monkeypatch.setattr(runs, "_machine_api", lambda: (interrupting_denoise, real[1]))
-    part = elscli.sample(small, output=tmp_path / "r.h5", **kw)
+    monkeypatch.setattr(runs_denoiser, "_machine_api", lambda: (interrupting_denoise, real[1]))
+    part = elscli.sample(small, output=tmp_path / "r.h5", stop_grace=0, **kw)
     assert part.interrupted == signal.SIGTERM and part.samples_computed == 2
     assert part.done.tolist() == [True, True, False, False]
-    monkeypatch.setattr(runs, "_machine_api", lambda: real)
+    monkeypatch.setattr(runs_denoiser, "_machine_api", lambda: real)
     resumed = elscli.sample(small, output=tmp_path / "r.h5", resume=True, **kw)
     assert_runs_equal(whole, resumed)
 
@@ -259,7 +260,7 @@ def test_random_labels_follow_the_generator(small):
 
 # ------------------------------------------------------------------------------------------ the machines
 def test_paper_schedule_sizes_reach_the_machine_at_the_right_times(small, monkeypatch):
-    real = runs._machine_api()
+    real = runs_denoiser._machine_api()
     seen = []
 
     def rec(i):
@@ -268,7 +269,7 @@ def test_paper_schedule_sizes_reach_the_machine_at_the_right_times(small, monkey
             return real[i](machine, x, t, bank, patch, label, **k)
         return f
 
-    monkeypatch.setattr(runs, "_machine_api", lambda: (rec(0), rec(1)))
+    monkeypatch.setattr(runs_denoiser, "_machine_api", lambda: (rec(0), rec(1)))
     as_run = dict(zip([0.95 - 0.05 * k for k in range(19)],
                       [15, 15, 15, 15, 15, 13, 11, 11, 11, 11, 9, 9, 7, 7, 7, 5, 5, 5, 3]))
     as_run = {round(t, 10): p for t, p in as_run.items()}

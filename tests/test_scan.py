@@ -8,7 +8,11 @@ import pytest
 
 from elscli import machines
 from elscli import reference as R
+from elscli.analysis import aggregate as A
 from elscli.analysis import scan as S
+from elscli.analysis import scan_merge
+from elscli.analysis import sweep as W
+from elscli.shards import parse_shard
 from elscli.errors import ElscliError
 from elscli.noise import scales, time_grid
 
@@ -53,10 +57,10 @@ def recorded(tiny_bank):
 def test_calibration_recovers_known_schedule(recorded, tiny_bank, machine):
     sc = S.scan(recorded[machine], tiny_bank, machine, CANDIDATES)
     assert (sc.best == np.array(TRUE_SCHEDULE)[None, :]).all()
-    sched = sc.schedule("median")
+    sched = sc.schedule("median").to_dict()
     assert sched["patch_sizes"] == TRUE_SCHEDULE
     np.testing.assert_allclose(sched["times"], time_grid(5)[:-1])
-    assert sc.schedule("mode")["patch_sizes"] == TRUE_SCHEDULE
+    assert sc.schedule("mode").to_dict()["patch_sizes"] == TRUE_SCHEDULE
     # the true size scores (numerically) a perfect cosine
     k = [CANDIDATES.index(p) for p in TRUE_SCHEDULE]
     np.testing.assert_allclose(sc.similarity[:, k, np.arange(5)], 1.0, atol=1e-6)
@@ -65,7 +69,7 @@ def test_calibration_recovers_known_schedule(recorded, tiny_bank, machine):
 def test_calibration_l2_metric(recorded, tiny_bank):
     sc = S.scan(recorded["els"], tiny_bank, "els", CANDIDATES, metric="l2")
     assert not sc.higher_is_better
-    assert sc.schedule()["patch_sizes"] == TRUE_SCHEDULE
+    assert sc.schedule().to_dict()["patch_sizes"] == TRUE_SCHEDULE
 
 
 def test_schedule_json_drives_sampling(recorded, tiny_bank, tmp_path):
@@ -74,9 +78,7 @@ def test_schedule_json_drives_sampling(recorded, tiny_bank, tmp_path):
 
     sc = S.scan(recorded["bbels"], tiny_bank, "bbels", CANDIDATES)
     p = tmp_path / "s.json"
-    import json
-
-    p.write_text(json.dumps(sc.schedule()))
+    sc.schedule().save(p)
     assert load_schedule(str(p)).for_grid(time_grid(5)).tolist() == TRUE_SCHEDULE
 
 
@@ -89,7 +91,7 @@ def test_shards_merge_to_the_full_scan(recorded, tiny_bank, tmp_path):
         assert part.sample_index.tolist() == list(range(i, 6, 3)) and not part.complete
         part.write(tmp_path / f"scan-{i}.h5")
         parts.append(S.Scan.read(tmp_path / f"scan-{i}.h5"))
-    merged = S.merge(parts[::-1])
+    merged = scan_merge.merge(parts[::-1])
     assert merged.complete
     np.testing.assert_array_equal(merged.sample_index, np.arange(6))
     np.testing.assert_allclose(merged.similarity, full.similarity)
@@ -97,20 +99,20 @@ def test_shards_merge_to_the_full_scan(recorded, tiny_bank, tmp_path):
     assert d["samples"] == 2 and d["reference_samples"] == 6 and not d["complete"] and d["machine"] == "ls"
     assert d["candidates"] == CANDIDATES
     with pytest.raises(ElscliError, match="overlap"):
-        S.merge([parts[0], parts[0]])
+        scan_merge.merge([parts[0], parts[0]])
     other = S.scan(ref, tiny_bank, "ls", CANDIDATES, shard=(0, 3), metric="l2")
     with pytest.raises(ElscliError, match="metric"):
-        S.merge([parts[1], other])
+        scan_merge.merge([parts[1], other])
 
 
 def test_aggregation_lower_median_and_mode():
-    assert S.lower_median([3, 5, 7, 9]) == 5           # torch.median: the lower of the two middle values
-    assert S.lower_median([9, 3, 5]) == 5
-    assert S.mode([3, 3, 5, 5, 7]) == 3                # ties: the smaller
+    assert A.lower_median([3, 5, 7, 9]) == 5           # torch.median: the lower of the two middle values
+    assert A.lower_median([9, 3, 5]) == 5
+    assert A.mode([3, 3, 5, 5, 7]) == 3                # ties: the smaller
     best = np.array([[3, 9], [5, 9], [7, 3], [9, 3]])
-    np.testing.assert_array_equal(S.aggregate(best, "median"), [5, 3])
+    np.testing.assert_array_equal(A.aggregate(best, "median"), [5, 3])
     with pytest.raises(ElscliError, match="aggregate"):
-        S.aggregate(best, "mean")
+        A.aggregate(best, "mean")
 
 
 def test_parse_candidates():
@@ -120,9 +122,9 @@ def test_parse_candidates():
     for bad in ("3,4", "4:8", "x", "", "-3"):
         with pytest.raises(ElscliError):
             S.parse_candidates(bad)
-    assert S.parse_shard("1/4") == (1, 4)
+    assert parse_shard("1/4") == (1, 4)
     with pytest.raises(ElscliError):
-        S.parse_shard("4/4")
+        parse_shard("4/4")
 
 
 def test_scan_refuses_bad_input(recorded, tiny_bank):
@@ -148,7 +150,7 @@ def test_swappable_evaluator(recorded, tiny_bank):
 
     sc = S.scan(recorded["els"], tiny_bank, "els", CANDIDATES, evaluator=evaluate)
     assert len(calls) == 5 and calls[0] == (6, 1.0, tuple(CANDIDATES), None)
-    assert sc.schedule()["patch_sizes"] == TRUE_SCHEDULE
+    assert sc.schedule().to_dict()["patch_sizes"] == TRUE_SCHEDULE
 
 
 def test_sweep_memorisation_curve(tiny_bank):
@@ -156,7 +158,7 @@ def test_sweep_memorisation_curve(tiny_bank):
     from elscli.bank import Bank
 
     bank = Bank.from_arrays(tiny_bank[:8])
-    pts = S.sweep(bank, "ls", [3, 31], num_samples=4, seed=0, steps=10)
+    pts = W.sweep(bank, "ls", [3, 31], num_samples=4, seed=0, steps=10)
     assert [p.patch_size for p in pts] == [3, 31]
     assert pts[1].copy_fraction == 1.0 and pts[1].mean_nn_rms < 0.05
     assert pts[0].copy_fraction < 1.0 and pts[0].mean_nn_rms > pts[1].mean_nn_rms

@@ -22,15 +22,19 @@ SEED_TOLERANCE = 1e-5  # max |difference| for two stored float32 seeds to count 
 
 @dataclass
 class Outputs:
-    """Final images of one file (a run or a reference), with what identifies each sample."""
+    """Final images of one file (a run or a reference), with what identifies each sample.
+
+    ``kind`` ``"reference"`` or ``"run"``; ``machine`` (e.g. ``"bbels"``) for runs, None for references;
+    ``seeds`` and ``final`` (S, C, H, W) float32 on [-1, 1]; ``times`` (T+1,) float64; ``labels`` (S,) int64.
+    """
 
     name: str
-    kind: str                      # "reference" or "run"
-    machine: Optional[str]         # e.g. "bbels" for runs, None for references
-    seeds: np.ndarray              # (S, C, H, W) float32
-    final: np.ndarray              # (S, C, H, W) float32
-    times: np.ndarray              # (T+1,)
-    labels: np.ndarray             # (S,)
+    kind: str
+    machine: Optional[str]
+    seeds: np.ndarray
+    final: np.ndarray
+    times: np.ndarray
+    labels: np.ndarray
     path: Optional[str] = None
     attrs: dict = field(default_factory=dict)
 
@@ -41,35 +45,31 @@ class Outputs:
 
 
 def load_outputs(path: os.PathLike | str, name: Optional[str] = None) -> Outputs:
-    """Read the finals of an ``elscli.run`` file (finished rows only) or of a reference trajectory."""
+    """Read the finals of a run file (finished samples only, through :func:`elscli.runs.read_finished`) or
+    of a reference trajectory (:func:`elscli.reference.read`).
+
+    ``name`` defaults to the file's stem.  Raises ElscliError for a missing or unreadable file, a run with no
+    finished sample, or an HDF5 file of another elscli format.
+    """
     from .. import reference as _ref
+    from ..h5io import file_format, open_h5
+    from ..runs import FORMAT as RUN_FORMAT, read_finished
 
     path = Path(path)
     name = name or path.stem
     if not path.exists():
         raise ElscliError(f"{str(path)!r} does not exist")
     if path.suffix.lower() != ".npz":
-        from ..h5io import file_format, open_h5, read_attrs
-
         with open_h5(path) as f:
             fmt = file_format(f)
-            if fmt == "elscli.run":
-                for k in ("seeds", "final", "times"):
-                    if k not in f:
-                        raise ElscliError(f"run {str(path)!r} has no {k!r} dataset")
-                done = f["done"][()].astype(bool) if "done" in f else np.ones(len(f["seeds"]), bool)
-                if not done.any():
-                    raise ElscliError(f"run {str(path)!r} has no finished samples")
-                seeds = f["seeds"][()][done].astype(np.float32)
-                final = f["final"][()][done].astype(np.float32)
-                S = len(done)
-                labels = (f["labels"][()] if "labels" in f else np.full(S, -1))[done].astype(np.int64)
-                attrs = read_attrs(f)
-                return Outputs(name=name, kind="run", machine=attrs.get("machine"), seeds=seeds, final=final,
-                               times=f["times"][()].astype(np.float64), labels=labels, path=str(path),
-                               attrs=attrs)
-            if fmt not in (None, "", _ref.FORMAT):
-                raise ElscliError(f"{str(path)!r} is an {fmt} file, not a run or a reference trajectory")
+        if fmt == RUN_FORMAT:
+            run = read_finished(path)
+            return Outputs(name=name, kind="run", machine=run.attrs.get("machine"),
+                           seeds=run.seeds.astype(np.float32), final=run.final.astype(np.float32),
+                           times=run.times.astype(np.float64), labels=run.labels.astype(np.int64), path=str(path),
+                           attrs=run.attrs)
+        if fmt not in (None, "", _ref.FORMAT):
+            raise ElscliError(f"{str(path)!r} is an {fmt} file, not a run or a reference trajectory")
     ref = _ref.read(path)
     return Outputs(name=name, kind="reference", machine=None, seeds=ref.seeds, final=ref.final.astype(np.float32),
                    times=ref.times, labels=ref.labels, path=str(path), attrs=ref.attrs)
@@ -78,8 +78,13 @@ def load_outputs(path: os.PathLike | str, name: Optional[str] = None) -> Outputs
 # ----------------------------------------------------------------------------------------------- metrics
 
 def sample_metrics(a: np.ndarray, b: np.ndarray) -> Dict[str, np.ndarray]:
-    """Per-sample agreement of two stacks of images (S, ...): Pearson r over all pixels and channels, r²,
-    cosine and MSE, each (S,) float64.  A constant image has r = 0 (no linear agreement can be measured)."""
+    """Per-sample agreement of two stacks of images (S, ...) on the same scale.
+
+    Returns ``{"r", "r2", "cosine", "mse"}``, each (S,) float64: Pearson r over all pixels and channels
+    (the paper's Table 2 reports r²; its released evaluation computed r), its square, the uncentred cosine
+    ⟨a, b⟩/(‖a‖‖b‖) and the mean squared difference.  A constant image has r = 0 (no linear agreement can be
+    measured).  Raises ElscliError when the shapes differ.
+    """
     a = np.asarray(a, np.float64).reshape(len(a), -1)
     b = np.asarray(b, np.float64).reshape(len(b), -1)
     if a.shape != b.shape:
@@ -95,6 +100,7 @@ def sample_metrics(a: np.ndarray, b: np.ndarray) -> Dict[str, np.ndarray]:
 
 
 def summarize(values: np.ndarray) -> Dict[str, float]:
+    """``median``, ``q1``, ``q3`` (``numpy.percentile``, linear), ``mean``, ``min``, ``max`` of (S,) values."""
     v = np.asarray(values, np.float64)
     q1, med, q3 = np.percentile(v, [25, 50, 75])
     return {"median": float(med), "q1": float(q1), "q3": float(q3), "mean": float(v.mean()),
@@ -105,8 +111,12 @@ def summarize(values: np.ndarray) -> Dict[str, float]:
 
 def match_seeds(ref_seeds: np.ndarray, other_seeds: np.ndarray, *, names=("A", "B"),
                 tol: float = SEED_TOLERANCE) -> np.ndarray:
-    """For each sample of ``other``, the index of the sample of ``ref`` with the same seed; raises if the
-    shapes differ or any seed has no match."""
+    """For each sample of ``other``, the index of the sample of ``ref`` with the same seed.
+
+    ``ref_seeds`` (R, C, H, W), ``other_seeds`` (S, C, H, W); two seeds are the same noise when they differ by
+    at most ``tol`` everywhere.  Returns (S,) int64.  Raises ElscliError when the image shapes differ, a seed
+    has no match, or ``other`` holds one seed twice.
+    """
     if ref_seeds.shape[1:] != other_seeds.shape[1:]:
         raise ElscliError(f"{names[1]} has images of shape {tuple(other_seeds.shape[1:])} but {names[0]} has "
                           f"{tuple(ref_seeds.shape[1:])}")
@@ -128,6 +138,13 @@ def match_seeds(ref_seeds: np.ndarray, other_seeds: np.ndarray, *, names=("A", "
 
 @dataclass
 class Comparison:
+    """The result of :func:`compare`: per-sample metrics of every input against the reference.
+
+    ``ref_index`` (S,) indices into the reference of the samples every input holds; ``other_index`` per
+    input, the same samples' indices in it; ``metrics[name][metric]`` (S,) float64; ``plots`` the PNGs
+    written by :func:`compare_files`.
+    """
+
     reference: Outputs
     others: List[Outputs]
     ref_index: np.ndarray                     # (S,) indices into reference of the common samples
@@ -136,8 +153,11 @@ class Comparison:
     baseline: Optional[str] = None
     warnings: List[str] = field(default_factory=list)
     clamp: bool = False
+    plots: List[str] = field(default_factory=list)
 
     def summary(self) -> dict:
+        """JSON-ready: per input, each metric's :func:`summarize` and the fraction of samples beating the
+        baseline's r² (with a baseline); ``plots`` when PNGs were written."""
         out = {"reference": self.reference.name, "num_samples": int(len(self.ref_index)), "clamp": self.clamp,
                "baseline": self.baseline, "warnings": list(self.warnings), "inputs": {}}
         for o in self.others:
@@ -147,9 +167,12 @@ class Comparison:
             if self.baseline is not None and o.name != self.baseline:
                 entry["fraction_beats_baseline"] = float(np.mean(m["r2"] > self.metrics[self.baseline]["r2"]))
             out["inputs"][o.name] = entry
+        if self.plots:
+            out["plots"] = list(self.plots)
         return out
 
     def per_sample_rows(self) -> List[dict]:
+        """One dict per (sample, input): ``sample`` (reference index), ``input``, ``machine`` and the metrics."""
         rows = []
         for j, ri in enumerate(self.ref_index):
             for o in self.others:
@@ -173,7 +196,9 @@ def compare(reference: Outputs, others: Sequence[Outputs], *, baseline: Optional
             clamp: bool = False) -> Comparison:
     """Match every other input (and the baseline) to the reference by seeds and compute per-sample metrics
     over the samples that all of them hold.  ``clamp`` clamps every final image to [-1, 1] first (machines'
-    outputs already lie there; networks' may not)."""
+    outputs already lie there; networks' may not).  Differing time grids or sample sets are reported in
+    ``warnings``.  Raises ElscliError when there is nothing to compare, shapes differ, a seed has no match,
+    or no sample is common to all inputs."""
     others = list(others)
     if baseline is not None:
         others = [o for o in others if o is not baseline] + [baseline]
@@ -218,8 +243,11 @@ def compare(reference: Outputs, others: Sequence[Outputs], *, baseline: Optional
 
 
 def compare_files(paths: Sequence[os.PathLike | str], *, baseline: Optional[os.PathLike | str] = None,
-                  clamp: bool = False) -> Comparison:
-    """:func:`compare` on files: ``paths[0]`` is the reference, the rest are compared with it."""
+                  clamp: bool = False, plot_dir: Optional[os.PathLike | str] = None) -> Comparison:
+    """:func:`compare` on files (:func:`load_outputs`): ``paths[0]`` is the reference, the rest are compared
+    with it; with ``plot_dir`` (an existing directory) also the scatter and side-by-side PNGs
+    (:func:`elscli.analysis.plots.comparison_plots`).  Raises ElscliError as :func:`compare` does and when
+    fewer than two files are given."""
     if len(paths) < 2 and baseline is None:
         raise ElscliError("compare needs at least two files: the reference (e.g. a network) and a run")
     outs = [load_outputs(p) for p in paths]
@@ -227,4 +255,9 @@ def compare_files(paths: Sequence[os.PathLike | str], *, baseline: Optional[os.P
     if baseline is not None:
         same = [o for o in outs[1:] if Path(o.path).resolve() == Path(baseline).resolve()]
         base = same[0] if same else load_outputs(baseline)
-    return compare(outs[0], outs[1:], baseline=base, clamp=clamp)
+    comp = compare(outs[0], outs[1:], baseline=base, clamp=clamp)
+    if plot_dir is not None:
+        from .plots import comparison_plots
+
+        comp.plots = comparison_plots(comp, plot_dir)
+    return comp

@@ -20,6 +20,7 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
+from ..bank import bank_images
 from ..errors import ElscliError
 
 CONSISTENCY_T = 1e-4
@@ -28,55 +29,66 @@ CONSISTENCY_TOL = 0.02
 
 @dataclass
 class RunProvenance:
+    """The finished samples of a run with their last-step provenance.
+
+    ``final`` (S, C, H, W) float32; ``labels``, ``sample_ids`` (S,) int64; ``patch_sizes`` (T,) int64;
+    ``image`` (S, H, W) int64 bank index of each pixel's dominant patch, ``entropy`` (S, H, W) float32 nats
+    and ``weight`` (S, H, W) float32 its softmax weight (each None when the run has no provenance);
+    ``bank_hash`` the content hash of the run's bank.
+    """
+
     path: str
     machine: str
-    final: np.ndarray                  # (S, C, H, W)
-    labels: np.ndarray                 # (S,)
-    sample_ids: np.ndarray             # (S,)
-    patch_sizes: np.ndarray            # (T,)
-    image: Optional[np.ndarray]        # (S, H, W) bank index
-    entropy: Optional[np.ndarray]      # (S, H, W)
+    final: np.ndarray
+    labels: np.ndarray
+    sample_ids: np.ndarray
+    patch_sizes: np.ndarray
+    image: Optional[np.ndarray]
+    entropy: Optional[np.ndarray]
     weight: Optional[np.ndarray]
     bank_hash: str = ""
 
 
 def load_run_provenance(path: os.PathLike | str) -> RunProvenance:
-    """Finished samples of an ``elscli.run`` file with their provenance (read directly per formats.md)."""
-    from ..h5io import open_h5, read_attrs
+    """The finished samples of a run file with their provenance (read by :func:`elscli.runs.read_finished`).
+
+    Raises ElscliError for a reference trajectory (NPZ), a file that is not a complete run, or a run with no
+    finished sample.
+    """
+    from ..runs import read_finished
 
     if Path(path).suffix.lower() == ".npz":
         raise ElscliError(f"{str(path)!r} is a reference trajectory (NPZ), not an elscli.run file with provenance")
-    with open_h5(path, expected_format="elscli.run") as f:
-        if "final" not in f:
-            raise ElscliError(f"run {str(path)!r} has no 'final' dataset")
-        S = len(f["final"])
-        done = f["done"][()].astype(bool) if "done" in f else np.ones(S, bool)
-        if not done.any():
-            raise ElscliError(f"run {str(path)!r} has no finished samples")
-        get = lambda k: f[k][()][done] if k in f else None  # noqa: E731
-        attrs = read_attrs(f)
-        return RunProvenance(path=str(path), machine=str(attrs.get("machine", "")), final=get("final"),
-                             labels=get("labels") if "labels" in f else np.full(int(done.sum()), -1),
-                             sample_ids=get("sample_ids") if "sample_ids" in f else np.flatnonzero(done),
-                             patch_sizes=f["patch_sizes"][()] if "patch_sizes" in f else np.zeros(0, np.int64),
-                             image=get("prov_image"), entropy=get("prov_entropy"), weight=get("prov_weight"),
-                             bank_hash=str(attrs.get("bank_content_hash", attrs.get("bank_hash", ""))))
+    run = read_finished(path)
+    prov = run.provenance or {}
+    return RunProvenance(path=str(path), machine=run.machine, final=run.final, labels=run.labels,
+                         sample_ids=run.sample_ids, patch_sizes=run.patch_sizes, image=prov.get("image"),
+                         entropy=prov.get("entropy"), weight=prov.get("weight"),
+                         bank_hash=str(run.attrs.get("bank_content_hash", "")))
 
 
 def distinct_sources(image: np.ndarray) -> np.ndarray:
-    """(S, H, W) source indices -> (S,) number of distinct source images per sample."""
+    """(S, H, W) source indices -> (S,) int64 number of distinct source images per sample."""
     return np.array([len(np.unique(im)) for im in image], dtype=np.int64)
 
 
 def local_consistency(final: np.ndarray, machine: str, bank, patch_size: Optional[int], labels=None, *,
                       tol: float = CONSISTENCY_TOL, t: float = CONSISTENCY_T,
-                      denoise: Optional[Callable] = None) -> np.ndarray:
+                      denoise: Optional[Callable] = None, threads: Optional[int] = None) -> np.ndarray:
     """Per-sample fraction of pixels equal (max over channels, within ``tol``) to the centre of the nearest
-    patch of their own dictionary at ``patch_size`` (Theorem 4.1).  Returns (S,)."""
+    patch of their own dictionary at ``patch_size`` (the paper's Theorem 4.1).
+
+    ``final`` (S, C, H, W) on [-1, 1]; the nearest patch is the machine's ``x0_hat`` at time ``t`` (1e-4:
+    the softmax is a hard arg-min up to exact ties), by ``denoise`` (default :func:`elscli.machines.denoise`,
+    with ``threads`` Numba threads).  Returns (S,) float64 in [0, 1].  Raises ElscliError when the bank's
+    image shape differs (and as the machine does).
+    """
     if denoise is None:
-        from ..machines import denoise
+        from ..machines import denoise as machine_denoise
+
+        def denoise(*args, **kw):
+            return machine_denoise(*args, threads=threads, **kw)
     final = np.asarray(final, np.float64)
-    from .scan import bank_images
 
     if tuple(final.shape[1:]) != tuple(bank_images(bank).shape[1:]):
         raise ElscliError(f"the bank's images have shape {tuple(bank_images(bank).shape[1:])} but the run's have "
@@ -93,8 +105,8 @@ def local_consistency(final: np.ndarray, machine: str, bank, patch_size: Optiona
 
 
 def source_colours(image: np.ndarray) -> np.ndarray:
-    """(H, W) source indices -> (H, W, 3) RGB in [0, 1]; one fixed colour per training image (golden-ratio hues),
-    so a source has the same colour in every sample's map."""
+    """(H, W) source indices -> (H, W, 3) float64 RGB in [0, 1]; one fixed colour per training image
+    (golden-ratio hues), so a source has the same colour in every sample's map."""
     import colorsys
 
     idx = np.asarray(image, np.int64)
@@ -105,7 +117,8 @@ def source_colours(image: np.ndarray) -> np.ndarray:
 
 
 def boundary_segments(image: np.ndarray) -> List[tuple]:
-    """Line segments (x0, x1, y0, y1) in pixel-edge coordinates between 4-neighbours with different sources."""
+    """Line segments ``((x0, x1), (y0, y1))`` in pixel-edge coordinates (matplotlib's ``imshow`` pixel
+    centres at integers) between 4-neighbours of an (H, W) map with different sources."""
     segs = []
     H, W = image.shape
     ys, xs = np.nonzero(image[:, 1:] != image[:, :-1])
@@ -160,23 +173,32 @@ def mosaic_figure(final: np.ndarray, image: np.ndarray, path, *, title: str = ""
 
 @dataclass
 class MosaicReport:
+    """Per sample (S,): ``sample_ids``, ``distinct_sources`` (distinct training images of the dominant
+    patches), ``dominant_sources`` (the same among pixels whose dominant patch has weight >= 0.5),
+    ``mean_entropy`` (nats), ``consistency`` (local consistency, or None without a bank); the last step's
+    ``patch_size``, the ``tolerance``, the ``pngs`` written, and the run's ``machine``."""
+
     sample_ids: np.ndarray
     distinct_sources: np.ndarray
-    dominant_sources: np.ndarray       # distinct sources among pixels whose dominant patch has weight >= 0.5
+    dominant_sources: np.ndarray
     mean_entropy: np.ndarray
     consistency: Optional[np.ndarray]
     patch_size: Optional[int]
     tolerance: float
     pngs: List[str]
+    machine: str = ""
 
-    def rows(self):
+    def rows(self) -> List[dict]:
+        """One JSON-ready dict per sample."""
         return [{"sample": int(self.sample_ids[i]), "distinct_sources": int(self.distinct_sources[i]),
                  "dominant_sources": int(self.dominant_sources[i]),
                  "mean_entropy": float(self.mean_entropy[i]),
                  "local_consistency": None if self.consistency is None else float(self.consistency[i])}
                 for i in range(len(self.sample_ids))]
 
-    def summary(self):
+    def summary(self) -> dict:
+        """JSON-ready: sample count, medians of the source counts, mean entropy, patch size, tolerance,
+        PNGs and (with a bank) the mean local consistency."""
         d = {"num_samples": int(len(self.sample_ids)),
              "median_distinct_sources": float(np.median(self.distinct_sources)),
              "median_dominant_sources": float(np.median(self.dominant_sources)),
@@ -188,9 +210,15 @@ class MosaicReport:
 
 
 def mosaic_report(run: RunProvenance, *, bank=None, out_dir=None, samples: Optional[Sequence[int]] = None,
-                  tol: float = CONSISTENCY_TOL, max_pngs: int = 16, denoise=None) -> MosaicReport:
+                  tol: float = CONSISTENCY_TOL, max_pngs: int = 16, denoise=None,
+                  threads: Optional[int] = None) -> MosaicReport:
     """Distinct sources, mean entropy, local consistency (when a bank is given) and mosaic PNGs (when
-    ``out_dir`` is given) for the run's samples (positions in the run's finished rows)."""
+    ``out_dir`` is given, at most ``max_pngs``) for the run's samples (``samples``: positions in the run's
+    finished rows; default all).
+
+    Raises ElscliError when the run has no provenance, a position is out of range, the bank's content hash
+    differs from the run's, or ``out_dir`` does not exist.
+    """
     if run.image is None or run.entropy is None:
         raise ElscliError(f"run {run.path!r} has no provenance (prov_image / prov_entropy); sample it with "
                           "provenance recorded")
@@ -210,7 +238,8 @@ def mosaic_report(run: RunProvenance, *, bank=None, out_dir=None, samples: Optio
     ent = run.entropy[sel].reshape(len(sel), -1).mean(1)
     cons = None
     if bank is not None:
-        cons = local_consistency(run.final[sel], run.machine, bank, P, run.labels[sel], tol=tol, denoise=denoise)
+        cons = local_consistency(run.final[sel], run.machine, bank, P, run.labels[sel], tol=tol, denoise=denoise,
+                                 threads=threads)
     pngs = []
     if out_dir is not None:
         out_dir = Path(out_dir)
@@ -224,5 +253,18 @@ def mosaic_report(run: RunProvenance, *, bank=None, out_dir=None, samples: Optio
             mosaic_figure(run.final[s], run.image[s], p, title=t, entropy=run.entropy[s],
                           weight=None if run.weight is None else run.weight[s])
             pngs.append(str(p))
-    return MosaicReport(sample_ids=run.sample_ids[sel], distinct_sources=ds, dominant_sources=dom, mean_entropy=ent, consistency=cons,
-                        patch_size=P, tolerance=tol, pngs=pngs)
+    return MosaicReport(sample_ids=run.sample_ids[sel], distinct_sources=ds, dominant_sources=dom, mean_entropy=ent,
+                        consistency=cons, patch_size=P, tolerance=tol, pngs=pngs, machine=run.machine)
+
+
+def mosaic_file(path: os.PathLike | str, *, bank=None, out_dir=None, samples: Optional[Sequence[int]] = None,
+                tol: float = CONSISTENCY_TOL, max_pngs: int = 16, threads: Optional[int] = None) -> MosaicReport:
+    """:func:`mosaic_report` of a run file (``elscli mosaic``); ``bank`` a Bank, a bank path or None (no
+    local consistency).  Raises ElscliError as :func:`load_run_provenance` and :func:`mosaic_report` do."""
+    from ..sample_data import open_bank
+
+    if tol < 0:
+        raise ElscliError(f"--tolerance must be non-negative, got {tol}")
+    rp = load_run_provenance(path)
+    b = open_bank(bank) if bank is not None else None
+    return mosaic_report(rp, bank=b, out_dir=out_dir, samples=samples, tol=tol, max_pngs=max_pngs, threads=threads)

@@ -9,8 +9,9 @@ machine memorises (copies); ELS machines create (no copies, ratio near 1).
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -21,25 +22,37 @@ COPY_RMS = 0.05
 
 @dataclass
 class NearestResult:
-    nearest_l2: np.ndarray       # (S,) bank index of the L2-nearest training image
-    rms: np.ndarray              # (S,) RMS difference to it, [-1, 1] scale
-    ratio: np.ndarray            # (S,) nearest / second-nearest L2 distance
-    nearest_corr: np.ndarray     # (S,) bank index of the most correlated training image
-    corr: np.ndarray             # (S,) its Pearson correlation
-    nearest_label: np.ndarray    # (S,) label of the L2-nearest
+    """Each sample's nearest training images.
+
+    ``nearest_l2`` (S,) int64 bank index of the L2-nearest training image; ``rms`` (S,) the RMS difference
+    to it on the [-1, 1] scale; ``ratio`` (S,) nearest / second-nearest L2 distance (NaN with one training
+    image); ``nearest_corr`` (S,) bank index of the most correlated training image and ``corr`` its Pearson
+    correlation; ``nearest_label`` (S,) label of the L2-nearest; ``copy_rms`` the copy threshold.
+    """
+
+    nearest_l2: np.ndarray
+    rms: np.ndarray
+    ratio: np.ndarray
+    nearest_corr: np.ndarray
+    corr: np.ndarray
+    nearest_label: np.ndarray
     copy_rms: float = COPY_RMS
 
     @property
     def is_copy(self) -> np.ndarray:
+        """(S,) bool: the sample is a copy of a training image (RMS difference below ``copy_rms``)."""
         return self.rms < self.copy_rms
 
     def summary(self) -> Dict[str, float]:
+        """JSON-ready: sample count, copy fraction and threshold, mean/median RMS, median ratio, mean corr."""
         return {"num_samples": int(len(self.rms)), "copy_fraction": float(self.is_copy.mean()),
                 "copy_rms_threshold": self.copy_rms,
                 "mean_nn_rms": float(self.rms.mean()), "median_nn_rms": float(np.median(self.rms)),
-                "median_ratio": float(np.nanmedian(self.ratio)) if np.isfinite(self.ratio).any() else float("nan"), "mean_nn_corr": float(self.corr.mean())}
+                "median_ratio": float(np.nanmedian(self.ratio)) if np.isfinite(self.ratio).any() else float("nan"),
+                "mean_nn_corr": float(self.corr.mean())}
 
-    def rows(self):
+    def rows(self) -> List[dict]:
+        """One dict per sample (position ``sample``) with every per-sample measure."""
         return [{"sample": i, "nearest_l2": int(self.nearest_l2[i]), "nearest_label": int(self.nearest_label[i]),
                  "rms": float(self.rms[i]), "ratio": float(self.ratio[i]), "copy": bool(self.is_copy[i]),
                  "nearest_corr": int(self.nearest_corr[i]), "corr": float(self.corr[i])}
@@ -53,6 +66,7 @@ def nearest(samples: np.ndarray, bank_images: np.ndarray, bank_labels=None, *, c
     The L2-nearest is the first nearest in bank order; the second-nearest distance of ``ratio`` is taken
     among the images whose pixels differ from the nearest's, so a training image stored twice does not make
     the ratio 1 ("no image is special").  ``ratio`` is NaN when every training image has those same pixels.
+    Both on [-1, 1], computed in float64 over chunks of ``chunk`` training images (exact, not approximate).
     Raises ElscliError on a shape mismatch or an empty bank."""
     samples = np.asarray(samples, np.float64)
     if samples.shape[1:] != tuple(bank_images.shape[1:]):
@@ -109,3 +123,26 @@ def nearest(samples: np.ndarray, bank_images: np.ndarray, bank_labels=None, *, c
     labels = np.full(N, -1, np.int64) if bank_labels is None else np.asarray(bank_labels, np.int64)
     return NearestResult(nearest_l2=best_i[:, 0], rms=d[:, 0] / np.sqrt(D), ratio=ratio, nearest_corr=cbest_i,
                          corr=cbest, nearest_label=labels[best_i[:, 0]], copy_rms=copy_rms)
+
+
+def nearest_files(paths: Sequence[os.PathLike | str], bank, *, clamp: bool = False
+                  ) -> Tuple[Dict[str, dict], List[dict]]:
+    """:func:`nearest` for the finals of run or reference files (``elscli compare --nearest``).
+
+    ``bank``: a Bank or a bank path.  ``clamp`` clamps the finals to [-1, 1] first.  Returns ``(summaries,
+    rows)``: per input name, its path, machine and :meth:`NearestResult.summary`; and one row per (input,
+    sample).  Raises ElscliError as :func:`elscli.analysis.compare.load_outputs` and :func:`nearest` do.
+    """
+    from ..sample_data import open_bank
+    from .compare import load_outputs
+
+    b = open_bank(bank)
+    results: Dict[str, dict] = {}
+    rows: List[dict] = []
+    for fp in paths:
+        out = load_outputs(fp)
+        fin = np.clip(out.final, -1, 1) if clamp else out.final
+        nn = nearest(fin, b.images, b.labels)
+        results[out.name] = {"path": str(fp), "machine": out.machine, **nn.summary()}
+        rows += [{"input": out.name, **r} for r in nn.rows()]
+    return results, rows

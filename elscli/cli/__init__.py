@@ -1,72 +1,44 @@
 """The command-line edge: a thin Typer layer over the Python API.
 
-Each group of commands lives in its own module and registers itself on :data:`app`.  Domain errors
+=======================  =========================================================================
+:mod:`.app`               the Typer application
+:mod:`.environment`       the process environment (Slurm array tasks, CPU counts), read only here
+:mod:`.output`            printing results: JSON, tables, CSV, notes and warnings, provenance
+:mod:`.bank_cmds`         ``build-bank``, ``info``
+:mod:`.sample_cmds`       ``sample``, ``merge``, ``export``
+:mod:`.analysis_cmds`     ``compare``, ``mosaic``, ``locality-scan``
+:mod:`.consistency_cmds`  ``consistency``
+=======================  =========================================================================
+
+Each command parses its options, calls one library function and prints the result.  Domain errors
 (:class:`elscli.errors.ElscliError`) become one line on stderr and exit code 1; usage errors exit 2;
 ``ELSCLI_DEBUG=1`` shows tracebacks.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
-import typer
+from .app import app
+from .output import set_argv
 
-app = typer.Typer(
-    name="elscli",
-    help="Analytic score machines (IS, LS, ELS, bbELS) of Kamb & Ganguli's analytic theory of creativity "
-         "in convolutional diffusion models: build patch banks, sample, compare with networks, calibrate locality.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-)
+# The command modules register their commands on `app` when imported (in this order, as `--help` lists them).
+from . import bank_cmds  # noqa: E402,F401  isort: skip
+from . import sample_cmds  # noqa: E402,F401  isort: skip
+from . import analysis_cmds  # noqa: E402,F401  isort: skip
+from . import consistency_cmds  # noqa: E402,F401  isort: skip
 
-# Command modules register their commands on `app` when imported.
-_COMMAND_MODULES = ("bank_cmds", "sample_cmds", "analysis_cmds", "consistency_cmds")
-
-
-def _load_commands() -> None:
-    import importlib
-
-    for name in _COMMAND_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:  # a command group not written yet
-            if exc.name != f"{__name__}.{name}":
-                raise
-
-
-_ARGV: list = []
-_CLAIMS = contextlib.ExitStack()   # the outputs this command has claimed, released when it ends
-
-
-def claim(path, force: bool = False, **kwargs):
-    """Claim an output file for the rest of the command (:func:`elscli.outputs.claim_output`): a concurrent
-    writer of it is refused, and an existing file is refused unless ``force``.  Returns the path."""
-    from ..outputs import claim_output
-
-    return _CLAIMS.enter_context(claim_output(path, force, **kwargs))
-
-
-def command_line() -> list:
-    """The arguments of the current invocation (for provenance in output files)."""
-    return list(_ARGV)
+__all__ = ["app", "main"]
 
 
 def main(argv=None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point: run the command line ``argv`` (default ``sys.argv[1:]``) and exit."""
     from ..errors import ElscliError
 
-    _ARGV[:] = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
-
-    _load_commands()
+    set_argv(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("ELSCLI_DEBUG", "") not in ("", "0")
     try:
-        try:
-            app(args=argv, standalone_mode=True)
-        finally:
-            _CLAIMS.close()
+        app(args=argv, standalone_mode=True)
     except SystemExit:
         raise
     except ElscliError as exc:

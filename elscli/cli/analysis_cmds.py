@@ -1,81 +1,15 @@
 """``elscli compare``, ``elscli mosaic`` and ``elscli locality-scan``: the CLI edge over :mod:`elscli.analysis`."""
 from __future__ import annotations
 
-import csv
-import io
-import json
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated, List, Optional
 
-import numpy as np
 import typer
 
-from . import app, claim
 from ..errors import ElscliError
-
-
-def _command_line() -> str:
-    from . import command_line
-
-    return "elscli " + " ".join(shlex.quote(a) for a in (command_line() or sys.argv[1:]))
-
-
-def _warn(msg: str) -> None:
-    print(f"elscli: warning: {msg}", file=sys.stderr)
-
-
-def _print_json(payload) -> None:
-    print(json.dumps(payload, indent=2, sort_keys=True, default=_json_default))
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
-def _print_csv(rows: List[dict]) -> None:
-    if not rows:
-        return
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    sys.stdout.write(buf.getvalue())
-
-
-def _table(title: str, columns: List[str], rows: List[List[str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=title, title_justify="left")
-    for i, c in enumerate(columns):
-        t.add_column(c, justify="left" if i == 0 else "right")
-    for r in rows:
-        t.add_row(*r)
-    Console(file=sys.stdout, width=200 if not sys.stdout.isatty() else None).print(t)
-
-
-def _plot_dir(plot: Optional[Path]) -> Optional[Path]:
-    if plot is None:
-        return None
-    if plot.exists() and not plot.is_dir():
-        raise ElscliError(f"--plot {str(plot)!r} is not a directory")
-    if not plot.parent.is_dir():
-        raise ElscliError(f"--plot: directory {str(plot.parent)!r} does not exist")
-    plot.mkdir(exist_ok=True)
-    return plot
-
-
-def _open_bank(path):
-    from ..runs import open_bank
-
-    return open_bank(path)
+from . import environment
+from .app import app
+from .output import command_line, output_dir, print_csv, print_json, table, warn
 
 
 def _q(s: dict) -> str:
@@ -112,31 +46,25 @@ def compare_cmd(
 
       elscli compare is.h5 bbels.h5 --bank mnist.h5 --nearest     # memorisation: IS copies, ELS creates
     """
-    from ..analysis import compare as C
+    from ..analysis.compare import compare_files
 
     if as_json and as_csv:
         raise ElscliError("give --json or --csv, not both")
-    plot_dir = _plot_dir(plot)
+    plot_dir = output_dir(plot)
     if nearest:
         if bank is None:
             raise ElscliError("--nearest needs --bank BANK")
         return _nearest(files, bank, as_json=as_json, as_csv=as_csv, clamp=clamp)
-    comp = C.compare_files(files, baseline=baseline, clamp=clamp)
+    comp = compare_files(files, baseline=baseline, clamp=clamp, plot_dir=plot_dir)
     for w in comp.warnings:
-        _warn(w)
+        warn(w)
     summary = comp.summary()
     rows = comp.per_sample_rows()
-    pngs = []
-    if plot_dir is not None:
-        from ..analysis.plots import comparison_plots
-
-        pngs = comparison_plots(comp, plot_dir)
-        summary["plots"] = pngs
     if as_json:
-        _print_json({**summary, "per_sample": rows})
+        print_json({**summary, "per_sample": rows})
         return
     if as_csv:
-        _print_csv(rows)
+        print_csv(rows)
         return
     cols = ["input", "machine", "r² median [q1, q3]", "r median", "cosine median", "MSE median"]
     if comp.baseline is not None:
@@ -148,41 +76,31 @@ def compare_cmd(
         if comp.baseline is not None:
             r.append("(baseline)" if name == comp.baseline else f"{e['fraction_beats_baseline']:.0%}")
         trows.append(r)
-    _table(f"agreement with {comp.reference.name} over {summary['num_samples']} samples"
+    table(f"agreement with {comp.reference.name} over {summary['num_samples']} samples"
            + (" (clamped to [-1, 1])" if clamp else ""), cols, trows)
     if per_sample:
         names = [o.name for o in comp.others]
         prow = []
         for j, ri in enumerate(comp.ref_index):
             prow.append([str(int(ri))] + [f"{comp.metrics[n]['r2'][j]:.3f}" for n in names])
-        _table("per-sample r²", ["sample"] + names, prow)
-    for p in pngs:
+        table("per-sample r²", ["sample"] + names, prow)
+    for p in comp.plots:
         print(f"wrote {p}")
 
 
 def _nearest(files, bank_path, *, as_json, as_csv, clamp):
-    from ..analysis.compare import load_outputs
-    from ..analysis.nearest import nearest
+    from ..analysis.nearest import nearest_files
 
-    bank = _open_bank(bank_path)
-    results = {}
-    all_rows = []
-    for fp in files:
-        out = load_outputs(fp)
-        fin = np.clip(out.final, -1, 1) if clamp else out.final
-        nn = nearest(fin, bank.images, bank.labels)
-        results[out.name] = {"path": str(fp), "machine": out.machine, **nn.summary()}
-        for r in nn.rows():
-            all_rows.append({"input": out.name, **r})
+    results, all_rows = nearest_files(files, bank_path, clamp=clamp)
     if as_json:
-        _print_json({"bank": str(bank_path), "inputs": results, "per_sample": all_rows})
+        print_json({"bank": str(bank_path), "inputs": results, "per_sample": all_rows})
         return
     if as_csv:
-        _print_csv(all_rows)
+        print_csv(all_rows)
         return
     trows = [[n, e["machine"] or "-", str(e["num_samples"]), f"{e['copy_fraction']:.0%}", f"{e['mean_nn_rms']:.3f}",
               f"{e['median_ratio']:.3f}", f"{e['mean_nn_corr']:.3f}"] for n, e in results.items()]
-    _table(f"nearest training image in {bank_path} (copy: RMS < 0.05 on [-1, 1])",
+    table(f"nearest training image in {bank_path} (copy: RMS < 0.05 on [-1, 1])",
            ["input", "machine", "samples", "copies", "mean RMS to nearest", "median d1/d2", "mean best corr"], trows)
 
 
@@ -199,7 +117,8 @@ def mosaic_cmd(
     tolerance: Annotated[float, typer.Option("--tolerance", help="Local consistency: max |pixel - nearest "
                                                                  "patch centre| on [-1, 1].")] = 0.02,
     max_pngs: Annotated[int, typer.Option("--max-pngs", help="At most this many PNGs.")] = 16,
-    threads: Annotated[Optional[int], typer.Option("--threads", "-j", help="Threads.")] = None,
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", "-j", help="Threads. [default: SLURM_CPUS_PER_TASK, else all cores]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Per-sample CSV on stdout.")] = False,
 ) -> None:
@@ -212,7 +131,7 @@ def mosaic_cmd(
 
       elscli mosaic bbels.h5 --samples 0,3 --json
     """
-    from ..analysis import mosaic as M
+    from ..analysis.mosaic import mosaic_file
 
     if as_json and as_csv:
         raise ElscliError("give --json or --csv, not both")
@@ -224,25 +143,17 @@ def mosaic_cmd(
             sel = [int(s) for s in samples.split(",") if s.strip()]
         except ValueError:
             raise ElscliError(f"--samples must be integers separated by commas, got {samples!r}") from None
-    out_dir = _plot_dir(output)
-    rp = M.load_run_provenance(run)
-    b = _open_bank(bank) if bank is not None else None
-    denoise = None
-    if threads is not None:
-        from ..machines import denoise as _d
-
-        denoise = lambda *a, **k: _d(*a, threads=threads, **k)  # noqa: E731
-    rep = M.mosaic_report(rp, bank=b, out_dir=out_dir, samples=sel, tol=tolerance, max_pngs=max_pngs,
-                          denoise=denoise)
+    rep = mosaic_file(run, bank=bank, out_dir=output_dir(output, "-o"), samples=sel, tol=tolerance,
+                      max_pngs=max_pngs, threads=environment.resolve_threads(threads))
     if as_json:
-        _print_json({"run": str(run), **rep.summary(), "per_sample": rep.rows()})
+        print_json({"run": str(run), **rep.summary(), "per_sample": rep.rows()})
         return
     if as_csv:
-        _print_csv(rep.rows())
+        print_csv(rep.rows())
         return
     trows = [[str(r["sample"]), str(r["dominant_sources"]), str(r["distinct_sources"]), f"{r['mean_entropy']:.3f}",
               "-" if r["local_consistency"] is None else f"{r['local_consistency']:.1%}"] for r in rep.rows()]
-    _table(f"patch mosaic of {run} ({rp.machine}, last P = {rep.patch_size}, tolerance {tolerance})",
+    table(f"patch mosaic of {run} ({rep.machine}, last P = {rep.patch_size}, tolerance {tolerance})",
            ["sample", "dominant sources (weight ≥ 0.5)", "distinct sources", "mean entropy (nats)",
             "locally consistent"], trows)
     s = rep.summary()
@@ -274,7 +185,8 @@ def locality_scan_cmd(
     scan_out: Annotated[Optional[Path], typer.Option("--scan-out", help="Scan file (HDF5) keeping every "
                                                      "per-sample similarity; {shard}/{shards} are filled in.")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="I/N: scan samples I, I+N, ... (needs "
-                                                 "--scan-out; default: from SLURM_ARRAY_*, else 0/1)")] = None,
+                                                 "--scan-out; default: in a Slurm array task, (ID - MIN)/STEP "
+                                                 "of COUNT; else 0/1)")] = None,
     sweep: Annotated[Optional[str], typer.Option("--sweep", help="Constant sizes to sample at (no reference): "
                                                  "memorisation vs creativity.")] = None,
     num_samples: Annotated[int, typer.Option("--num-samples", "-n", help="--sweep: samples per size.")] = 16,
@@ -285,7 +197,8 @@ def locality_scan_cmd(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Directory for PNGs.")] = None,
     overlay: Annotated[Optional[str], typer.Option("--overlay", help="A schedule to draw beside the calibrated "
                                                    "one in the plot, e.g. paper:MNIST_ResNet_zeros.")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", "-j", help="Threads.")] = None,
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", "-j", help="Threads. [default: SLURM_CPUS_PER_TASK, else all cores]")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Samples evaluated together.")] = 64,
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Write a schedule from a scan of only "
                                                 "some of the reference's samples (a deliberate subset).")] = False,
@@ -308,107 +221,33 @@ def locality_scan_cmd(
 
       elscli locality-scan --sweep 3,5,9,15,31 --bank mnist.h5 --machine els -n 16 --plot figs/
     """
-    from ..analysis import scan as S
-    from ..runs import parse_shard, resolve_threads, apply_threads, shard_output_path
+    from ..analysis.calibrate import calibrate
+    from ..analysis.sweep import run_sweep
 
-    plot_dir = _plot_dir(plot)
+    plot_dir = output_dir(plot)
+    n_threads = environment.resolve_threads(threads)
     if sweep is not None:
         if reference is not None or scans:
             raise ElscliError("--sweep samples from noise: give no --reference and no scan files")
-        return _sweep(sweep, bank, machine, num_samples, seed, steps, label, run_dir, plot_dir, threads, force,
-                      as_json, quiet)
-    if metric not in S.METRICS:
-        raise ElscliError(f"--metric must be one of {', '.join(S.METRICS)}, got {metric!r}")
-    if aggregate not in S.AGGREGATES:
-        raise ElscliError(f"--aggregate must be one of {', '.join(S.AGGREGATES)}, got {aggregate!r}")
-    if output is not None:
-        claim(output, force)     # held until the command ends: a concurrent writer of it is refused
-
-    if scans:
-        if reference is not None:
-            raise ElscliError("give scan files to merge, or --reference to scan, not both")
-        if scan_out is not None:
-            claim(scan_out, force)
-        result = S.merge([S.Scan.read(p) for p in scans])
-        if scan_out is not None:
-            result.write(scan_out, force=force, params={**result.params, "merged_from": [str(p) for p in scans]})
-    else:
-        if reference is None:
-            raise ElscliError("give --reference REF (a network's trajectory), scan files to merge, or --sweep")
-        if bank is None:
-            raise ElscliError("--reference needs --bank BANK")
-        if machine not in ("ls", "els", "bbels"):
-            raise ElscliError(f"locality-scan calibrates a local machine (ls, els, bbels), not {machine!r}")
-        cands = S.parse_candidates(candidates)
-        sh = parse_shard(shard)
-        if sh[1] > 1 and scan_out is None:
-            raise ElscliError("--shard needs --scan-out (each array task writes its partial scan)")
-        scan_path = shard_output_path(scan_out, sh) if scan_out is not None else None
-        if scan_path is not None:
-            claim(scan_path, force)   # before the scan: minutes of work are never lost to a refused write
-        from .. import reference as R
-        from ..progress import Progress
-
-        ref = R.read(reference)
-        ref.require_eps()
-        b = _open_bank(bank)
-        n_threads = apply_threads(resolve_threads(threads))
-        n_mine = len(range(sh[0], ref.num_samples, sh[1]))
-        params = {"reference": str(reference), "bank": str(bank), "machine": machine, "candidates": cands,
-                  "metric": metric, "shard": f"{sh[0]}/{sh[1]}", "command_line": _command_line()}
-        with Progress(n_mine * ref.num_steps, description=f"locality-scan {machine}", quiet=quiet,
-                      unit="sample-steps") as bar:
-            result = S.scan(ref, b, machine, cands, metric=metric, shard=sh, threads=n_threads,
-                            batch_size=batch_size, progress=bar, params=params)
-        if scan_path is not None:
-            result.write(scan_path, force=force)
-    best = result.best
-    payload = {"machine": result.machine, "metric": result.metric, "aggregate": aggregate,
-               "samples": int(len(result.sample_index)), "reference_samples": int(result.num_reference_samples),
-               "complete": result.complete, "candidates": [int(c) for c in result.candidates]}
-    if scan_out is not None:
-        payload["scan_file"] = str(scan_path if not scans else scan_out)
-    sched = result.schedule(aggregate)
-    payload["schedule"] = sched
-    sp = S.spread(best)
-    payload["per_step"] = [{"t": float(t), "patch_size": int(p), "q1": float(sp["q1"][j]), "q3": float(sp["q3"][j]),
-                            "min": int(sp["min"][j]), "max": int(sp["max"][j]),
-                            "median_similarity_at_best": float(np.median(
-                                result.similarity[:, list(result.candidates).index(p), j]))}
-                           for j, (t, p) in enumerate(zip(sched["times"], sched["patch_sizes"]))]
-    if not result.complete:
-        _warn(f"the scan covers {len(result.sample_index)} of {result.num_reference_samples} reference samples"
-              + ("; merge all shards before writing a schedule" if output is not None and not allow_partial else ""))
-    if output is not None:
-        if not result.complete and not allow_partial:
-            raise ElscliError("not writing a schedule from a partial scan: merge every shard first "
-                              "(elscli locality-scan scan-*.h5 -o schedule.json), or pass --allow-partial")
-        from ..h5io import atomic_output
-
-        with atomic_output(output, force) as tmp:
-            Path(tmp).write_text(json.dumps(sched) + "\n")
-        payload["output"] = str(output)
-    if plot_dir is not None:
-        from ..analysis.plots import schedule_plot, similarity_plot
-
-        paper = None
-        if overlay is not None:
-            from ..schedule import load_schedule
-
-            ov = load_schedule(overlay)
-            paper = {"times": list(ov.times), "patch_sizes": list(ov.patch_sizes), "name": overlay}
-        payload["plots"] = [
-            schedule_plot(result.times, best, sched["patch_sizes"], plot_dir / f"schedule-{result.machine}.png",
-                          machine=result.machine, candidates=result.candidates, paper=paper),
-            similarity_plot(result.times, result.candidates, result.similarity,
-                            plot_dir / f"similarity-{result.machine}.png", metric=result.metric)]
+        result = run_sweep(bank, machine, sweep, num_samples=num_samples, seed=seed, steps=steps, label=label,
+                           run_dir=run_dir, plot_dir=plot_dir, force=force, quiet=quiet, threads=n_threads)
+        _print_sweep(result, as_json)
+        return
+    cal = calibrate(reference=reference, scans=scans or (), bank=bank, machine=machine, candidates=candidates,
+                    metric=metric, aggregate=aggregate, output=output, scan_out=scan_out,
+                    shard=environment.resolve_shard(shard), threads=n_threads, batch_size=batch_size,
+                    allow_partial=allow_partial, force=force, plot_dir=plot_dir, overlay=overlay, quiet=quiet,
+                    command_line=command_line())
+    for w in cal.warnings:
+        warn(w)
+    payload = cal.summary()
     if as_json:
-        _print_json(payload)
+        print_json(payload)
         return
     trows = [[f"{r['t']:.3f}", str(r["patch_size"]), f"{r['q1']:.0f}–{r['q3']:.0f}", f"{r['min']}–{r['max']}",
               f"{r['median_similarity_at_best']:.4f}"] for r in payload["per_step"]]
-    _table(f"locality schedule for {result.machine} ({aggregate} over {payload['samples']} samples, {metric})",
-           ["t", "P", "samples q1–q3", "range", f"median {metric}"], trows)
+    table(f"locality schedule for {cal.scan.machine} ({aggregate} over {payload['samples']} samples, {metric})",
+          ["t", "P", "samples q1–q3", "range", f"median {metric}"], trows)
     for k in ("scan_file", "output"):
         if k in payload:
             print(f"wrote {payload[k]}")
@@ -416,29 +255,15 @@ def locality_scan_cmd(
         print(f"wrote {p}")
 
 
-def _sweep(spec, bank, machine, num_samples, seed, steps, label, run_dir, plot_dir, threads, force, as_json, quiet):
-    from ..analysis import scan as S
-
-    if bank is None:
-        raise ElscliError("--sweep needs --bank BANK")
-    sizes = S.parse_candidates(spec)
-    if run_dir is not None and not run_dir.is_dir():
-        raise ElscliError(f"--run-dir {str(run_dir)!r} is not a directory")
-    b = _open_bank(bank)
-    points = S.sweep(b, machine, sizes, num_samples=num_samples, seed=seed, steps=steps, label=label,
-                     run_dir=run_dir, force=force, quiet=quiet, threads=threads)
-    rows = [p.as_dict() for p in points]
-    payload = {"machine": machine, "num_samples": num_samples, "seed": seed, "steps": steps, "points": rows}
-    if plot_dir is not None:
-        from ..analysis.plots import sweep_plot
-
-        payload["plots"] = [sweep_plot(rows, plot_dir / f"sweep-{machine}.png", machine=machine)]
+def _print_sweep(result, as_json: bool) -> None:
+    payload = result.summary()
     if as_json:
-        _print_json(payload)
+        print_json(payload)
         return
-    _table(f"constant-P sweep of {machine} ({num_samples} samples, seed {seed})",
-           ["P", "copies", "mean RMS to nearest", "median d1/d2", "mean entropy (nats)"],
-           [[str(r["patch_size"]), f"{r['copy_fraction']:.0%}", f"{r['mean_nn_rms']:.3f}", f"{r['median_ratio']:.3f}",
-             f"{r['mean_entropy']:.3f}"] for r in rows])
+    rows = payload["points"]
+    table(f"constant-P sweep of {result.machine} ({result.num_samples} samples, seed {result.seed})",
+          ["P", "copies", "mean RMS to nearest", "median d1/d2", "mean entropy (nats)"],
+          [[str(r["patch_size"]), f"{r['copy_fraction']:.0%}", f"{r['mean_nn_rms']:.3f}", f"{r['median_ratio']:.3f}",
+            f"{r['mean_entropy']:.3f}"] for r in rows])
     for p in payload.get("plots", []):
         print(f"wrote {p}")

@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from . import app
+from .app import app
 from ..errors import ElscliError
 
 
@@ -85,7 +85,8 @@ def consistency_cmd(
     from ..bank import Bank
     from rich.markup import escape
 
-    from .analysis_cmds import _plot_dir, _print_csv, _print_json, _table, _warn
+    from .output import output_dir as _plot_dir, print_csv as _print_csv, print_json as _print_json, \
+        table as _table, warn as _warn
 
     if as_json and as_csv:
         raise ElscliError("give --json or --csv, not both")

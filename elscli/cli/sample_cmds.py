@@ -1,8 +1,6 @@
 """``elscli sample``, ``elscli merge`` and ``elscli export``: the thin CLI edge over :mod:`elscli.runs`."""
 from __future__ import annotations
 
-import json
-import shlex
 import signal
 import sys
 from pathlib import Path
@@ -10,23 +8,15 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from . import app
 from ..errors import ElscliError
-
-
-def _args() -> List[str]:
-    from . import command_line
-
-    return command_line() or list(sys.argv[1:])
-
-
-def _command_line(drop=()) -> str:
-    return "elscli " + " ".join(shlex.quote(a) for a in _args() if a not in drop)
+from . import environment
+from .app import app
+from .output import argv, command_line, print_json
 
 
 def _emit(payload: dict, as_json: bool, text: str) -> None:
     if as_json:
-        print(json.dumps(payload, indent=2, sort_keys=True, default=str))
+        print_json(payload)
     else:
         print(text)
 
@@ -62,8 +52,8 @@ def sample_cmd(
     save_trajectory: Annotated[bool, typer.Option("--save-trajectory",
                                                   help="Keep x and x0_hat at every step.")] = False,
     shard: Annotated[Optional[str], typer.Option(
-        "--shard", help="I/N: compute samples I, I+N, ... [default: from SLURM_ARRAY_TASK_ID/"
-                        "SLURM_ARRAY_TASK_COUNT, else 0/1]")] = None,
+        "--shard", help="I/N: compute samples I, I+N, ... [default: in a Slurm array task, (ID - MIN)/STEP "
+                        "of COUNT from SLURM_ARRAY_TASK_ID/MIN/STEP/COUNT; else 0/1]")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", "-j",
                                                    help="Threads. [default: SLURM_CPUS_PER_TASK, else all cores]")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size",
@@ -97,9 +87,10 @@ def sample_cmd(
     label_arg = "random" if labels is not None else label
     run = runs.sample(bank, machine=machine, patch_size=patch_size, schedule=schedule, steps=steps,
                       start_time=start_time, num_samples=num_samples, seed=seed, label=label_arg,
-                      from_seeds=from_seeds, output=output, force=force, resume=resume, shard=shard,
-                      save_trajectory=save_trajectory, threads=threads, batch_size=batch_size, quiet=quiet,
-                      png=png, command_line=_command_line())
+                      from_seeds=from_seeds, output=output, force=force, resume=resume,
+                      shard=environment.resolve_shard(shard), save_trajectory=save_trajectory,
+                      threads=environment.resolve_threads(threads), batch_size=batch_size, quiet=quiet, png=png,
+                      stop_grace=environment.stop_grace(), command_line=command_line())
     done = int(run.done.sum())
     per = run.elapsed / run.samples_computed if run.samples_computed else None
     payload = {
@@ -118,8 +109,8 @@ def sample_cmd(
         text += f"\nwrote {png}"
     _emit(payload, as_json, text)
     if run.interrupted is not None:
-        hint = ("run the same command again to continue" if "--resume" in _args()
-                else f"continue with: {_command_line(drop=('--force',))} --resume")   # --force would refuse it
+        hint = ("run the same command again to continue" if "--resume" in argv()
+                else f"continue with: {command_line(drop=('--force',))} --resume")   # --force would refuse it
         print(f"elscli: stopped by {signal.Signals(run.interrupted).name} with {done}/{len(run)} samples done; "
               + hint, file=sys.stderr)
         raise typer.Exit(128 + int(run.interrupted))
@@ -144,7 +135,7 @@ def merge_cmd(
     """
     from .. import runs
 
-    run = runs.merge_runs(shards, output, allow_missing=allow_missing, force=force, command_line=_command_line())
+    run = runs.merge_runs(shards, output, allow_missing=allow_missing, force=force, command_line=command_line())
     payload = {"output": str(output), "inputs": [str(s) for s in shards], "samples": len(run),
                "num_samples": run.params.get("num_samples")}
     _emit(payload, as_json, f"wrote {output}: {len(run)} samples from {len(shards)} shards")

@@ -1,0 +1,186 @@
+"""Locality calibration end to end (``elscli locality-scan``): scan a reference (or merge scan files),
+aggregate into a :class:`~elscli.schedule.LocalitySchedule`, and write the scan file, the schedule JSON and
+the plots.  Every output is claimed (:mod:`elscli.outputs`) before the work starts and held until it is in
+place, so minutes of scanning are never lost to a refused write, and written atomically."""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+from ..errors import ElscliError
+from ..outputs import claim_output
+from ..schedule import LocalitySchedule
+from ..shards import WHOLE, Shard, format_shard, shard_output_path
+from .aggregate import AGGREGATES, per_step, schedule_from_scan
+from .scan import METRICS, Scan, parse_candidates, scan
+from .scan_merge import merge
+
+PathLike = Union[str, os.PathLike]
+#: The machines a calibration applies to (IS has no patch size).
+LOCAL_MACHINES = ("ls", "els", "bbels")
+
+
+@dataclass
+class Calibration:
+    """A calibration's result: the (merged) scan, its schedule, and the files written.
+
+    ``warnings`` are for the user (e.g. a scan that covers only some of the reference's samples).
+    """
+
+    scan: Scan
+    aggregate: str
+    schedule: LocalitySchedule
+    scan_file: Optional[Path] = None
+    output: Optional[Path] = None
+    plots: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+    def per_step(self) -> List[dict]:
+        """One row per step (:func:`elscli.analysis.aggregate.per_step`)."""
+        return per_step(self.scan, self.schedule)
+
+    def summary(self) -> dict:
+        """The JSON payload of ``elscli locality-scan``."""
+        s = self.scan
+        out = {"machine": s.machine, "metric": s.metric, "aggregate": self.aggregate,
+               "samples": int(len(s.sample_index)), "reference_samples": int(s.num_reference_samples),
+               "complete": s.complete, "candidates": [int(c) for c in s.candidates]}
+        if self.scan_file is not None:
+            out["scan_file"] = str(self.scan_file)
+        out["schedule"] = self.schedule.to_dict()
+        out["per_step"] = self.per_step()
+        if self.output is not None:
+            out["output"] = str(self.output)
+        if self.plots:
+            out["plots"] = list(self.plots)
+        return out
+
+
+def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike] = (), bank=None,
+              machine: str = "bbels", candidates="3:31", metric: str = "cosine", aggregate: str = "median",
+              output: Optional[PathLike] = None, scan_out: Optional[PathLike] = None, shard: Shard = WHOLE,
+              threads: Optional[int] = None, batch_size: int = 64, allow_partial: bool = False,
+              force: bool = False, plot_dir: Optional[PathLike] = None, overlay=None, quiet: bool = True,
+              command_line: Optional[str] = None) -> Calibration:
+    """Calibrate a machine's locality schedule against a network, or merge and aggregate scan files.
+
+    Parameters
+    ----------
+    reference : path-like, optional
+        A network's trajectory (NPZ/HDF5 with ``x`` and ``eps``) to scan; or ``scans``: scan files (shards)
+        to merge instead.
+    bank : path-like or Bank, optional
+        The training images (needed to scan).
+    machine, candidates, metric, shard, threads, batch_size
+        As :func:`elscli.analysis.scan.scan` (``shard`` (I, N): this task's samples; None/``(0, 1)``: all).
+    aggregate : {"median", "mode"}
+        :func:`elscli.analysis.aggregate.aggregate`.
+    output : path-like, optional
+        The schedule JSON to write (only from a scan of every reference sample, unless ``allow_partial``).
+    scan_out : path-like, optional
+        The scan file to write (``{shard}``/``{shards}`` are filled in when scanning a shard).
+    force : bool
+        Overwrite existing outputs.
+    plot_dir : path-like, optional
+        An existing directory for ``schedule-MACHINE.png`` and ``similarity-MACHINE.png``.
+    overlay : schedule spec, optional
+        A schedule (:func:`elscli.schedule.load_schedule`) drawn beside the calibrated one.
+    quiet : bool
+        No progress on stderr.
+    command_line : str, optional
+        Recorded in the scan file.
+
+    Raises
+    ------
+    ElscliError
+        Bad metric, aggregate, candidates or machine; both or neither of ``reference`` and ``scans``; no
+        bank; a shard without ``scan_out``; outputs that exist without ``force``; scans that cannot be
+        merged; or a schedule asked of a partial scan without ``allow_partial``.
+    """
+    if metric not in METRICS:
+        raise ElscliError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if aggregate not in AGGREGATES:
+        raise ElscliError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+    with contextlib.ExitStack() as claims:
+        if output is not None:
+            claims.enter_context(claim_output(output, force))
+        if scans:
+            if reference is not None:
+                raise ElscliError("give scan files to merge, or --reference to scan, not both")
+            scan_path = None if scan_out is None else claims.enter_context(claim_output(scan_out, force))
+            result = merge([Scan.read(p) for p in scans])
+            if scan_path is not None:
+                result.write(scan_path, force=force, params={**result.params, "merged_from": [str(p) for p in scans]})
+        else:
+            result, scan_path = _scan_reference(reference, bank, machine, candidates, metric, scan_out, shard,
+                                                threads, batch_size, force, quiet, command_line, claims)
+        return _finish(result, scan_path, aggregate, output, allow_partial, force, plot_dir, overlay)
+
+
+def _finish(result: Scan, scan_path, aggregate, output, allow_partial, force, plot_dir, overlay) -> Calibration:
+    schedule = schedule_from_scan(result, aggregate)
+    cal = Calibration(result, aggregate, schedule, scan_file=scan_path)
+    if not result.complete:
+        if output is not None and not allow_partial:
+            raise ElscliError(f"not writing a schedule from a partial scan (it covers {len(result.sample_index)} of "
+                              f"{result.num_reference_samples} reference samples): merge every shard first "
+                              "(elscli locality-scan scan-*.h5 -o schedule.json), or pass --allow-partial")
+        cal.warnings.append(f"the scan covers {len(result.sample_index)} of {result.num_reference_samples} "
+                            "reference samples")
+    if output is not None:
+        cal.output = schedule.save(output, force=force)
+    if plot_dir is not None:
+        cal.plots = _plots(result, schedule, Path(plot_dir), overlay)
+    return cal
+
+
+def _scan_reference(reference, bank, machine, candidates, metric, scan_out, shard, threads, batch_size, force, quiet,
+                    command_line, claims: contextlib.ExitStack):
+    from .. import reference as R
+    from ..progress import Progress
+    from ..sample_data import open_bank
+
+    if reference is None:
+        raise ElscliError("give --reference REF (a network's trajectory), scan files to merge, or --sweep")
+    if bank is None:
+        raise ElscliError("--reference needs --bank BANK")
+    if machine not in LOCAL_MACHINES:
+        raise ElscliError(f"locality-scan calibrates a local machine (ls, els, bbels), not {machine!r}")
+    cands = parse_candidates(candidates)
+    shard = WHOLE if shard is None else shard
+    if shard[1] > 1 and scan_out is None:
+        raise ElscliError("--shard needs --scan-out (each array task writes its partial scan)")
+    scan_path = shard_output_path(scan_out, shard) if scan_out is not None else None
+    if scan_path is not None:    # claimed before the scan: minutes of work are never lost to a refused write
+        claims.enter_context(claim_output(scan_path, force))
+    ref = R.read(reference)
+    ref.require_eps()
+    b = open_bank(bank)
+    n_mine = len(range(shard[0], ref.num_samples, shard[1]))
+    params = {"reference": str(reference), "bank": str(bank), "machine": machine, "candidates": cands,
+              "metric": metric, "shard": format_shard(shard), "command_line": command_line}
+    with Progress(n_mine * ref.num_steps, description=f"locality-scan {machine}", quiet=quiet,
+                  unit="sample-steps") as bar:
+        result = scan(ref, b, machine, cands, metric=metric, shard=shard, threads=threads, batch_size=batch_size,
+                      progress=bar, params=params)
+    if scan_path is not None:
+        result.write(scan_path, force=force)
+    return result, scan_path
+
+
+def _plots(result: Scan, schedule: LocalitySchedule, plot_dir: Path, overlay) -> List[str]:
+    from ..schedule import load_schedule
+    from .plots import schedule_plot, similarity_plot
+
+    paper = None
+    if overlay is not None:
+        ov = load_schedule(overlay)
+        paper = {"times": list(ov.times), "patch_sizes": list(ov.patch_sizes), "name": str(overlay)}
+    return [schedule_plot(result.times, result.best, list(schedule.patch_sizes),
+                          plot_dir / f"schedule-{result.machine}.png", machine=result.machine,
+                          candidates=result.candidates, paper=paper),
+            similarity_plot(result.times, result.candidates, result.similarity,
+                            plot_dir / f"similarity-{result.machine}.png", metric=result.metric)]

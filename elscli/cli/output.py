@@ -1,0 +1,161 @@
+"""Printing results at the CLI edge: data to stdout (JSON, tables, CSV), notes and warnings to stderr, and the
+command line recorded as provenance in output files."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+
+from ..errors import ElscliError
+
+_ARGV: List[str] = []
+
+
+def set_argv(argv: Iterable[Any]) -> None:
+    """Record the arguments of the current invocation (the entry point calls it)."""
+    _ARGV[:] = [str(a) for a in argv]
+
+
+def argv() -> List[str]:
+    """The arguments of the current invocation (``sys.argv[1:]`` when :func:`set_argv` was not called)."""
+    return list(_ARGV) or list(sys.argv[1:])
+
+
+def command_line(drop: Sequence[str] = ()) -> str:
+    """``elscli ARGS`` quoted for a shell (without the arguments in ``drop``): the provenance of a file."""
+    return "elscli " + " ".join(shlex.quote(a) for a in argv() if a not in drop)
+
+
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=...)``: NumPy scalars and arrays as Python numbers and lists, bytes decoded,
+    anything else as ``str``."""
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (bytes, bytearray)):
+        return o.decode(errors="replace")
+    return str(o)
+
+
+def print_json(payload: Any, *, sort_keys: bool = True) -> None:
+    """Print ``payload`` as indented JSON on stdout."""
+    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=sort_keys, default=json_default) + "\n")
+
+
+def print_csv(rows: List[dict]) -> None:
+    """Print rows (dicts with the same keys) as CSV on stdout; floats with 6 significant digits."""
+    if not rows:
+        return
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    sys.stdout.write(buf.getvalue())
+
+
+def table(title: str, columns: List[str], rows: List[List[str]]) -> None:
+    """Print a table on stdout (rich; first column left-aligned, the others right-aligned)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*r)
+    Console(file=sys.stdout, width=200 if not sys.stdout.isatty() else None).print(t)
+
+
+def _fmt_value(v: Any, width: int = 100) -> str:
+    if isinstance(v, dict):
+        s = ", ".join(f"{k}: {_fmt_value(x, width)}" for k, x in v.items() if x is not None)
+    elif isinstance(v, (list, tuple)):
+        s = "×".join(map(str, v)) if v and all(isinstance(x, int) for x in v) and len(v) <= 4 else \
+            json.dumps(v, default=json_default)
+    elif isinstance(v, float):
+        s = f"{v:.6g}"
+    else:
+        s = str(v)
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def emit(data: Dict[str, Any], as_json: bool, title: str = "") -> None:
+    """Print a result: JSON (``as_json``, keys in their order) or a two-column key/value table; the
+    ``source`` and ``params`` dicts are shown one entry per line, ``warnings`` whole, one per row."""
+    if as_json:
+        print_json(data, sort_keys=False)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=False)
+    t = Table(title=title or None, show_header=False, box=None, pad_edge=False)
+    t.add_column("key", style="bold cyan", no_wrap=True)
+    t.add_column("value", overflow="fold")
+    for k, v in data.items():
+        if isinstance(v, dict) and k in ("source", "params") and v:
+            t.add_row(k, "")
+            for k2, v2 in v.items():
+                if not (k2 == "warnings" and "warnings" in data):   # shown in full below
+                    t.add_row(f"  {k2}", _fmt_value(v2))
+        elif k == "warnings" and isinstance(v, list):
+            for i, w in enumerate(v):                               # whole, one row each: they give advice
+                t.add_row(k if i == 0 else "", str(w))
+        else:
+            t.add_row(k, _fmt_value(v))
+    console.print(t)
+
+
+def note(msg: str) -> None:
+    """A note on stderr: ``elscli: MSG``."""
+    print(f"elscli: {msg}", file=sys.stderr)
+
+
+def warn(msg: str) -> None:
+    """A warning on stderr: ``elscli: warning: MSG``."""
+    print(f"elscli: warning: {msg}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def warnings_to_stderr() -> Iterator[None]:
+    """Each :class:`elscli.errors.ElscliWarning` raised inside, as one ``elscli: warning:`` line on stderr
+    (other warnings are shown as Python shows them)."""
+    import warnings
+
+    from ..errors import ElscliWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ElscliWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, ElscliWarning):
+                    warn(str(w.message))
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def output_dir(path: Optional[Path], option: str = "--plot") -> Optional[Path]:
+    """An output directory given by ``option``: created when its parent exists; None stays None.
+
+    Raises ElscliError when it is a file or its parent does not exist.
+    """
+    if path is None:
+        return None
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ElscliError(f"{option} {str(path)!r} is not a directory")
+    if not path.parent.is_dir():
+        raise ElscliError(f"{option}: directory {str(path.parent)!r} does not exist")
+    path.mkdir(exist_ok=True)
+    return path

@@ -1,0 +1,341 @@
+"""Running a planned run: the sampling loop, stopping on signals, and resuming.
+
+:func:`sample` is the Python face of ``elscli sample``.  Writing: a run being written lives in
+``RUN.h5.partial`` (flushed after every batch of samples); when all samples are done, or when SIGINT/SIGTERM
+asks it to stop (at a sample boundary), it is renamed to ``RUN.h5`` — a file at the final path is always a
+valid run, whose ``done`` rows say what is finished.  ``resume=True`` continues ``RUN.h5.partial`` (left by a
+hard kill) or ``RUN.h5`` (left by a stop), computing only the unfinished samples.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Union
+
+import numpy as np
+
+from .. import __version__
+from ..errors import ElscliError
+from ..h5io import check_output_path, open_h5, temp_path_for
+from ..progress import Progress
+from ..sample_data import open_bank
+from ..sampler import Step, ddim
+from ..shards import ShardSpec, parse_shard, shard_output_path
+from .denoiser import MachineDenoiser
+from .export import save_grid_png
+from .file import FORMAT, SCHEMA_VERSION, Run, check_resumable, create_run_file, empty_arrays, open_for_writing, \
+    write_rows
+from .plan import DEFAULT_MACHINE, RunPlan, plan_run
+
+DEFAULT_BATCH_SIZE = 1  # the machines gain nothing from batching yet; 1 stops soonest on a signal
+#: Seconds a stop request may wait for the samples in flight (Slurm sends SIGKILL 30 s after SIGTERM).
+DEFAULT_STOP_GRACE = 20.0
+PARTIAL_SUFFIX = ".partial"
+
+
+def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] = None,
+           schedule: Any = None, steps: Optional[int] = None, start_time: Optional[float] = None,
+           num_samples: Optional[int] = None, seed: int = 0, label: Union[int, str, None] = None,
+           from_seeds: Union[str, os.PathLike, None] = None, output: Union[str, os.PathLike, None] = None,
+           force: bool = False, resume: bool = False, shard: ShardSpec = None,
+           save_trajectory: bool = False, threads: Optional[int] = None, batch_size: Optional[int] = None,
+           quiet: bool = True, png: Union[str, os.PathLike, None] = None, handle_signals: bool = True,
+           stop_grace: float = DEFAULT_STOP_GRACE, command_line: Optional[str] = None,
+           progress_stream=None) -> Run:
+    """Sample a run with a score machine through the deterministic DDIM reverse process.
+
+    The Python face of ``elscli sample``.  It computes exactly what it is asked: every sample unless
+    ``shard`` is given, with ``threads`` (or Numba's current setting) — it reads no Slurm or thread
+    environment variables (the CLI maps those to ``shard`` and ``threads``).
+
+    Parameters
+    ----------
+    bank : Bank, path-like or None
+        The training images; None: the bundled sample bank (:func:`elscli.sample_data.default_bank_path`).
+    machine : str
+        is, ls, els or bbels.
+    patch_size : int, optional
+        A constant odd patch size.  Or ``schedule``: ``paper:NAME``, a JSON file, a mapping, an int or a
+        :class:`~elscli.schedule.LocalitySchedule` (default ``paper:MNIST_ResNet_zeros``).
+    steps, start_time : optional
+        Equal DDIM steps from ``start_time`` to 0 (default 20 from 1.0; :func:`elscli.noise.time_grid`).
+    num_samples : int, optional
+        Samples in the whole run, all shards (default 16; with ``from_seeds``, all of the file's).
+    seed : int
+        Root seed R: sample i starts from ``default_rng([i, R]).standard_normal((C, H, W))``.
+    label : int, "random" or None
+        Class-conditional on one label, a random class per sample, or unconditional.
+    from_seeds : path-like, optional
+        A reference trajectory or run file giving seeds, labels and the time grid.
+    output : path-like, optional
+        Write a run file there (atomically; :mod:`elscli.runs.file`); None keeps the run in memory.
+        ``{shard}``/``{shards}`` in the name are filled in (:func:`elscli.shards.shard_output_path`).
+    force, resume : bool
+        Overwrite an existing output / continue a partial one.
+    shard : "I/N", (I, N) or None
+        Compute samples I, I+N, ... of the run; None: all of them.
+    save_trajectory : bool
+        Keep ``x`` and ``x0_hat`` at every step.
+    threads : int, optional
+        Numba threads (capped at ``numba.config.NUMBA_NUM_THREADS``); results do not depend on it.
+    batch_size : int, optional
+        Samples denoised together (default 1); results do not depend on it.
+    quiet : bool
+        No progress on stderr (or ``progress_stream``).
+    png : path-like, optional
+        Also write a labelled grid of the finished samples (:func:`elscli.runs.export.save_grid_png`).
+    handle_signals : bool
+        Stop at a sample boundary on SIGINT/SIGTERM (from the main thread); a second signal stops at once.
+    stop_grace : float
+        Seconds a stop may wait for the samples in flight; longer, and they are dropped (``resume``
+        recomputes them).
+    command_line : str, optional
+        Recorded as provenance (default: this process's ``sys.argv``).
+
+    Returns
+    -------
+    Run
+        The run (read back from the file when ``output`` is given); ``interrupted`` is the signal number
+        when a signal stopped it early, ``elapsed`` and ``samples_computed`` describe this call.
+
+    Raises
+    ------
+    ElscliError
+        Bad input (see :func:`elscli.runs.plan.plan_run`), an output that exists without ``force`` or
+        ``resume``, a partial file written by another process, or a file that cannot be resumed.
+    """
+    if resume and force:
+        raise ElscliError("give --resume or --force, not both")
+    if batch_size is None:
+        batch_size = DEFAULT_BATCH_SIZE
+    if int(batch_size) < 1:
+        raise ElscliError(f"--batch-size must be at least 1, got {batch_size}")
+    # Check the output before any expensive work.
+    shard_t = parse_shard(shard)
+    out_path = partial = None
+    if output is not None:
+        out_path = shard_output_path(output, shard_t)
+        check_output_path(out_path, force, allow_existing=resume)
+        partial = out_path.with_name(out_path.name + PARTIAL_SUFFIX)
+        if partial.exists() and not (resume or force):
+            raise ElscliError(f"{str(partial)!r} exists (an interrupted run); pass --resume to continue it "
+                              "or --force to start over")
+    if png is not None:
+        check_output_path(png, force or resume)
+    bank_path = None if (bank is None or hasattr(bank, "images")) else str(bank)
+    bank_obj = open_bank(bank)
+    if bank_path is None and getattr(bank_obj, "path", None) is not None:
+        bank_path = str(bank_obj.path)
+    plan = plan_run(bank_obj, machine=machine, patch_size=patch_size, schedule=schedule, steps=steps,
+                    start_time=start_time, num_samples=num_samples, seed=seed, label=label, from_seeds=from_seeds,
+                    shard=shard_t, save_trajectory=save_trajectory, command_line=command_line, bank_path=bank_path)
+    n_threads = effective_threads(threads)
+    plan.params["threads"] = n_threads
+    plan.params["batch_size"] = int(batch_size)
+    loop = dict(threads=n_threads, batch_size=int(batch_size), quiet=quiet, handle_signals=handle_signals,
+                stop_grace=float(stop_grace), progress_stream=progress_stream)
+
+    if out_path is None:
+        store = empty_arrays(plan.sample_ids, plan.seeds, plan.labels, plan.times, plan.patch_sizes,
+                             plan.save_trajectory)
+        run = run_plan(plan, store, bank_obj, flush=None, **loop)
+        run.attrs = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "elscli_version": __version__,
+                     "params": json.dumps(plan.params, sort_keys=True), **plan.attrs}
+        if png is not None and run.done.any():
+            save_grid_png(run, png)
+        return run
+
+    # -- a run file: work in RUN.h5.partial, rename into place when done or stopped ---------------------
+    f = _open_partial(out_path, partial, plan, resume)
+    ok = False
+    try:
+        store = {k: f[k] for k in f.keys()}
+        # the execution record of this (last) session
+        f.attrs["command_line"] = plan.attrs["command_line"]
+        run = run_plan(plan, store, bank_obj, flush=f.flush, **loop)
+        ok = True
+    finally:
+        done_any = bool(np.any(f["done"][()])) if f.id.valid else False
+        f.close()
+        if ok or done_any:
+            os.replace(partial, out_path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
+    result = Run.open(out_path)
+    result.interrupted, result.elapsed, result.samples_computed = run.interrupted, run.elapsed, run.samples_computed
+    if png is not None and result.done.any():
+        save_grid_png(result, png)
+    return result
+
+
+def effective_threads(threads: Optional[int]) -> int:
+    """The Numba thread count a run uses: ``threads`` capped at ``numba.config.NUMBA_NUM_THREADS``, or
+    Numba's current setting when None.  Raises ElscliError when ``threads`` < 1.
+
+    The machines set it for each call and restore the previous setting after (``numba.set_num_threads``),
+    so sampling from Python leaves the caller's Numba setting alone."""
+    import numba
+
+    if threads is None:
+        return int(numba.get_num_threads())
+    if isinstance(threads, bool) or int(threads) < 1:
+        raise ElscliError(f"--threads must be at least 1, got {threads}")
+    return max(1, min(int(threads), int(numba.config.NUMBA_NUM_THREADS)))
+
+
+def _open_partial(out_path: Path, partial: Path, plan: RunPlan, resume: bool):
+    """The open ``RUN.h5.partial`` to write into: a new file, or (``resume``) the partial or finished file
+    of an earlier session after checking it is this very run."""
+    resume_from = None
+    if resume:
+        if partial.exists():
+            resume_from = partial
+        elif out_path.exists():
+            resume_from = out_path
+    check = dict(params=plan.params, sample_ids=plan.sample_ids, seeds=plan.seeds,
+                 save_trajectory=plan.save_trajectory)
+    try:
+        if resume_from is None:
+            return create_run_file(partial, plan.params, plan.attrs,
+                                   empty_arrays(plan.sample_ids, plan.seeds, plan.labels, plan.times,
+                                                plan.patch_sizes, plan.save_trajectory))
+        try:
+            with open_h5(resume_from) as f:
+                check_resumable(f, resume_from, **check)
+        except ElscliError as exc:
+            if resume_from != partial or "readable" not in str(exc):
+                raise
+            if not out_path.exists():  # a hard kill tore the partial file: nothing to resume
+                raise ElscliError(f"{str(partial)!r} is unreadable (torn by a hard kill?); delete it or pass "
+                                  "--force to start over") from None
+            resume_from = out_path      # fall back to the last file that was renamed into place
+            with open_h5(resume_from) as f:
+                check_resumable(f, resume_from, **check)
+        if resume_from == out_path:
+            work = temp_path_for(out_path)
+            shutil.copyfile(out_path, work)
+            os.replace(work, partial)
+        return open_for_writing(partial, "r+")
+    except BlockingIOError:
+        raise ElscliError(f"{str(partial)!r} is being written by another process") from None
+    except OSError as exc:
+        if "lock" in str(exc).lower():
+            raise ElscliError(f"{str(partial)!r} is being written by another process") from None
+        raise
+
+
+def run_plan(plan: RunPlan, store: Dict[str, Any], bank, *, threads: int, batch_size: int, quiet: bool = True,
+             handle_signals: bool = True, stop_grace: float = DEFAULT_STOP_GRACE, progress_stream=None,
+             flush: Optional[Callable[[], None]] = None) -> Run:
+    """The sampling loop: every unfinished sample of ``store``, in batches, through DDIM.
+
+    ``store`` holds the run's datasets (:func:`elscli.runs.file.empty_arrays`, or the datasets of an open
+    run file, flushed by ``flush`` after each batch).  Each batch is denoised by a
+    :class:`~elscli.runs.denoiser.MachineDenoiser`; finished rows are written and marked ``done``.  On
+    SIGINT/SIGTERM (``handle_signals``) the loop stops at the next sample boundary, finishing the batch in
+    flight when that takes less than ``stop_grace`` seconds, else dropping it.
+
+    Returns a :class:`Run` (its arrays are the store when it is in memory, else empty) with
+    ``interrupted``, ``elapsed`` (s) and ``samples_computed`` set.
+    """
+    T = len(plan.times) - 1
+    done = np.asarray(store["done"][()] if hasattr(store["done"], "id") else store["done"], dtype=bool)
+    todo = np.flatnonzero(~done)
+    stop = _StopFlag() if handle_signals else contextlib.nullcontext(None)
+    t0 = time.monotonic()
+    computed = 0
+    interrupted = None
+    with stop as flag, Progress(len(todo) * T, "sample", quiet=quiet, unit="step", group=(T, "samples"),
+                                stream=progress_stream) as bar:
+        if flag is not None:
+            flag.on_first = lambda s: bar.log(
+                f"elscli: {signal.Signals(s).name} received: stopping at the next sample boundary "
+                "(send it again to stop at once)")
+        for start in range(0, len(todo), batch_size):
+            if flag is not None and flag.signum is not None:
+                break
+            rows = todo[start:start + batch_size]
+            x_init = plan.seeds[rows].astype(np.float64)
+            den = MachineDenoiser(plan.machine, bank, plan.times, plan.patch_sizes, plan.labels[rows], threads,
+                                  plan.params["noise_schedule"])
+            traj_x = traj_x0 = None
+            if plan.save_trajectory:
+                traj_x = np.empty((len(rows), T + 1) + plan.shape, np.float32)
+                traj_x0 = np.empty((len(rows), T) + plan.shape, np.float32)
+                traj_x[:, 0] = plan.seeds[rows]
+            batch_start = time.monotonic()
+
+            def on_step(step: Step) -> None:
+                if traj_x is not None:
+                    traj_x[:, step.index + 1] = step.x_next
+                    traj_x0[:, step.index] = step.x0_hat
+                bar.advance(len(rows))
+                if flag is not None and flag.signum is not None and not step.is_last:
+                    per_step = (time.monotonic() - batch_start) / (step.index + 1)
+                    if per_step * (T - step.index - 1) > stop_grace:
+                        raise _AbandonBatch
+
+            try:
+                final = ddim(den, x_init, plan.times, callback=on_step, noise_schedule=plan.params["noise_schedule"])
+            except _AbandonBatch:
+                bar.log(f"elscli: dropped the {len(rows)} sample(s) in flight (they would take longer than "
+                        f"{stop_grace:g} s to finish; ELSCLI_STOP_GRACE)")
+                break
+            if flag is not None:
+                flag.writing = True
+            write_rows(store, rows, final, den.provenance, traj_x, traj_x0)
+            store["done"][rows] = True
+            if flush is not None:
+                flush()
+            if flag is not None:
+                flag.writing = False
+                if flag.pending_interrupt:
+                    raise KeyboardInterrupt
+            computed += len(rows)
+        if flag is not None and flag.signum is not None and computed < len(todo):
+            interrupted = flag.signum
+    in_memory = not any(hasattr(v, "id") for v in store.values())
+    return Run(dict(store) if in_memory else {}, dict(plan.attrs), None, interrupted, time.monotonic() - t0,
+               computed)
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM -> stop at a sample boundary; a second signal interrupts at once (outside file writes)."""
+
+    def __init__(self) -> None:
+        self.signum: Optional[int] = None
+        self.writing = False
+        self.pending_interrupt = False
+        self._old: Dict[int, Any] = {}
+        self.on_first: Optional[Callable[[int], None]] = None
+
+    def _handler(self, signum, frame) -> None:
+        if self.signum is not None:
+            if self.writing:  # never tear a write; raise as soon as it is done
+                self.pending_interrupt = True
+                return
+            raise KeyboardInterrupt
+        self.signum = signum
+        if self.on_first is not None:
+            self.on_first(signum)
+
+    def __enter__(self) -> "_StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+class _AbandonBatch(Exception):
+    """Raised from the step callback: a stop was requested and the batch would take too long to finish."""

@@ -1,0 +1,295 @@
+"""Planning a run: every input validated, and what a run (or shard) will compute worked out before any work.
+
+Seeds: sample number ``i`` of root seed ``R`` starts from ``numpy.random.default_rng([i, R]).standard_normal
+((C, H, W))`` (float64, stored as float32; the sampler starts from the float32 value, so a resumed or merged
+run is bitwise identical); with random labels its label is then drawn from the same generator,
+``classes[rng.integers(len(classes))]`` (:func:`initial_noise`).  Or seeds, labels and the time grid come
+from a file (:func:`read_seed_source`: a network's reference trajectory or an earlier run).  Nothing else
+enters a sample, so the result does not depend on the batch size, the shards or the thread count.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import ElscliError
+from ..h5io import file_format, open_h5
+from ..noise import DEFAULT_NOISE_SCHEDULE, get_noise_schedule, time_grid
+from ..sampler import check_grid
+from ..schedule import LocalitySchedule, load_schedule
+from ..shards import ShardSpec, format_shard, parse_shard
+from .file import FORMAT, Run
+
+DEFAULT_MACHINE = "bbels"
+DEFAULT_NUM_SAMPLES = 16
+DEFAULT_STEPS = 20
+DEFAULT_START_TIME = 1.0
+
+
+def initial_noise(i: int, seed: int, shape: Tuple[int, ...], classes: Optional[Sequence[int]] = None
+                  ) -> Tuple[np.ndarray, Optional[int]]:
+    """Sample ``i``'s starting noise and, when ``classes`` is given, its random label.
+
+    Returns ``(noise, label)``: ``noise`` of ``shape``, float64, ``default_rng([i, seed]).standard_normal``;
+    ``label`` = ``classes[rng.integers(len(classes))]`` drawn next from the same generator, or None.
+    """
+    rng = np.random.default_rng([int(i), int(seed)])
+    noise = rng.standard_normal(tuple(shape))
+    label = None
+    if classes is not None:
+        label = int(classes[int(rng.integers(len(classes)))])
+    return noise, label
+
+
+@dataclass
+class SeedSource:
+    """Seeds, labels and time grid taken from a file (``--from-seeds``).
+
+    ``seeds`` (S, C, H, W) float32; ``labels`` (S,) int64 or None (unconditional); ``times`` (T+1,) float64
+    descending to 0; ``sample_ids`` (S,) int64 (a run's own ids, or positions 0..S-1 in a reference);
+    ``path``; ``kind`` ``"reference"`` or ``"run"``; ``noise_schedule`` the schedule the file was made with.
+    """
+
+    seeds: np.ndarray
+    labels: Optional[np.ndarray]
+    times: np.ndarray
+    sample_ids: np.ndarray
+    path: str
+    kind: str
+    noise_schedule: str = DEFAULT_NOISE_SCHEDULE
+
+
+def read_seed_source(path: Union[str, os.PathLike]) -> SeedSource:
+    """Seeds, labels and time grid from a reference trajectory (NPZ/HDF5) or an earlier run file.
+
+    Raises ElscliError when the file is missing or unreadable, or its time grid is not a valid grid.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ElscliError(f"--from-seeds {str(path)!r} does not exist")
+    if path.suffix.lower() != ".npz":
+        with open_h5(path) as f:
+            fmt = file_format(f)
+        if fmt == FORMAT:
+            run = Run.open(path, trajectories=False)
+            return SeedSource(np.asarray(run.seeds, np.float32), np.asarray(run.labels, np.int64),
+                              check_grid(run.times), np.asarray(run.sample_ids, np.int64), str(path), "run",
+                              str(run.attrs.get("noise_schedule", DEFAULT_NOISE_SCHEDULE)))
+    from .. import reference
+
+    ref = reference.read(path, load_trajectories=False)
+    return SeedSource(ref.seeds, ref.labels, check_grid(ref.times), np.arange(len(ref.seeds), dtype=np.int64),
+                      str(path), "reference", ref.schedule)
+
+
+def hash_arrays(*arrays: np.ndarray) -> str:
+    """16 hex digits of SHA-256 over each array's dtype, shape and C-order bytes (identifies seed files)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def default_command_line() -> str:
+    """This process's command line, quoted for a shell (``elscli`` for the console script), for provenance."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("elscli", "__main__.py")):
+        argv[0] = "elscli"
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+@dataclass
+class RunPlan:
+    """What a run (or shard) computes, every input checked; nothing computed yet (:func:`plan_run`).
+
+    Attributes
+    ----------
+    machine : str
+        is, ls, els or bbels.
+    times : ndarray (T+1,) float64
+        The time grid, descending to 0.
+    patch_sizes : ndarray (T,) int64
+        The patch size of each step (0 for IS).
+    sample_ids : ndarray (S,) int64
+        This shard's global sample numbers.
+    seeds : ndarray (S, C, H, W) float32
+        Their starting noise.
+    labels : ndarray (S,) int64
+        Their labels, -1 unconditional.
+    params : dict
+        Every parameter, stored as the run file's ``params`` attribute.
+    attrs : dict
+        The run file's other root attributes.
+    save_trajectory : bool
+        Keep ``x`` and ``x0_hat`` at every step.
+    shape : tuple (C, H, W)
+    """
+
+    machine: str
+    times: np.ndarray
+    patch_sizes: np.ndarray
+    sample_ids: np.ndarray
+    seeds: np.ndarray
+    labels: np.ndarray
+    params: Dict[str, Any]
+    attrs: Dict[str, Any]
+    save_trajectory: bool
+    shape: Tuple[int, int, int]
+
+
+def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] = None,
+             schedule: Any = None, steps: Optional[int] = None, start_time: Optional[float] = None,
+             num_samples: Optional[int] = None, seed: int = 0, label: Union[int, str, None] = None,
+             from_seeds: Union[str, os.PathLike, None] = None, shard: ShardSpec = None,
+             save_trajectory: bool = False, noise_schedule: str = DEFAULT_NOISE_SCHEDULE,
+             command_line: Optional[str] = None, bank_path: Optional[str] = None) -> RunPlan:
+    """Validate every input of :func:`elscli.runs.sample` and work out what the run (or shard) computes.
+
+    The parameters are those of :func:`elscli.runs.sample` (``bank`` a :class:`~elscli.bank.Bank`;
+    ``shard`` None means every sample); ``bank_path`` is recorded as the bank's path.  The time grid is
+    ``steps`` equal DDIM steps from ``start_time`` to 0 (:func:`elscli.noise.time_grid`) or the file's; each
+    step takes its patch size from the locality schedule by its start time
+    (:meth:`elscli.schedule.LocalitySchedule.for_grid`).
+
+    Raises
+    ------
+    ElscliError
+        An unknown machine or noise schedule, both a patch size and a schedule, a bad schedule, ELS patches
+        larger than the image, a bad sample count, seed or label, a label the bank lacks, options that
+        cannot be combined with ``from_seeds``, or a seed file whose schedule or image shape differs.
+    """
+    from ..machines import MACHINES
+
+    machine = str(machine).lower()
+    if machine not in MACHINES:
+        raise ElscliError(f"unknown machine {machine!r} (choose one of {', '.join(MACHINES)})")
+    get_noise_schedule(noise_schedule)
+    shard = parse_shard(shard)
+    shape = tuple(int(s) for s in bank.shape)
+    classes = [int(c) for c in np.asarray(bank.classes).tolist() if int(c) >= 0]
+
+    # -- the time grid and the seeds ----------------------------------------------------------------
+    source = None
+    if from_seeds is not None:
+        if steps is not None or start_time is not None:
+            raise ElscliError("--steps/--start-time cannot be combined with --from-seeds (the grid comes from the file)")
+        if label is not None:
+            raise ElscliError("--label/--labels cannot be combined with --from-seeds (the labels come from the file)")
+        source = read_seed_source(from_seeds)
+        if source.noise_schedule != noise_schedule:
+            raise ElscliError(f"--from-seeds {source.path!r} uses noise schedule {source.noise_schedule!r}, "
+                              f"not {noise_schedule!r}")
+        if tuple(source.seeds.shape[1:]) != shape:
+            raise ElscliError(f"--from-seeds {source.path!r}: seeds have shape {tuple(source.seeds.shape[1:])} "
+                              f"but the bank's images are {shape}")
+        times = source.times
+    else:
+        times = time_grid(DEFAULT_STEPS if steps is None else int(steps),
+                          DEFAULT_START_TIME if start_time is None else float(start_time))
+
+    # -- patch sizes per step -------------------------------------------------------------------------
+    if patch_size is not None and schedule is not None:
+        raise ElscliError("give either --patch-size or --schedule, not both")
+    if machine == "is":
+        sched_desc = None
+        patch_sizes = np.zeros(len(times) - 1, dtype=np.int64)
+    else:
+        sched = LocalitySchedule.constant(patch_size) if patch_size is not None else load_schedule(schedule)
+        sched_desc = sched.source or sched.to_json()
+        patch_sizes = sched.for_grid(times)
+        if machine == "els" and int(patch_sizes.max()) > min(shape[1:]):
+            raise ElscliError(f"ELS has no valid {int(patch_sizes.max())}x{int(patch_sizes.max())} patch in "
+                              f"{shape[1]}x{shape[2]} images; use patch sizes <= {min(shape[1:])}")
+
+    # -- which samples ----------------------------------------------------------------------------------
+    if source is not None:
+        total = len(source.seeds) if num_samples is None else int(num_samples)
+        if not 0 <= total <= len(source.seeds):
+            raise ElscliError(f"--num-samples {total}: {source.path!r} holds only {len(source.seeds)} seeds")
+        positions = np.arange(total)[shard[0]::shard[1]]
+        sample_ids = source.sample_ids[positions]
+        seeds = np.ascontiguousarray(source.seeds[positions], dtype=np.float32)
+        labels = (np.full(len(positions), -1, np.int64) if source.labels is None
+                  else np.asarray(source.labels[positions], np.int64))
+        seeds_hash = hash_arrays(source.seeds[:total], source.sample_ids[:total],
+                                 source.labels[:total] if source.labels is not None else np.zeros(0))
+        label_desc: Any = "from-seeds"
+        root_seed = None
+    else:
+        total = DEFAULT_NUM_SAMPLES if num_samples is None else int(num_samples)
+        if total < 1:
+            raise ElscliError(f"--num-samples must be at least 1, got {total}")
+        if isinstance(seed, bool) or int(seed) < 0:
+            raise ElscliError(f"--seed must be a non-negative integer, got {seed}")
+        root_seed = int(seed)
+        sample_ids = np.arange(total, dtype=np.int64)[shard[0]::shard[1]]
+        random_labels = False
+        fixed_label = -1
+        if label is None:
+            label_desc = None
+        elif str(label).lower() == "random":
+            if not classes:
+                raise ElscliError("--labels random needs a labelled bank (this bank has no labels)")
+            random_labels, label_desc = True, "random"
+        else:
+            try:
+                fixed_label = int(label)
+            except (TypeError, ValueError):
+                raise ElscliError(f"--label must be an integer class or 'random', got {label!r}") from None
+            if fixed_label < 0:
+                raise ElscliError(f"--label must be a class of the bank (>= 0), got {fixed_label}; "
+                                  "leave it out for unconditional samples")
+            label_desc = fixed_label
+        seeds = np.empty((len(sample_ids),) + shape, dtype=np.float32)
+        labels = np.full(len(sample_ids), fixed_label, dtype=np.int64)
+        for k, i in enumerate(sample_ids):
+            noise, lab = initial_noise(int(i), root_seed, shape, classes if random_labels else None)
+            seeds[k] = noise
+            if random_labels:
+                labels[k] = lab
+        seeds_hash = None
+    bad = sorted(set(int(v) for v in labels if v >= 0) - set(classes))
+    if bad:
+        shown = ", ".join(map(str, classes[:20])) + (" ..." if len(classes) > 20 else "")
+        raise ElscliError(f"label {bad[0]} is not in the bank (its classes: {shown or 'none, unlabelled'})")
+
+    params = {
+        "machine": machine,
+        "noise_schedule": noise_schedule,
+        "bank": bank_path if bank_path is not None else (str(bank.path) if getattr(bank, "path", None) else None),
+        "bank_content_hash": str(bank.content_hash),
+        "image_shape": list(shape),
+        "seed": root_seed,
+        "num_samples": int(total),
+        "label": label_desc,
+        "schedule": sched_desc,
+        "patch_size": None if patch_size is None else int(patch_size),
+        "steps": int(len(times) - 1),
+        "start_time": float(times[0]),
+        "times": [float(t) for t in times],
+        "patch_sizes": [int(p) for p in patch_sizes],
+        "from_seeds": None if source is None else source.path,
+        "seeds_hash": seeds_hash,
+        "save_trajectory": bool(save_trajectory),
+        "shard": format_shard(shard),
+    }
+    attrs = {
+        "machine": machine,
+        "noise_schedule": noise_schedule,
+        "bank_content_hash": str(bank.content_hash),
+        "seed": -1 if root_seed is None else root_seed,
+        "num_samples": int(total),
+        "shard": format_shard(shard),
+        "command_line": command_line if command_line is not None else default_command_line(),
+    }
+    return RunPlan(machine, np.asarray(times, np.float64), patch_sizes, sample_ids, seeds, labels, params, attrs,
+                   bool(save_trajectory), shape)

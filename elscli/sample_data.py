@@ -1,0 +1,90 @@
+"""The bundled sample data (1,000 MNIST digits in ``sample_data/mnist-1k``) and the default bank built from it.
+
+``elscli sample`` without ``--bank`` uses a bank of the bundled digits, built on first use into
+:func:`cache_dir` (``$ELSCLI_CACHE``, else ``~/.cache/elscli``) and reused afterwards.  :func:`open_bank`
+turns whatever a caller gives as a bank (a :class:`~elscli.bank.Bank`, a path, or None for this default) into
+a Bank.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from .bank import Bank, build_bank
+from .errors import ElscliError
+from .outputs import claim_output
+
+
+def sample_data_dir() -> Path:
+    """The repository's ``sample_data/`` directory (editable install or a checkout).
+
+    ``$ELSCLI_SAMPLE_DATA`` overrides it.  Raises ElscliError when none is found."""
+    env = os.environ.get("ELSCLI_SAMPLE_DATA")
+    cands = [Path(env)] if env else []
+    here = Path(__file__).resolve().parent
+    cands += [here.parent / "sample_data", here / "sample_data", Path.cwd() / "sample_data"]
+    for c in cands:
+        if c.is_dir():
+            return c
+    raise ElscliError("cannot find sample_data/ (looked beside the elscli package and in the current "
+                      "directory; set ELSCLI_SAMPLE_DATA)")
+
+
+def cache_dir() -> Path:
+    """Where elscli caches derived files: ``$ELSCLI_CACHE``, else ``~/.cache/elscli`` (not created here)."""
+    env = os.environ.get("ELSCLI_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "elscli"
+
+
+def default_bank_path() -> Path:
+    """The bank of the bundled ``sample_data/mnist-1k``, built on first use into :func:`cache_dir`.
+
+    The build claims the file (:mod:`elscli.outputs`), writes a temporary file and renames it into place, so
+    concurrent array tasks are safe: one builds, the others wait for it (up to 10 minutes) and use it.  The
+    name carries 12 hex digits of a SHA-256 of the source files' names and bytes, so a changed
+    ``sample_data`` gives a new bank.
+
+    Raises ElscliError when the sample data are missing or the cache directory cannot be created.
+    """
+    src = Path(sample_data_dir()) / "mnist-1k"
+    if not src.is_dir():
+        raise ElscliError(f"the bundled sample data {str(src)!r} is missing; pass --bank BANK.h5")
+    h = hashlib.sha256()
+    for p in sorted(src.iterdir()):
+        if p.is_file() and not p.name.startswith("."):
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    target = cache_dir() / f"sample-mnist-1k-{h.hexdigest()[:12]}.h5"
+    if target.exists():
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ElscliError(f"cannot create the cache directory {str(target.parent)!r}: {exc}") from None
+    # One task builds it (claimed, temporary name, atomic rename); concurrent tasks wait for it, then use it.
+    with claim_output(target, force=True, wait=600.0):
+        if not target.exists():
+            bank, _stats = build_bank(src)
+            bank.save(target, force=True)
+    return target
+
+
+def open_bank(bank: Any = None) -> Bank:
+    """A :class:`~elscli.bank.Bank` from a Bank (returned as is), a bank file path, or None (the bundled
+    sample bank, :func:`default_bank_path`).
+
+    Raises ElscliError when the file does not exist or cannot be read as a bank.
+    """
+    if isinstance(bank, Bank):
+        return bank
+    path = default_bank_path() if bank is None else Path(bank)
+    if not path.exists():
+        raise ElscliError(f"bank {str(path)!r} does not exist")
+    try:
+        return Bank.open(path)
+    except ElscliError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise ElscliError(f"bank {str(path)!r} cannot be read (corrupt?): {str(exc).splitlines()[0]}") from None
