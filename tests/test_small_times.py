@@ -34,3 +34,17 @@ def test_cli_denoise_path_reports_no_python_exception(tmp_path):
     x = np.random.default_rng(1).standard_normal((1, 1, 8, 8))
     y = elscli.denoise("ls", x, 1e-12, X, patch_size=3)
     assert np.all(np.isfinite(y))
+
+
+@pytest.mark.parametrize("machine", ["is", "ls", "els", "bbels"])
+def test_scales_whose_square_underflows(machine):
+    """edm at t = 1e-30 (sigma = 8e-209, b^2 = 0 in float64) and b = 1e-200 given directly: the sigma -> 0 limit,
+    not a ZeroDivisionError."""
+    rng = np.random.default_rng(13)
+    bank = rng.uniform(-1, 1, (5, 1, 7, 7)).astype(np.float32)
+    x = rng.uniform(-1, 1, (1, 1, 7, 7))
+    want = nearest_centre(machine, x[0], bank, 3)[None]
+    for got in (elscli.denoise(machine, x, 1e-30, bank, patch_size=3, noise_schedule="edm"),
+                elscli.denoise(machine, x, 1e-300, bank, patch_size=3, noise_schedule="edm"),
+                elscli.denoise(machine, x, None, bank, patch_size=3, a=1.0, b=1e-200)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)

@@ -37,13 +37,27 @@ def noise_scales(t: Optional[float], a: Optional[float], b: Optional[float], sch
         a, b = float(a), float(b)
         if not (math.isfinite(a) and math.isfinite(b)) or a < 0 or b <= 0:
             raise ElscliError(f"need a >= 0 and b > 0, got a={a}, b={b}")
-        return a, b
+        return _floor_sigma(a, b)
     if t is None:
         raise ElscliError("give a time t (or the scales a and b)")
     t = float(t)
     if not (0.0 < t <= 1.0):
         raise ElscliError(f"time t={t} is outside (0, 1]")
-    return get_noise_schedule(schedule)(t)
+    return _floor_sigma(*get_noise_schedule(schedule)(t))
+
+
+# The weights exp(-|x/a - phi|^2 / (2 sigma^2)) depend on sigma = b/a only.  Below this sigma every patch farther
+# than the nearest by more than ~1e-278 in squared distance (far below float64's resolution of distances) has a
+# weight under e^-40 of the largest: the machines already return their sigma -> 0 limit (the nearest patch's
+# centre), and a/b^2, a^2/2b^2 stay finite.  Without it b^2 underflows to 0 (edm: sigma = 80 t^7 at t < 5e-23).
+SIGMA_FLOOR = 1e-140
+
+
+def _floor_sigma(a: float, b: float) -> Tuple[float, float]:
+    b = max(b, SIGMA_FLOOR * a)
+    if not math.isfinite(a / (b * b) if b * b > 0 else math.inf):
+        raise ElscliError(f"the scales a={a:g}, b={b:g} are too small to represent the weights in float64")
+    return a, b
 
 
 def labels_for(label, B: int) -> np.ndarray:
