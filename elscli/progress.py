@@ -34,7 +34,9 @@ class Progress:
     """Context manager counting ``total`` units of work; call :meth:`advance` as work completes.
 
     ``group=(k, "samples")`` additionally reports whole groups of ``k`` units (e.g. steps per sample).
-    ``interval`` (seconds between plain lines) defaults to ``$ELSCLI_PROGRESS_INTERVAL`` or 10.
+    ``interval`` (seconds between plain lines) defaults to ``$ELSCLI_PROGRESS_INTERVAL`` or 10.  ``stream``
+    defaults to stderr; ``quiet`` prints nothing; ``force_plain`` never uses the rich bar.  Never raises
+    for its own reasons.
     """
 
     def __init__(self, total: int, description: str = "", quiet: bool = False, unit: str = "it", *,
@@ -86,6 +88,7 @@ class Progress:
 
     # -- updates ---------------------------------------------------------------------------------
     def advance(self, n: int = 1) -> None:
+        """Count ``n`` more units done (and redraw the bar, or print a plain line when ``interval`` s passed)."""
         self.completed += n
         if self.quiet:
             return
@@ -109,6 +112,7 @@ class Progress:
     # -- formatting ------------------------------------------------------------------------------
     @property
     def elapsed(self) -> float:
+        """Seconds since the block was entered (0 before)."""
         return time.monotonic() - self._start if self._start else 0.0
 
     def _group_text(self) -> str:
@@ -118,6 +122,7 @@ class Progress:
         return f"({self.completed // k}/{self.total // k} {name})"
 
     def status_line(self, final: bool = False) -> str:
+        """The plain progress line: groups and units done, percentage, rate and ETA (``final``: total time)."""
         elapsed = self.elapsed
         parts = []
         if self.group:

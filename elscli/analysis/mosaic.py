@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -74,22 +74,18 @@ def distinct_sources(image: np.ndarray) -> np.ndarray:
 
 def local_consistency(final: np.ndarray, machine: str, bank, patch_size: Optional[int], labels=None, *,
                       tol: float = CONSISTENCY_TOL, t: float = CONSISTENCY_T,
-                      denoise: Optional[Callable] = None, threads: Optional[int] = None) -> np.ndarray:
+                      threads: Optional[int] = None) -> np.ndarray:
     """Per-sample fraction of pixels equal (max over channels, within ``tol``) to the centre of the nearest
     patch of their own dictionary at ``patch_size`` (the paper's Theorem 4.1).
 
     ``final`` (S, C, H, W) on [-1, 1]; the nearest patch is the machine's ``x0_hat`` at time ``t`` (1e-4:
-    the softmax is a hard arg-min up to exact ties), by ``denoise`` (default :func:`elscli.machines.denoise`,
-    with ``threads`` Numba threads).  Returns (S,) float64 in [0, 1].  Raises ElscliError when the bank's
+    the softmax is a hard arg-min up to exact ties), by :func:`elscli.machines.denoise` with ``threads``
+    Numba threads.  Returns (S,) float64 in [0, 1].  Raises ElscliError when the bank's
     image shape differs (and as the machine does).
     """
-    if denoise is None:
-        from ..machines import denoise as machine_denoise
+    from ..machines import denoise
 
-        def denoise(*args, **kw):
-            return machine_denoise(*args, threads=threads, **kw)
     final = np.asarray(final, np.float64)
-
     if tuple(final.shape[1:]) != tuple(bank_images(bank).shape[1:]):
         raise ElscliError(f"the bank's images have shape {tuple(bank_images(bank).shape[1:])} but the run's have "
                           f"{tuple(final.shape[1:])}")
@@ -98,7 +94,7 @@ def local_consistency(final: np.ndarray, machine: str, bank, patch_size: Optiona
     for lab in np.unique(labels):
         rows = np.flatnonzero(labels == lab)
         x0 = np.asarray(denoise(machine, final[rows], t, bank, None if patch_size is None else int(patch_size),
-                                label=None if lab < 0 else int(lab)), np.float64)
+                                label=None if lab < 0 else int(lab), threads=threads), np.float64)
         ok = (np.abs(x0 - final[rows]) <= tol).all(axis=1)  # (B, H, W)
         out[rows] = ok.reshape(len(rows), -1).mean(1)
     return out
@@ -210,8 +206,7 @@ class MosaicReport:
 
 
 def mosaic_report(run: RunProvenance, *, bank=None, out_dir=None, samples: Optional[Sequence[int]] = None,
-                  tol: float = CONSISTENCY_TOL, max_pngs: int = 16, denoise=None,
-                  threads: Optional[int] = None) -> MosaicReport:
+                  tol: float = CONSISTENCY_TOL, max_pngs: int = 16, threads: Optional[int] = None) -> MosaicReport:
     """Distinct sources, mean entropy, local consistency (when a bank is given) and mosaic PNGs (when
     ``out_dir`` is given, at most ``max_pngs``) for the run's samples (``samples``: positions in the run's
     finished rows; default all).
@@ -238,8 +233,7 @@ def mosaic_report(run: RunProvenance, *, bank=None, out_dir=None, samples: Optio
     ent = run.entropy[sel].reshape(len(sel), -1).mean(1)
     cons = None
     if bank is not None:
-        cons = local_consistency(run.final[sel], run.machine, bank, P, run.labels[sel], tol=tol, denoise=denoise,
-                                 threads=threads)
+        cons = local_consistency(run.final[sel], run.machine, bank, P, run.labels[sel], tol=tol, threads=threads)
     pngs = []
     if out_dir is not None:
         out_dir = Path(out_dir)

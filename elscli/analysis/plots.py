@@ -42,6 +42,8 @@ def show_image(ax, img: np.ndarray) -> None:
 
 def scatter_r2(r2_machine: np.ndarray, r2_is: np.ndarray, path, *, machine: str = "machine",
                baseline: str = "IS", reference: str = "network") -> str:
+    """The paper's scatter (its Fig. 4): per sample, r² of the machine against the network (y, (S,)) versus r²
+    of the baseline (x, (S,)), with the diagonal; written to ``path`` (PNG), which is returned as str."""
     fig, ax = plt.subplots(figsize=(4.6, 4.4))
     ax.plot([0, 1], [0, 1], color="0.5", lw=1, ls="--", label="equal agreement")
     beats = r2_machine > r2_is
@@ -148,6 +150,8 @@ def similarity_plot(times: np.ndarray, candidates: np.ndarray, similarity: np.nd
 
 
 def sweep_plot(points: List[dict], path, *, machine: str = "") -> str:
+    """Copy fraction, mean RMS to the nearest training image and mean posterior entropy (nats, right axis)
+    against the constant patch size P (:class:`elscli.analysis.sweep.SweepPoint` dicts); returns the path."""
     P = [p["patch_size"] for p in points]
     fig, ax1 = plt.subplots(figsize=(5.4, 3.8))
     ax1.plot(P, [p["copy_fraction"] for p in points], "o-", color="tab:red", label="copy fraction (RMS < 0.05)")
