@@ -17,6 +17,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from common import markdown_table, mnist_bank, threads
 
 
@@ -33,23 +35,23 @@ def main() -> None:
     args = ap.parse_args()
 
     import elscli
-    from elscli import runs
+    from elscli.machines import interface
 
     bank = mnist_bank(args.images)
     per_size = defaultdict(float)
     calls = defaultdict(int)
-    real = runs.denoiser._machine_api()
+    real_run = interface.Denoiser._run
 
-    def timed(fn):
-        def wrapper(machine, x, t, bank_, patch, label, **kw):
-            t0 = time.perf_counter()
-            out = fn(machine, x, t, bank_, patch, label, **kw)
-            per_size[patch or 0] += time.perf_counter() - t0
-            calls[patch or 0] += len(x)
-            return out
-        return wrapper
+    def timed_run(self, x, t, label, a, b, provenance):
+        """Every machine call, through whichever path (a run's denoiser or the functional API), by its P."""
+        t0 = time.perf_counter()
+        out = real_run(self, x, t, label, a, b, provenance)
+        patch = self.values_at(t).get("patch_size", 0) if t is not None else 0
+        per_size[patch] += time.perf_counter() - t0
+        calls[patch] += np.shape(x)[0] if np.ndim(x) == 4 else 1
+        return out
 
-    runs.denoiser._machine_api = lambda: (timed(real[0]), timed(real[1]))
+    interface.Denoiser._run = timed_run
     # Warm-up (Numba compilation or cache load) on a tiny problem, outside the timing: the shift kernel, and
     # the patch tree at low noise.
     elscli.sample(bank.subset(range(4)), machine=args.machine, num_samples=1, steps=2, patch_size=3,
