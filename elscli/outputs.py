@@ -121,12 +121,13 @@ def _acquire(lock: Path, what: Path, wait: float) -> Optional[int]:
 
 @contextlib.contextmanager
 def claim_output(path: os.PathLike | str, force: bool = False, *, allow_existing: bool = False,
-                 wait: float = 0.0) -> Iterator[Path]:
+                 wait: float = 0.0, check: bool = True) -> Iterator[Path]:
     """Hold the claim on output ``path`` (see the module docstring) for the ``with`` block.
 
-    Taken first, then the path is checked (:func:`check_output_path` with ``force``/``allow_existing``).
-    A claim held by another process raises :class:`ElscliError` at once (or after ``wait`` seconds);
-    claims of the same output nest within one process.  Yields the path."""
+    Taken first, then the path is checked (:func:`check_output_path` with ``force``/``allow_existing``;
+    ``check=False`` skips that, e.g. for an output directory whose files the caller checks).  A claim held
+    by another process raises :class:`ElscliError` at once (or after ``wait`` seconds); claims of the same
+    output nest within one process.  Yields the path."""
     path = Path(path)
     parent = _check_directory(path)
     lock = lock_path_for(path)
@@ -140,7 +141,7 @@ def claim_output(path: os.PathLike | str, force: bool = False, *, allow_existing
         with _held_guard:
             _held[key], _held_fds[key] = 1, fd
     try:
-        yield check_output_path(path, force, allow_existing=allow_existing)
+        yield check_output_path(path, force, allow_existing=allow_existing) if check else path
     finally:
         with _held_guard:
             _held[key] -= 1

@@ -46,13 +46,29 @@ def snapshot(d: Path) -> dict:
             for p in sorted(d.rglob("*")) if p.is_file()}
 
 
+def holds_flock(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` holds a flock on ``path`` (Linux: /proc/locks lists FLOCK pid dev:inode)."""
+    try:
+        ino = os.stat(path).st_ino
+        table = Path("/proc/locks").read_text()
+    except FileNotFoundError:
+        return False
+    for line in table.splitlines():
+        f = line.split()
+        if len(f) >= 6 and f[1] == "FLOCK" and f[4] == str(pid) and f[5].rsplit(":", 1)[-1] == str(ino):
+            return True
+    return False
+
+
 @contextlib.contextmanager
 def frozen_once_claimed(proc: subprocess.Popen, output: Path, timeout: float = 120.0):
-    """Wait until ``proc`` holds the claim on ``output`` (its lock file exists), freeze it for the block,
-    then let it go."""
+    """Wait until ``proc`` holds the claim on ``output`` (a flock on its lock file), freeze it for the
+    block, then let it go."""
+    if not Path("/proc/locks").exists():
+        pytest.skip("needs /proc/locks (Linux) to see when the first writer holds its claim")
     lock = lock_path_for(output)
     deadline = time.monotonic() + timeout
-    while not lock.exists():
+    while not holds_flock(proc.pid, lock):
         assert proc.poll() is None, f"the first writer ended before claiming {output}: {proc.communicate()}"
         assert time.monotonic() < deadline, f"no claim on {output} after {timeout} s"
         time.sleep(0.002)
@@ -164,6 +180,119 @@ def test_a_claim_is_held_once_per_process_and_nests(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ runs
+@pytest.fixture(scope="module")
+def bank200(tmp_path_factory, mnist_dir):
+    d = tmp_path_factory.mktemp("bank200")
+    bank, _ = build_bank(mnist_dir, limit=200)
+    bank.save(d / "b.h5")
+    return d / "b.h5"
+
+
+@contextlib.contextmanager
+def frozen_once_exists(proc: subprocess.Popen, path: Path, timeout: float = 120.0):
+    """Freeze ``proc`` as soon as ``path`` exists (e.g. its RUN.h5.partial), for the block."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"the first writer ended before writing {path}: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"no {path} after {timeout} s"
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("second", [["--force"], ["--resume"], []], ids=["force", "resume", "plain"])
+def test_sample_a_refused_second_run_touches_nothing(bank200, tmp_path, second):
+    """The issue's commands: a run writing cw.h5.partial, and a second `sample -o cw.h5` (--force, --resume
+    or neither) started while it runs.  The second is refused in one line and touches nothing (the partial
+    keeps every byte); the first finishes with exit 0 and a whole file, equal to an undisturbed run."""
+    common = ["sample", "--bank", bank200, "-n", 4, "--steps", 10, "--threads", 1, "--batch-size", 1, "--quiet"]
+    first = start(elscli_args(*common, "-o", "cw.h5"), tmp_path)
+    try:
+        with frozen_once_exists(first, tmp_path / "cw.h5.partial"):
+            before = snapshot(tmp_path)
+            res = subprocess.run(elscli_args(*common, "-o", "cw.h5", *second), cwd=tmp_path, env=env(),
+                                 capture_output=True, text=True, timeout=300)
+            after = snapshot(tmp_path)
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 1 and len(lines) == 1 and lines[0].startswith("elscli: error: "), res.stderr
+        assert after == before
+        out, err = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err
+    assert sorted(os.listdir(tmp_path)) == ["cw.h5"]
+    from elscli.runs import Run
+
+    got = Run.open(tmp_path / "cw.h5")
+    assert got.complete
+    subprocess.run(elscli_args(*common, "-o", "alone.h5"), cwd=tmp_path, env=env(), check=True, timeout=600)
+    want = Run.open(tmp_path / "alone.h5")
+    for k in ("final", "seeds", "prov_image", "prov_weight"):
+        np.testing.assert_array_equal(got.arrays[k], want.arrays[k])
+
+
+def test_sample_png_is_claimed_from_the_start(bank200, tmp_path):
+    """--png GRID is claimed with the run: another run drawing the same grid (--force) is refused."""
+    common = ["sample", "--bank", bank200, "-n", 2, "--steps", 10, "--threads", 1, "--batch-size", 1, "--quiet"]
+    first = start(elscli_args(*common, "-o", "a.h5", "--png", "grid.png"), tmp_path)
+    try:
+        with frozen_once_exists(first, tmp_path / "a.h5.partial"):
+            before = snapshot(tmp_path)
+            res = subprocess.run(elscli_args(*common, "-o", "b.h5", "--png", "grid.png", "--force"), cwd=tmp_path,
+                                 env=env(), capture_output=True, text=True, timeout=300)
+            assert snapshot(tmp_path) == before
+        assert_refused(res, tmp_path / "grid.png")
+        out, err = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err
+    assert sorted(os.listdir(tmp_path)) == ["a.h5", "grid.png"]
+
+
+def test_merge_and_export(bank200, tmp_path):
+    common = ["sample", "--bank", bank200, "-n", 4, "--steps", 2, "--quiet"]
+    for i in range(2):
+        subprocess.run(elscli_args(*common, "--shard", f"{i}/2", "-o", "r.h5"), cwd=tmp_path, env=env(),
+                       check=True, timeout=600)
+    shards = ["r-shard0of2.h5", "r-shard1of2.h5"]
+    m = tmp_path / "m.h5"
+    second_writer_is_refused(elscli_args("merge", *shards, "-o", m),
+                             elscli_args("merge", *shards, "-o", m, "--force"), m, tmp_path)
+    # export is over in milliseconds: another process holds its claim instead, as a live export would
+    for target in ("f.npz", "pngs"):
+        out = tmp_path / target
+        with held_by_another_process(out):
+            before = snapshot(tmp_path)
+            res = subprocess.run(elscli_args("export", m, "-o", out, "--force"), cwd=tmp_path, env=env(),
+                                 capture_output=True, text=True, timeout=300)
+            assert_refused(res, out)
+            assert snapshot(tmp_path) == before
+        subprocess.run(elscli_args("export", m, "-o", out), cwd=tmp_path, env=env(), check=True, timeout=300)
+    assert len(list((tmp_path / "pngs").glob("sample_*.png"))) == 4
+    assert np.load(tmp_path / "f.npz")["final"].shape[0] == 4
+    assert not [p for p in tmp_path.rglob(".*")]                  # no lock or temporary file left
+
+
+@contextlib.contextmanager
+def held_by_another_process(output: Path):
+    """Another process holds the claim on ``output`` for the block (as a writer of it would)."""
+    script = ("import sys\nfrom elscli.outputs import claim_output\n"
+              "with claim_output(sys.argv[1], check=False):\n    print('held', flush=True)\n    sys.stdin.read()\n")
+    holder = subprocess.Popen([sys.executable, "-c", script, str(output)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env())
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.communicate(input="", timeout=60)
+    assert holder.returncode == 0
+
+
 def test_bundled_bank_cache_built_once_by_concurrent_tasks(tmp_path):
     """Array tasks all starting at once on the bundled bank: one builds it, the others wait and use it."""
     script = "from elscli.runs import default_bank_path; print(default_bank_path())"

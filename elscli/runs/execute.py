@@ -4,7 +4,10 @@
 ``RUN.h5.partial`` (flushed after every batch of samples); when all samples are done, or when SIGINT/SIGTERM
 asks it to stop (at a sample boundary), it is renamed to ``RUN.h5`` — a file at the final path is always a
 valid run, whose ``done`` rows say what is finished.  ``resume=True`` continues ``RUN.h5.partial`` (left by a
-hard kill) or ``RUN.h5`` (left by a stop), computing only the unfinished samples.
+hard kill) or ``RUN.h5`` (left by a stop), computing only the unfinished samples.  The whole call holds the
+claim on ``RUN.h5`` (and on the ``png``; :mod:`elscli.outputs`), taken before either file is looked at: a
+second ``sample`` of the same output — ``force``, ``resume`` or neither — is refused in one line and never
+truncates, replaces or renames the first one's partial file.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ElscliError
-from ..h5io import check_output_path, open_h5, temp_path_for
+from ..h5io import open_h5, temp_path_for
+from ..outputs import claim_output
 from ..progress import Progress
 from ..sample_data import open_bank
 from ..sampler import Step, ddim
@@ -108,7 +112,8 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
     ------
     ElscliError
         Bad input (see :func:`elscli.runs.plan.plan_run`), an output that exists without ``force`` or
-        ``resume``, a partial file written by another process, or a file that cannot be resumed.
+        ``resume``, an output (or ``png``) another process is writing (its claim, :mod:`elscli.outputs`, is
+        held: nothing is touched), or a file that cannot be resumed.
     """
     if resume and force:
         raise ElscliError("give --resume or --force, not both")
@@ -116,63 +121,66 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
         batch_size = DEFAULT_BATCH_SIZE
     if int(batch_size) < 1:
         raise ElscliError(f"--batch-size must be at least 1, got {batch_size}")
-    # Check the output before any expensive work.
+    # Claim the outputs, then check them, before any expensive work (:mod:`elscli.outputs`): a concurrent
+    # writer of this run (with --force, --resume or neither) finds the claim held and is refused, touching
+    # nothing; RUN.h5.partial is created, truncated, replaced or renamed only by the claim's holder.
     shard_t = parse_shard(shard)
     out_path = partial = None
-    if output is not None:
-        out_path = shard_output_path(output, shard_t)
-        check_output_path(out_path, force, allow_existing=resume)
-        partial = out_path.with_name(out_path.name + PARTIAL_SUFFIX)
-        if partial.exists() and not (resume or force):
-            raise ElscliError(f"{str(partial)!r} exists (an interrupted run); pass --resume to continue it "
-                              "or --force to start over")
-    if png is not None:
-        check_output_path(png, force or resume)
-    bank_path = None if (bank is None or hasattr(bank, "images")) else str(bank)
-    bank_obj = open_bank(bank)
-    if bank_path is None and getattr(bank_obj, "path", None) is not None:
-        bank_path = str(bank_obj.path)
-    plan = plan_run(bank_obj, machine=machine, patch_size=patch_size, schedule=schedule, steps=steps,
-                    start_time=start_time, num_samples=num_samples, seed=seed, label=label, from_seeds=from_seeds,
-                    shard=shard_t, save_trajectory=save_trajectory, command_line=command_line, bank_path=bank_path)
-    n_threads = effective_threads(threads)
-    plan.params["threads"] = n_threads
-    plan.params["batch_size"] = int(batch_size)
-    loop = dict(threads=n_threads, batch_size=int(batch_size), quiet=quiet, handle_signals=handle_signals,
-                stop_grace=float(stop_grace), progress_stream=progress_stream)
+    with contextlib.ExitStack() as claims:
+        if output is not None:
+            out_path = claims.enter_context(claim_output(shard_output_path(output, shard_t), force,
+                                                         allow_existing=resume))
+            partial = out_path.with_name(out_path.name + PARTIAL_SUFFIX)
+            if partial.exists() and not (resume or force):
+                raise ElscliError(f"{str(partial)!r} exists (an interrupted run); pass --resume to continue it "
+                                  "or --force to start over")
+        if png is not None:
+            claims.enter_context(claim_output(png, force or resume))
+        bank_path = None if (bank is None or hasattr(bank, "images")) else str(bank)
+        bank_obj = open_bank(bank)
+        if bank_path is None and getattr(bank_obj, "path", None) is not None:
+            bank_path = str(bank_obj.path)
+        plan = plan_run(bank_obj, machine=machine, patch_size=patch_size, schedule=schedule, steps=steps,
+                        start_time=start_time, num_samples=num_samples, seed=seed, label=label, from_seeds=from_seeds,
+                        shard=shard_t, save_trajectory=save_trajectory, command_line=command_line, bank_path=bank_path)
+        n_threads = effective_threads(threads)
+        plan.params["threads"] = n_threads
+        plan.params["batch_size"] = int(batch_size)
+        loop = dict(threads=n_threads, batch_size=int(batch_size), quiet=quiet, handle_signals=handle_signals,
+                    stop_grace=float(stop_grace), progress_stream=progress_stream)
 
-    if out_path is None:
-        store = empty_arrays(plan.sample_ids, plan.seeds, plan.labels, plan.times, plan.patch_sizes,
-                             plan.save_trajectory)
-        run = run_plan(plan, store, bank_obj, flush=None, **loop)
-        run.attrs = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "elscli_version": __version__,
-                     "params": json.dumps(plan.params, sort_keys=True), **plan.attrs}
-        if png is not None and run.done.any():
-            save_grid_png(run, png)
-        return run
+        if out_path is None:
+            store = empty_arrays(plan.sample_ids, plan.seeds, plan.labels, plan.times, plan.patch_sizes,
+                                 plan.save_trajectory)
+            run = run_plan(plan, store, bank_obj, flush=None, **loop)
+            run.attrs = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "elscli_version": __version__,
+                         "params": json.dumps(plan.params, sort_keys=True), **plan.attrs}
+            if png is not None and run.done.any():
+                save_grid_png(run, png)
+            return run
 
-    # -- a run file: work in RUN.h5.partial, rename into place when done or stopped ---------------------
-    f = _open_partial(out_path, partial, plan, resume)
-    ok = False
-    try:
-        store = {k: f[k] for k in f.keys()}
-        # the execution record of this (last) session
-        f.attrs["command_line"] = plan.attrs["command_line"]
-        run = run_plan(plan, store, bank_obj, flush=f.flush, **loop)
-        ok = True
-    finally:
-        done_any = bool(np.any(f["done"][()])) if f.id.valid else False
-        f.close()
-        if ok or done_any:
-            os.replace(partial, out_path)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(partial)
-    result = Run.open(out_path)
-    result.interrupted, result.elapsed, result.samples_computed = run.interrupted, run.elapsed, run.samples_computed
-    if png is not None and result.done.any():
-        save_grid_png(result, png)
-    return result
+        # -- a run file: work in RUN.h5.partial, rename into place when done or stopped ---------------------
+        f = _open_partial(out_path, partial, plan, resume)
+        ok = False
+        try:
+            store = {k: f[k] for k in f.keys()}
+            # the execution record of this (last) session
+            f.attrs["command_line"] = plan.attrs["command_line"]
+            run = run_plan(plan, store, bank_obj, flush=f.flush, **loop)
+            ok = True
+        finally:
+            done_any = bool(np.any(f["done"][()])) if f.id.valid else False
+            f.close()
+            if ok or done_any:
+                os.replace(partial, out_path)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(partial)
+        result = Run.open(out_path)
+        result.interrupted, result.elapsed, result.samples_computed = run.interrupted, run.elapsed, run.samples_computed
+        if png is not None and result.done.any():
+            save_grid_png(result, png)
+        return result
 
 
 def effective_threads(threads: Optional[int]) -> int:

@@ -11,7 +11,7 @@ from typing import List, Optional, Union
 import numpy as np
 
 from ..errors import ElscliError
-from ..h5io import atomic_output
+from ..outputs import atomic_output, claim_output
 from .file import Run
 
 
@@ -91,7 +91,8 @@ def export_run(path: Union[str, os.PathLike], output: Union[str, os.PathLike], *
     (nearest neighbour).
 
     Raises ElscliError when the run cannot be read, ``output`` is a file where a directory is needed, its
-    parent does not exist, or a file exists without ``force``.
+    parent does not exist, a file exists without ``force``, or another process is writing the output (its
+    claim is held, :mod:`elscli.outputs`; a directory is claimed as a whole).
     """
     run = Run.open(path, trajectories=False)
     rows = np.flatnonzero(run.done)
@@ -106,19 +107,21 @@ def export_run(path: Union[str, os.PathLike], output: Union[str, os.PathLike], *
         raise ElscliError(f"export target {str(output)!r} is a file; give a directory (PNGs) or a .npz path")
     if not output.parent.is_dir():
         raise ElscliError(f"output directory {str(output.parent)!r} does not exist (for {str(output)!r})")
-    width = max(6, len(str(int(run.sample_ids.max())))) if len(run) else 6
-    targets = [output / f"sample_{int(run.sample_ids[r]):0{width}d}.png" for r in rows]
-    clash = [t for t in targets if t.exists()]
-    if clash and not force:
-        raise ElscliError(f"{str(clash[0])!r} exists; pass --force to overwrite")
-    output.mkdir(exist_ok=True)
-    from PIL import Image
+    # the directory is claimed as a whole (.DIR.lock beside it): a concurrent export into it is refused
+    with claim_output(output, check=False):
+        width = max(6, len(str(int(run.sample_ids.max())))) if len(run) else 6
+        targets = [output / f"sample_{int(run.sample_ids[r]):0{width}d}.png" for r in rows]
+        clash = [t for t in targets if t.exists()]
+        if clash and not force:
+            raise ElscliError(f"{str(clash[0])!r} exists; pass --force to overwrite")
+        output.mkdir(exist_ok=True)
+        from PIL import Image
 
-    imgs = to_uint8(run.final[rows])
-    for img, target in zip(imgs, targets):
-        pil = _pil_image(img)
-        if scale > 1:
-            pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
-        with atomic_output(target, force=True) as tmp:
-            pil.save(tmp, format="PNG")
+        imgs = to_uint8(run.final[rows])
+        for img, target in zip(imgs, targets):
+            pil = _pil_image(img)
+            if scale > 1:
+                pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+            with atomic_output(target, force=True) as tmp:
+                pil.save(tmp, format="PNG")
     return targets

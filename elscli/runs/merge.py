@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ElscliError
-from ..h5io import check_output_path
+from ..outputs import claim_output
 from ..shards import WHOLE, format_shard
 from .file import IDENTITY_KEYS, Run, identity
 from .plan import default_command_line
@@ -33,12 +33,16 @@ def merge_runs(paths: Sequence[Union[str, os.PathLike]], output: Union[str, os.P
     ------
     ElscliError
         No input, an input given twice or equal to the output, files of different runs, overlapping
-        samples, missing or unfinished samples (without ``allow_missing``), or an output that exists
-        without ``force``.
+        samples, missing or unfinished samples (without ``allow_missing``), an output that exists
+        without ``force``, or an output another process is writing (:mod:`elscli.outputs`).
     """
     if not paths:
         raise ElscliError("merge needs at least one run file")
-    out = check_output_path(output, force)
+    with claim_output(output, force) as out:   # a concurrent writer of the output is refused (elscli.outputs)
+        return _merge(paths, out, allow_missing=allow_missing, force=force, command_line=command_line)
+
+
+def _merge(paths, out: Path, *, allow_missing: bool, force: bool, command_line: Optional[str]) -> Run:
     resolved = {Path(p).resolve() for p in paths}
     if out.resolve() in resolved:
         raise ElscliError(f"-o {str(out)!r} is one of the inputs")
