@@ -178,3 +178,24 @@ def test_nearest_ratio_ignores_copies_of_the_nearest_image():
             np.testing.assert_allclose(nn.ratio[0], want, rtol=1e-9)
     same = nearest(sample, np.repeat(base[[2]], 3, axis=0))    # every training image the same: no ratio
     assert np.isnan(same.ratio[0]) and np.isnan(same.summary()["median_ratio"])
+
+
+def test_noise_schedules_must_agree(tmp_path):
+    """A machine run on one noise schedule says nothing about a network sampled on another: one line naming
+    both (issue 16), whether the inputs are runs or references."""
+    rng = np.random.default_rng(6)
+    seeds = rng.standard_normal((2, 1, 4, 4)).astype(np.float32)
+    net_x = rng.standard_normal((2, 5, 1, 4, 4)).astype(np.float32)
+    net_x[:, 0] = seeds
+    np.savez(tmp_path / "net.npz", seeds=seeds, times=time_grid(4), x=net_x, schedule=np.array("linear"))
+    write_run(tmp_path / "els.h5", seeds, net_x[:, -1])                          # cosine-legacy
+    with pytest.raises(ElscliError, match="noise schedules differ: net was sampled with 'linear', "
+                                          "els with 'cosine-legacy'") as exc:
+        C.compare_files([tmp_path / "net.npz", tmp_path / "els.h5"])
+    assert "\n" not in str(exc.value)
+    np.savez(tmp_path / "other.npz", seeds=seeds, times=time_grid(4), x=net_x, schedule=np.array("edm"))
+    with pytest.raises(ElscliError, match="'linear', other with 'edm'"):
+        C.compare_files([tmp_path / "net.npz", tmp_path / "other.npz"])
+    np.savez(tmp_path / "twin.npz", seeds=seeds, times=time_grid(4), x=net_x, schedule=np.array("linear"))
+    comp = C.compare_files([tmp_path / "net.npz", tmp_path / "twin.npz"])       # the same schedule: compared
+    np.testing.assert_allclose(comp.metrics["twin"]["r2"], 1.0)

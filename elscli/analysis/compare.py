@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..errors import ElscliError
+from ..noise import DEFAULT_NOISE_SCHEDULE
 
 METRICS = ("r", "r2", "cosine", "mse")
 SEED_TOLERANCE = 1e-5  # max |difference| for two stored float32 seeds to count as the same noise
@@ -37,6 +38,7 @@ class Outputs:
     labels: np.ndarray
     path: Optional[str] = None
     attrs: dict = field(default_factory=dict)
+    noise_schedule: str = DEFAULT_NOISE_SCHEDULE
 
     @property
     def label(self) -> str:
@@ -67,12 +69,14 @@ def load_outputs(path: os.PathLike | str, name: Optional[str] = None) -> Outputs
             return Outputs(name=name, kind="run", machine=run.attrs.get("machine"),
                            seeds=run.seeds.astype(np.float32), final=run.final.astype(np.float32),
                            times=run.times.astype(np.float64), labels=run.labels.astype(np.int64), path=str(path),
-                           attrs=run.attrs)
+                           attrs=run.attrs,
+                           noise_schedule=str(run.attrs.get("noise_schedule") or DEFAULT_NOISE_SCHEDULE))
         if fmt not in (None, "", _ref.FORMAT):
             raise ElscliError(f"{str(path)!r} is an {fmt} file, not a run or a reference trajectory")
     ref = _ref.read(path)
     return Outputs(name=name, kind="reference", machine=None, seeds=ref.seeds, final=ref.final.astype(np.float32),
-                   times=ref.times, labels=ref.labels, path=str(path), attrs=ref.attrs)
+                   times=ref.times, labels=ref.labels, path=str(path), attrs=ref.attrs,
+                   noise_schedule=ref.schedule)
 
 
 # ----------------------------------------------------------------------------------------------- metrics
@@ -197,8 +201,8 @@ def compare(reference: Outputs, others: Sequence[Outputs], *, baseline: Optional
     """Match every other input (and the baseline) to the reference by seeds and compute per-sample metrics
     over the samples that all of them hold.  ``clamp`` clamps every final image to [-1, 1] first (machines'
     outputs already lie there; networks' may not).  Differing time grids or sample sets are reported in
-    ``warnings``.  Raises ElscliError when there is nothing to compare, shapes differ, a seed has no match,
-    or no sample is common to all inputs."""
+    ``warnings``.  Raises ElscliError when there is nothing to compare, noise schedules or shapes differ, a seed
+    has no match, or no sample is common to all inputs."""
     others = list(others)
     if baseline is not None:
         others = [o for o in others if o is not baseline] + [baseline]
@@ -208,6 +212,9 @@ def compare(reference: Outputs, others: Sequence[Outputs], *, baseline: Optional
     warnings: List[str] = []
     matches = []
     for o in others:
+        if o.noise_schedule != reference.noise_schedule:
+            raise ElscliError(f"noise schedules differ: {reference.name} was sampled with "
+                              f"{reference.noise_schedule!r}, {o.name} with {o.noise_schedule!r}")
         idx = match_seeds(reference.seeds, o.seeds, names=(reference.name, o.name))
         matches.append(idx)
         if len(o.times) != len(reference.times) or not np.allclose(o.times, reference.times):
