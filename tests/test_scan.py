@@ -103,6 +103,11 @@ def test_shards_merge_to_the_full_scan(recorded, tiny_bank, tmp_path):
     other = S.scan(ref, tiny_bank, "ls", CANDIDATES, shard=(0, 3), metric="l2")
     with pytest.raises(ElscliError, match="metric"):
         scan_merge.merge([parts[1], other])
+    # a shard of the same seeds and grid recorded on another noise schedule (issue 16): one line naming both
+    import dataclasses
+    relabelled = dataclasses.replace(parts[0], noise_schedule="linear")
+    with pytest.raises(ElscliError, match="noise_schedule: 'cosine-legacy' vs 'linear'"):
+        scan_merge.merge([parts[1], relabelled])
 
 
 def test_aggregation_lower_median_and_mode():

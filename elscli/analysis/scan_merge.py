@@ -13,15 +13,16 @@ from .scan import Scan
 def merge(scans: Sequence[Scan]) -> Scan:
     """Combine partial scans (shards) of one reference into one, rows sorted by sample index.
 
-    The scans must share machine, metric, bank, reference seeds, reference size, candidates and time grid,
-    and hold disjoint samples.  The result's ``shard`` is ``"0/1"`` when it covers every reference sample,
+    The scans must share machine, metric, noise schedule, bank, reference seeds, reference size, candidates and
+    time grid, and hold disjoint samples.  The result's ``shard`` is ``"0/1"`` when it covers every reference sample,
     else ``"partial"``.  Raises ElscliError for no scans, scans that do not belong together, or overlaps.
     """
     if not scans:
         raise ElscliError("no scan files to merge")
     first = scans[0]
     for s in scans[1:]:
-        for attr in ("machine", "metric", "bank_hash", "reference_seeds_hash", "num_reference_samples"):
+        for attr in ("machine", "metric", "noise_schedule", "bank_hash", "reference_seeds_hash",
+                     "num_reference_samples"):
             if getattr(s, attr) != getattr(first, attr):
                 raise ElscliError(f"cannot merge scans with different {attr}: {getattr(first, attr)!r} vs "
                                   f"{getattr(s, attr)!r}")
