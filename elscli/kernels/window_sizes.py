@@ -22,80 +22,37 @@ e^-SKIP_LOG_RATIO of the running maximum is skipped (elscli's exactness rule), a
 the maximum count as e^-600 (:func:`.expm.exp_clamped`).  The result agrees with the shift kernel's LS
 (:mod:`.shift_softmax`, one size per call) to rounding (~1e-13), not bitwise: the sums run in another order.
 
+Measured (``benchmarks/bench_scan.py``, LS, candidates 3:31 on mnist-5k): one pass for all 15 sizes takes
+0.7-0.9x the time of the 15 one-size calls — the window sums are a minority of the work; each size still
+needs, per (pixel, training image), its log weight's comparison with the running maximum and, where it is
+not negligible, its exp and weighted sums.
+
 Layers (as :mod:`.shift_softmax`): :func:`_block_job` works one (query, block of training images) pair into
-private buffers, in chunks of :data:`CHUNK` lanes (the table of a chunk, (H+1) (W+1) CHUNK float64, stays in
-the core's cache); :func:`window_sizes_softmax` runs ``prange`` over those pairs and merges the blocks in a
-fixed order, so results are bitwise identical for any thread count and batch size.  Only x0_hat is
-returned: calibration needs no provenance.
+a private :class:`.softmax_state.SoftmaxState` of (size, pixel) entries, in chunks of :data:`CHUNK` lanes
+(the table of a chunk, (H+1) (W+1) CHUNK float64, stays in the core's cache); :func:`window_sizes_softmax`
+runs ``prange`` over those pairs and merges the blocks in a fixed order (:func:`.softmax_state.merge`), so
+results are bitwise identical for any thread count and batch size.  Only x0_hat is returned: calibration
+needs no provenance (the states' dominant patch stays unset).
 """
 import numpy as np
 from numba import njit, prange
 
 from .config import FASTMATH, SKIP_LOG_RATIO
-from .expm import LOG_RATIO_FLOOR, exp_clamped, exp_nonpositive
-from .lanes import compress_live
-from .shift_softmax import block_max
+from .softmax_state import (SoftmaxState, add_weights, add_weights_live, block_max, empty_state, merge,
+                            raise_maximum)
 
 #: Lanes (training images) per integral image: 128 lanes of a 33 x 33 table are 1.1 MB of float64.
 CHUNK = 128
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _fold(q, i, j, logw, n, centre, compress, m, s, acc, wbuf, live_logw):
-    """Fold the log weights ``logw[:n]`` of one chunk (centre values ``centre[c, :n]``, float32 contiguous)
-    into the running softmax of size q, pixel (i, j): m (running maximum), s (sum of exp(log w - m)),
-    acc[c] (weighted centres).  Skipped when every weight is below e^-SKIP_LOG_RATIO of the running maximum;
-    where at most half of the lanes are above that line (and ``compress``: one channel, a CPU with compress
-    stores) only those are exponentiated (:func:`.lanes.compress_live`)."""
-    mx = block_max(logw, n)
-    mo = m[q, i, j]
-    if mx < mo - SKIP_LOG_RATIO:
-        return
-    C = centre.shape[0]
-    if mx > mo:
-        sc = exp_nonpositive(mo - mx)             # 0 when mo = -inf
-        s[q, i, j] *= sc
-        for c in range(C):
-            acc[q, c, i, j] *= sc
-        m[q, i, j] = mx
-        mo = mx
-    se = 0.0
-    if C == 1:
-        lw = logw
-        cen = centre[0]
-        if compress:
-            thr = mo - SKIP_LOG_RATIO
-            nlive = 0
-            for k in range(n):
-                nlive += logw[k] >= thr
-            if 2 * nlive <= n:
-                n = compress_live(logw, centre[0], n, thr, live_logw, wbuf)
-                lw = live_logw
-                cen = wbuf
-        s0 = 0.0
-        for k in range(n):
-            w = exp_clamped(max(lw[k] - mo, LOG_RATIO_FLOOR))
-            se += w
-            s0 += w * np.float64(cen[k])
-        acc[q, 0, i, j] += s0
-    else:
-        for k in range(n):
-            w = exp_clamped(max(logw[k] - mo, LOG_RATIO_FLOOR))
-            se += w
-            live_logw[k] = w
-        for c in range(C):
-            sc_c = 0.0
-            for k in range(n):
-                sc_c += live_logw[k] * np.float64(centre[c, k])
-            acc[q, c, i, j] += sc_c
-    s[q, i, j] += se
-
-
-@njit(fastmath=FASTMATH, cache=True)
-def _block_job(x, yb, nvalid, radii, s1, s2, compress, m, s, acc):
-    """Online softmax of one query over one block of training images, for every window size, into private
-    buffers.  x: (C, H, W) query; yb: (H, W, C, K) block (lanes = images, the first ``nvalid`` valid);
-    radii: (Q,) window radii P // 2; m, s (Q, H, W), acc (Q, C, H, W): the running softmax per size."""
+def _block_job(x, yb, nvalid, radii, s1, s2, compress, state):
+    """Online softmax of one query over one block of training images, for every window size, into a
+    private state.  x: (C, H, W) query; yb: (H, W, C, K) block (lanes = images, the first ``nvalid``
+    valid); radii: (Q,) window radii P // 2; state: :class:`SoftmaxState` of Q H W entries, size q and pixel
+    (i, j) at (q H + i) W + j.  Per (size, pixel, chunk): the chunk is skipped when its largest log weight is
+    below e^-SKIP_LOG_RATIO of the running maximum; otherwise its weights are added, over the live lanes
+    only (compressed first) where at most half are live and ``compress`` (one channel, compress stores)."""
     C, H, W = x.shape
     Q = radii.shape[0]
     xs = np.empty_like(x)
@@ -107,7 +64,8 @@ def _block_job(x, yb, nvalid, radii, s1, s2, compress, m, s, acc):
     row = np.empty(CHUNK)
     logw = np.empty(CHUNK)
     live_logw = np.empty(CHUNK)
-    wbuf = np.empty(CHUNK, dtype=np.float32)
+    wbuf = np.empty(CHUNK)
+    live_centre = np.empty(CHUNK, dtype=np.float32)
     centre = np.empty((C, CHUNK), dtype=np.float32)
     for lo in range(0, nvalid, CHUNK):
         n = min(CHUNK, nvalid - lo)
@@ -130,55 +88,79 @@ def _block_job(x, yb, nvalid, radii, s1, s2, compress, m, s, acc):
                         centre[c, k] = yb[i, j, c, lo + k]
                 for qi in range(Q):
                     r = radii[qi]
-                    i0 = max(i - r, 0)
-                    i1 = min(i + r + 1, H)
-                    j0 = max(j - r, 0)
-                    j1 = min(j + r + 1, W)
+                    t11 = table[min(i + r + 1, H), min(j + r + 1, W)]
+                    t01 = table[max(i - r, 0), min(j + r + 1, W)]
+                    t10 = table[min(i + r + 1, H), max(j - r, 0)]
+                    t00 = table[max(i - r, 0), max(j - r, 0)]
                     for k in range(n):
-                        logw[k] = (table[i1, j1, k] - table[i0, j1, k]) - (table[i1, j0, k] - table[i0, j0, k])
-                    _fold(qi, i, j, logw, n, centre, compress, m, s, acc, wbuf, live_logw)
+                        logw[k] = (t11[k] - t01[k]) - (t10[k] - t00[k])
+                    p = (qi * H + i) * W + j
+                    mx = block_max(logw, n)
+                    if mx < state.m[p] - SKIP_LOG_RATIO:
+                        continue            # every weight of the chunk is < e^-40 of the running maximum
+                    mo = raise_maximum(state, p, mx)
+                    if compress and C == 1:
+                        thr = mo - SKIP_LOG_RATIO
+                        nlive = 0
+                        for k in range(n):
+                            nlive += logw[k] >= thr
+                        if 2 * nlive <= n:
+                            add_weights_live(state, p, logw, n, mo, centre[0], live_logw, live_centre)
+                            continue
+                    add_weights(state, p, logw, n, mo, centre, wbuf)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def window_sizes_softmax(x, yt, nimg, radii, s1, s2, compress):
-    """x0_hat of the LS machine for every window radius in ``radii``: (Q, B, C, H, W) float64.
+def window_sizes_softmax(x, yt, nimg, radii, scales, compress):
+    """x0_hat of the LS machine for every window radius in ``radii``.
 
-    x: (B, C, H, W) float64 queries (unpadded); yt: (nblk, H, W, C, K) float32 training images in blocks
-    (:func:`.shift_softmax.transpose_blocks`), the first ``nimg`` lanes valid; radii: (Q,) int64 >= 0;
-    s1 = a / b^2, s2 = a^2 / 2b^2; ``compress``: compress live lanes before the exps where at most half are
-    live (``KernelOptions.compress_lanes``).  Blocks are merged in block order whatever the thread count."""
+    Parameters
+    ----------
+    x : (B, C, H, W) float64
+        Queries (unpadded: windows are clipped to the image, which is zero padding).
+    yt : (nblk, H, W, C, K) float32
+        The dictionary's training images in blocks (:func:`.shift_softmax.transpose_blocks`), the first
+        ``nimg`` lanes valid.
+    radii : (Q,) int64
+        Window radii P // 2 (>= 0).
+    scales : LogWeightScales
+        s1 = a/b^2 and s2 = a^2/2b^2 of the noise level.
+    compress : bool
+        Compress live lanes before the exps where at most half are live (``KernelOptions.compress_lanes``).
+
+    Returns
+    -------
+    x0_hat : (Q, B, C, H, W) float64
+        Blocks merged in block order, whatever the thread count.
+    """
+    s1 = scales.s1
+    s2 = scales.s2
     B, C, H, W = x.shape
     nblk = yt.shape[0]
     K = yt.shape[4]
     Q = radii.shape[0]
-    m = np.full((B, nblk, Q, H, W), -np.inf)
-    s = np.zeros((B, nblk, Q, H, W))
-    acc = np.zeros((B, nblk, Q, C, H, W))
+    n = Q * H * W
+    # named tuples unpacked before each prange loop and rebuilt inside it (see .softmax_state)
+    sm, ss, st, sld, sacc, sdom = empty_state(B * nblk * n, C)
+    em, es, et, eld, eacc, edom = empty_state(B * n, C)
     for job in prange(B * nblk):
         bi = job // nblk
         kb = job - bi * nblk
         nvalid = min(K, nimg - kb * K)
-        _block_job(x[bi], yt[kb], nvalid, radii, s1, s2, compress, m[bi, kb], s[bi, kb], acc[bi, kb])
+        q0 = job * n
+        q1 = q0 + n
+        _block_job(x[bi], yt[kb], nvalid, radii, s1, s2, compress,
+                   SoftmaxState(sm[q0:q1], ss[q0:q1], st[q0:q1], sld[q0:q1], sacc[q0:q1], sdom[q0:q1]))
     out = np.empty((Q, B, C, H, W))
-    for job in prange(B * Q):
-        bi = job // Q
-        qi = job - bi * Q
-        for i in range(H):
-            for j in range(W):
-                M = -np.inf
-                for kb in range(nblk):
-                    M = max(M, m[bi, kb, qi, i, j])
-                S = 0.0
-                for c in range(C):
-                    out[qi, bi, c, i, j] = 0.0
-                for kb in range(nblk):
-                    mk = m[bi, kb, qi, i, j]
-                    if mk == -np.inf:
-                        continue
-                    sc = exp_nonpositive(mk - M)
-                    S += sc * s[bi, kb, qi, i, j]
-                    for c in range(C):
-                        out[qi, bi, c, i, j] += sc * acc[bi, kb, qi, c, i, j]
-                for c in range(C):
-                    out[qi, bi, c, i, j] /= S
+    x0 = np.empty((B * n, C))
+    for bi in prange(B):
+        for p in range(n):
+            merge(SoftmaxState(sm, ss, st, sld, sacc, sdom), bi * nblk * n + p, n, nblk,
+                  SoftmaxState(em, es, et, eld, eacc, edom), bi * n + p, x0[bi * n + p])
+    for qi in range(Q):
+        for bi in range(B):
+            for c in range(C):
+                for i in range(H):
+                    for j in range(W):
+                        out[qi, bi, c, i, j] = x0[bi * n + (qi * H + i) * W + j, c]
     return out

@@ -76,6 +76,7 @@ def denoise_candidates(machine: str, x, t: Optional[float], bank, patch_sizes, l
     if cls is not LocalScore:
         return np.stack([denoise(machine, x, t, bank, p, label, a=a, b=b, threads=threads,
                                  noise_schedule=noise_schedule, options=options) for p in sizes])
+    from ..kernels.softmax_state import log_weight_scales
     from ..kernels.window_sizes import window_sizes_softmax
 
     D = _build(machine, bank, sizes[0], threads, noise_schedule, options)
@@ -90,6 +91,6 @@ def denoise_candidates(machine: str, x, t: Optional[float], bank, patch_sizes, l
             sel = np.flatnonzero(labs == lab)
             index = D.bank.index_for(int(lab))
             blocks = image_blocks(D.bank, index)
-            out[:, sel] = window_sizes_softmax(np.ascontiguousarray(xb[sel]), blocks, index.shape[0], radii,
-                                               a / (b * b), a * a / (2.0 * b * b), compress)
+            out[:, sel] = window_sizes_softmax(np.ascontiguousarray(xb[sel]), blocks, int(index.shape[0]), radii,
+                                               log_weight_scales(a, b), compress)
     return out[:, 0] if single else out
