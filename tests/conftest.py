@@ -142,6 +142,7 @@ def cli(capsys, monkeypatch):
 
     monkeypatch.delenv("ELSCLI_DEBUG", raising=False)
     monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("ELSCLI_TREE_CACHE", "off")      # tests that keep patch trees on disk say where
 
     def run(*args) -> CliResult:
         capsys.readouterr()

@@ -33,12 +33,18 @@ __all__ = ["app", "main"]
 
 def main(argv=None) -> None:
     """Console-script entry point: run the command line ``argv`` (default ``sys.argv[1:]``) and exit."""
+    from .. import machines
     from ..errors import ElscliError
+    from .environment import tree_cache_dir
 
     set_argv(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("ELSCLI_DEBUG", "") not in ("", "0")
     try:
-        app(args=argv, standalone_mode=True)
+        machines.set_tree_cache(tree_cache_dir())
+        try:
+            app(args=argv, standalone_mode=True)
+        finally:
+            machines.set_tree_cache(None)
     except SystemExit:
         raise
     except ElscliError as exc:

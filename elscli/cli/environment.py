@@ -5,7 +5,9 @@ sample, without ``threads`` uses Numba's setting); the commands turn the environ
 
 - ``--shard`` defaults to the Slurm array task's shard (:func:`shard_from_slurm`), else ``0/1``;
 - ``--threads`` defaults to ``SLURM_CPUS_PER_TASK``, else the cores this process may run on;
-- the grace time of a stop request comes from ``ELSCLI_STOP_GRACE`` (seconds, default 20).
+- the grace time of a stop request comes from ``ELSCLI_STOP_GRACE`` (seconds, default 20);
+- the machines keep their patch trees between processes in :func:`tree_cache_dir` (``ELSCLI_TREE_CACHE``,
+  ``ELSCLI_CACHE``).
 
 (``--bank`` reads ``ELSCLI_BANK`` through Typer's ``envvar``.)
 """
@@ -108,3 +110,17 @@ def stop_grace(env: Optional[Mapping[str, str]] = None) -> float:
         return float(_environ(env).get("ELSCLI_STOP_GRACE", DEFAULT_STOP_GRACE))
     except ValueError:
         return DEFAULT_STOP_GRACE
+
+
+def tree_cache_dir(env: Optional[Mapping[str, str]] = None):
+    """Where the machines keep their patch trees between processes (:func:`elscli.machines.set_tree_cache`):
+    ``$ELSCLI_TREE_CACHE`` (empty, ``0`` or ``off``: nowhere, None), else ``$ELSCLI_CACHE/patch-trees``, else
+    ``~/.cache/elscli/patch-trees``."""
+    from pathlib import Path
+
+    env = _environ(env)
+    value = env.get("ELSCLI_TREE_CACHE")
+    if value is not None:
+        return None if value.strip().lower() in ("", "0", "off", "none") else Path(value)
+    base = env.get("ELSCLI_CACHE")
+    return (Path(base) if base else Path.home() / ".cache" / "elscli") / "patch-trees"

@@ -44,7 +44,7 @@ from . import ideal, local  # noqa: F401  (importing them registers the machines
 from .functional import denoise, denoise_candidates, denoise_with_provenance, score
 from .interface import (REQUIRED, Denoiser, Parameter, Provenance, machine_class, make_denoiser, register,
                         registered)
-from .patch_dictionary import DEFAULT_OPTIONS, KernelOptions, PatchDictionary
+from .patch_dictionary import DEFAULT_OPTIONS, KernelOptions, PatchDictionary, set_tree_cache
 from .training_set import TrainingSet, training_set
 
 #: The registered machines' names.
@@ -52,4 +52,5 @@ MACHINES = registered()
 
 __all__ = ["DEFAULT_OPTIONS", "Denoiser", "KernelOptions", "MACHINES", "Parameter", "PatchDictionary",
            "Provenance", "REQUIRED", "TrainingSet", "denoise", "denoise_candidates", "denoise_with_provenance",
-           "machine_class", "make_denoiser", "numba_threads", "register", "registered", "score", "training_set"]
+           "machine_class", "make_denoiser", "numba_threads", "register", "registered", "score", "set_tree_cache",
+           "training_set"]

@@ -315,6 +315,18 @@ class PatchTree:
         self.P = P
         self.D = self.lo.shape[1]
 
+    @classmethod
+    def from_arrays(cls, arrays: TreeArrays, P: int) -> "PatchTree":
+        """A tree from the arrays of one built earlier (``tree.arrays``, e.g. kept in an on-disk cache), as
+        it was: nothing is recomputed."""
+        tree = cls.__new__(cls)
+        for name, value in zip(TreeArrays._fields, arrays):
+            setattr(tree, name, value)
+        tree.n_patches = int(tree.counts.sum())
+        tree.P = int(P)
+        tree.D = tree.lo.shape[1]
+        return tree
+
     @property
     def n_distinct(self) -> int:
         """How many distinct patches the tree holds."""
