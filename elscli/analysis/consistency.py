@@ -346,7 +346,7 @@ class Finals:
 
 
 def load_finals(path, name: Optional[str] = None) -> Finals:
-    """The finished finals of a run file (:meth:`elscli.runs.Run.open`) or of a network's reference
+    """The finished finals of a run file (:func:`elscli.runs.read_finished`) or of a network's reference
     trajectory (:func:`elscli.reference.read`, ``x[:, T]``).  Raises :class:`ElscliError` for a missing or
     unreadable file, or a run with no finished sample."""
     from pathlib import Path
@@ -361,16 +361,12 @@ def load_finals(path, name: Optional[str] = None) -> Finals:
         S = ref.num_samples
         return Finals(name or path.stem, "reference", None, np.asarray(ref.final, np.float32),
                       np.arange(S, dtype=np.int64), ref.labels, ref.seeds, {}, None, str(path))
-    from ..runs import Run
+    from ..runs import read_finished
 
-    run = Run.open(path, trajectories=False)
-    done = np.asarray(run.done, bool)
-    if not done.any():
-        raise ElscliError(f"run {str(path)!r} has no finished samples")
-    return Finals(name or path.stem, "run", run.machine or None, np.asarray(run.final[done], np.float32),
-                  np.asarray(run.sample_ids[done], np.int64), np.asarray(run.labels[done], np.int64),
-                  np.asarray(run.seeds[done], np.float32), run.params, run.attrs.get("bank_content_hash"),
-                  str(path))
+    run = read_finished(path)
+    return Finals(name or path.stem, "run", run.machine or None, np.asarray(run.final, np.float32),
+                  np.asarray(run.sample_ids, np.int64), np.asarray(run.labels, np.int64),
+                  np.asarray(run.seeds, np.float32), run.params, run.attrs.get("bank_content_hash"), str(path))
 
 
 # ================================================================================================

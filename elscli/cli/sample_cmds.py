@@ -35,6 +35,13 @@ def sample_cmd(
     schedule: Annotated[Optional[str], typer.Option(
         "--schedule", help="Locality schedule: paper:NAME, a JSON file {times, patch_sizes}, or an integer. "
                            "[default: paper:MNIST_ResNet_zeros]")] = None,
+    schedule_scale: Annotated[Optional[float], typer.Option(
+        "--schedule-scale", help="Multiply every step's patch size by F, rounded to the nearest odd size >= 1 "
+                                 "(ties away from the unscaled size); recorded in the run.")] = None,
+    late_scale: Annotated[Optional[float], typer.Option(
+        "--late-scale", help="Like --schedule-scale, only for the steps starting at t <= --late-from.")] = None,
+    late_from: Annotated[Optional[float], typer.Option(
+        "--late-from", help="With --late-scale: the latest step start time that is scaled.")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="DDIM steps. [default: 20]")] = None,
     start_time: Annotated[Optional[float], typer.Option("--start-time",
                                                         help="First time of the grid. [default: 1.0]")] = None,
@@ -76,6 +83,8 @@ def sample_cmd(
 
       elscli sample --bank mnist.h5 --from-seeds net.npz -o bbels.h5   # same seeds and grid as a network
 
+      elscli sample --bank mnist.h5 --from-seeds net.npz --schedule-scale 2 -o wide.h5   # every P doubled
+
       elscli sample --bank mnist.h5 -n 1000 -o 'run-{shard}.h5'  # in a Slurm array: shard from SLURM_ARRAY_*
     """
     from .. import runs
@@ -90,7 +99,8 @@ def sample_cmd(
                       from_seeds=from_seeds, output=output, force=force, resume=resume,
                       shard=environment.resolve_shard(shard), save_trajectory=save_trajectory,
                       threads=environment.resolve_threads(threads), batch_size=batch_size, quiet=quiet, png=png,
-                      stop_grace=environment.stop_grace(), command_line=command_line())
+                      stop_grace=environment.stop_grace(), command_line=command_line(),
+                      schedule_scale=schedule_scale, late_scale=late_scale, late_from=late_from)
     done = int(run.done.sum())
     per = run.elapsed / run.samples_computed if run.samples_computed else None
     payload = {

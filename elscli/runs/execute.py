@@ -51,7 +51,8 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
            save_trajectory: bool = False, threads: Optional[int] = None, batch_size: Optional[int] = None,
            quiet: bool = True, png: Union[str, os.PathLike, None] = None, handle_signals: bool = True,
            stop_grace: float = DEFAULT_STOP_GRACE, command_line: Optional[str] = None,
-           progress_stream=None) -> Run:
+           progress_stream=None, schedule_scale: Optional[float] = None, late_scale: Optional[float] = None,
+           late_from: Optional[float] = None) -> Run:
     """Sample a run with a score machine through the deterministic DDIM reverse process.
 
     The Python face of ``elscli sample``.  It computes exactly what it is asked: every sample unless
@@ -67,6 +68,11 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
     patch_size : int, optional
         A constant odd patch size.  Or ``schedule``: ``paper:NAME``, a JSON file, a mapping, an int or a
         :class:`~elscli.schedule.LocalitySchedule` (default ``paper:MNIST_ResNet_zeros``).
+    schedule_scale : float, optional
+        Multiply every step's patch size by this factor, rounded to the nearest odd size >= 1 (ties away from
+        the unscaled size; :func:`elscli.schedule.scale_patch_size`).  Recorded in the run's params.
+    late_scale, late_from : float, optional
+        The same, only for the steps starting at t <= ``late_from`` (both or neither).
     steps, start_time : optional
         Equal DDIM steps from ``start_time`` to 0 (default 20 from 1.0; :func:`elscli.noise.time_grid`).
     num_samples : int, optional
@@ -142,7 +148,8 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
             bank_path = str(bank_obj.path)
         plan = plan_run(bank_obj, machine=machine, patch_size=patch_size, schedule=schedule, steps=steps,
                         start_time=start_time, num_samples=num_samples, seed=seed, label=label, from_seeds=from_seeds,
-                        shard=shard_t, save_trajectory=save_trajectory, command_line=command_line, bank_path=bank_path)
+                        shard=shard_t, save_trajectory=save_trajectory, command_line=command_line, bank_path=bank_path,
+                        schedule_scale=schedule_scale, late_scale=late_scale, late_from=late_from)
         n_threads = effective_threads(threads)
         plan.params["threads"] = n_threads
         plan.params["batch_size"] = int(batch_size)

@@ -23,7 +23,7 @@ from ..errors import ElscliError
 from ..h5io import file_format, open_h5
 from ..noise import DEFAULT_NOISE_SCHEDULE, get_noise_schedule, time_grid
 from ..sampler import check_grid
-from ..schedule import LocalitySchedule, load_schedule
+from ..schedule import LocalitySchedule, load_schedule, scale_patch_sizes
 from ..shards import ShardSpec, format_shard, parse_shard
 from .file import FORMAT, Run
 
@@ -151,19 +151,23 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
              num_samples: Optional[int] = None, seed: int = 0, label: Union[int, str, None] = None,
              from_seeds: Union[str, os.PathLike, None] = None, shard: ShardSpec = None,
              save_trajectory: bool = False, noise_schedule: str = DEFAULT_NOISE_SCHEDULE,
-             command_line: Optional[str] = None, bank_path: Optional[str] = None) -> RunPlan:
+             command_line: Optional[str] = None, bank_path: Optional[str] = None,
+             schedule_scale: Optional[float] = None, late_scale: Optional[float] = None,
+             late_from: Optional[float] = None) -> RunPlan:
     """Validate every input of :func:`elscli.runs.sample` and work out what the run (or shard) computes.
 
     The parameters are those of :func:`elscli.runs.sample` (``bank`` a :class:`~elscli.bank.Bank`;
     ``shard`` None means every sample); ``bank_path`` is recorded as the bank's path.  The time grid is
     ``steps`` equal DDIM steps from ``start_time`` to 0 (:func:`elscli.noise.time_grid`) or the file's; each
     step takes its patch size from the locality schedule by its start time
-    (:meth:`elscli.schedule.LocalitySchedule.for_grid`).
+    (:meth:`elscli.schedule.LocalitySchedule.for_grid`), then scaled by ``schedule_scale`` (every step) or
+    ``late_scale`` (the steps starting at t <= ``late_from``) with :func:`elscli.schedule.scale_patch_sizes`.
 
     Raises
     ------
     ElscliError
-        An unknown machine or noise schedule, both a patch size and a schedule, a bad schedule, ELS patches
+        An unknown machine or noise schedule, both a patch size and a schedule, a bad schedule or scale
+        (both scales, a late scale without its time, a scale for IS), ELS patches
         larger than the image, a bad sample count, seed or label, a label the bank lacks, options that
         cannot be combined with ``from_seeds``, or a seed file whose schedule or image shape differs.
     """
@@ -199,6 +203,13 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
     # -- patch sizes per step -------------------------------------------------------------------------
     if patch_size is not None and schedule is not None:
         raise ElscliError("give either --patch-size or --schedule, not both")
+    if schedule_scale is not None and late_scale is not None:
+        raise ElscliError("give --schedule-scale or --late-scale, not both")
+    if (late_scale is None) != (late_from is None):
+        raise ElscliError("--late-scale F and --late-from T go together")
+    if machine == "is" and (schedule_scale is not None or late_scale is not None):
+        raise ElscliError("IS has no patch size to scale (--schedule-scale and --late-scale are for ls, els, "
+                          "bbels)")
     if machine == "is":
         sched_desc = None
         patch_sizes = np.zeros(len(times) - 1, dtype=np.int64)
@@ -206,6 +217,10 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
         sched = LocalitySchedule.constant(patch_size) if patch_size is not None else load_schedule(schedule)
         sched_desc = sched.source or sched.to_json()
         patch_sizes = sched.for_grid(times)
+        if schedule_scale is not None:
+            patch_sizes = scale_patch_sizes(patch_sizes, times, schedule_scale)
+        elif late_scale is not None:
+            patch_sizes = scale_patch_sizes(patch_sizes, times, late_scale, late_from=late_from)
         if machine == "els" and int(patch_sizes.max()) > min(shape[1:]):
             raise ElscliError(f"ELS has no valid {int(patch_sizes.max())}x{int(patch_sizes.max())} patch in "
                               f"{shape[1]}x{shape[2]} images; use patch sizes <= {min(shape[1:])}")
@@ -277,6 +292,9 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
         "start_time": float(times[0]),
         "times": [float(t) for t in times],
         "patch_sizes": [int(p) for p in patch_sizes],
+        "schedule_scale": None if schedule_scale is None else float(schedule_scale),
+        "late_scale": None if late_scale is None else float(late_scale),
+        "late_from": None if late_from is None else float(late_from),
         "from_seeds": None if source is None else source.path,
         "seeds_hash": seeds_hash,
         "save_trajectory": bool(save_trajectory),
