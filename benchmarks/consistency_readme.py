@@ -53,12 +53,13 @@ def network_table(network: dict) -> str:
 
 
 def agreement_table(network: dict) -> str:
-    lines = ["| run | samples | both inconsistent | network only | run only | neither | agreement | Cohen's κ |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | samples | both inconsistent | network only | run only | neither | agreement | Cohen's κ | "
+             "Spearman ρ of p |", "|---|---|---|---|---|---|---|---|---|"]
     for name, a in network.get("agreement_with_reference", {}).items():
         k = "undefined" if a["kappa"] is None else f"{a['kappa']:.2f}"
+        rho = "undefined" if a["spearman_tail"] is None else f"{a['spearman_tail']:.2f}"
         lines.append(f"| {name} | {a['n']} | {a['both']} | {a['reference_only']} | {a['run_only']} | "
-                     f"{a['neither']} | {a['agreement']:.0%} | {k} |")
+                     f"{a['neither']} | {a['agreement']:.0%} | {k} | {rho} |")
     return "\n".join(lines)
 
 

@@ -333,3 +333,28 @@ def test_sweep_refuses_runs_that_are_not_one_sweep(digits, params, seeds_ok, mes
     runs = [_finals("a", images[1:4], seeds, params[0]), _finals("b", images[5:8], other, params[1])]
     with pytest.raises(ElscliError, match=message):
         C.consistency_report(dist, runs).sweep()
+
+
+def test_report_agreement_matches_its_definitions(digits):
+    """consistency_report's 2x2 table and rank correlation, recomputed from the per-sample scores."""
+    from scipy.stats import spearmanr
+
+    images, labels = digits
+    dist = C.BankDistribution.from_images(images[::2], labels[::2])
+    rng = np.random.default_rng(4)
+    seeds = rng.standard_normal((10, 1, 32, 32))
+    mixed = np.concatenate([shuffle_blocks(images[1:11:2]), images[11:21:2]])
+    order = rng.permutation(10)                          # the run holds the same seeds in another order
+    ref = C.Finals("network", "reference", None, mixed.astype(np.float32), np.arange(10), np.full(10, -1),
+                   seeds.astype(np.float32))
+    other = np.concatenate([images[1:7:2], shuffle_blocks(images[7:21:2], seed=1)])
+    run = _finals("run", other[order], seeds[order], {})
+    rep = C.consistency_report(dist, [run], ref)
+    a, idx, _ = rep.agreements["run"]
+    assert idx.tolist() == order.tolist()
+    r_flags, m_flags = rep.reference.scores.inconsistent[order], rep.inputs[0].scores.inconsistent
+    assert a.both == np.sum(r_flags & m_flags) and a.neither == np.sum(~r_flags & ~m_flags)
+    assert a.reference_only == np.sum(r_flags & ~m_flags) and a.run_only == np.sum(~r_flags & m_flags)
+    assert a.spearman == pytest.approx(spearmanr(rep.reference.scores.tail[order], rep.inputs[0].scores.tail)[0])
+    flat = C.consistency_report(dist, [_finals("flat", shuffle_blocks(images[1:21:2]), seeds, {})], ref)
+    assert flat.agreements["flat"][0].as_dict()["spearman_tail"] is None     # a constant input: undefined

@@ -432,12 +432,15 @@ class InputResult:
 @dataclass
 class Agreement:
     """Sample-by-sample agreement of two inconsistent flags over the same seeds, as a 2x2 table:
-    ``both`` inconsistent, ``reference_only``, ``run_only``, ``neither``; Cohen's kappa (Cohen 1960)."""
+    ``both`` inconsistent, ``reference_only``, ``run_only``, ``neither``; Cohen's kappa (Cohen 1960).
+    ``spearman``: when set, the rank correlation of the two inputs' tail probabilities over the same samples
+    (a continuous check that does not depend on the 95% line; ``scipy.stats.spearmanr``)."""
 
     both: int
     reference_only: int
     run_only: int
     neither: int
+    spearman: Optional[float] = None
 
     @property
     def n(self) -> int:
@@ -461,8 +464,10 @@ class Agreement:
 
     def as_dict(self) -> Dict:
         k = self.kappa
+        rho = self.spearman
         return {"n": self.n, "both": self.both, "reference_only": self.reference_only, "run_only": self.run_only,
-                "neither": self.neither, "agreement": self.agreement, "kappa": None if np.isnan(k) else k}
+                "neither": self.neither, "agreement": self.agreement, "kappa": None if np.isnan(k) else k,
+                "spearman_tail": None if rho is None or np.isnan(rho) else rho}
 
 
 def agreement(reference_flags: np.ndarray, run_flags: np.ndarray) -> Agreement:
@@ -544,11 +549,21 @@ class ConsistencyReport:
         return points
 
 
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation (ties averaged); NaN with fewer than 3 samples or a constant input."""
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
 def consistency_report(bank: BankDistribution, inputs: Sequence[Finals], reference: Optional[Finals] = None, *,
                        copies_against: Optional[np.ndarray] = None) -> ConsistencyReport:
     """Score every input (and the reference) under ``bank``; with a reference, the 2x2 agreement of each run's
     inconsistent flags with the reference's over the samples they share (matched by seeds, as ``compare``
-    does); with ``copies_against`` (the bank's images), each sample's copy flag (RMS < 0.05 to the nearest
+    does) and the rank correlation of their tail probabilities; with ``copies_against`` (the bank's images), each sample's copy flag (RMS < 0.05 to the nearest
     training image, :func:`elscli.analysis.nearest.nearest`)."""
     from .compare import match_seeds
     from .nearest import nearest
@@ -566,6 +581,7 @@ def consistency_report(bank: BankDistribution, inputs: Sequence[Finals], referen
     if ref is not None:
         for r in results:
             idx = match_seeds(ref.finals.seeds, r.finals.seeds, names=(ref.finals.name, r.finals.name))
-            report.agreements[r.finals.name] = (agreement(ref.scores.inconsistent[idx], r.scores.inconsistent),
-                                                idx, np.arange(len(idx)))
+            a = agreement(ref.scores.inconsistent[idx], r.scores.inconsistent)
+            a.spearman = _spearman(ref.scores.tail[idx], r.scores.tail)
+            report.agreements[r.finals.name] = (a, idx, np.arange(len(idx)))
     return report

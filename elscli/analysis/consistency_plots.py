@@ -232,9 +232,10 @@ def agreement_plot(report: ConsistencyReport, path) -> str:
         ax.text(0.98, 0.02, f"{name} only: {agr.run_only}", transform=ax.transAxes, fontsize=8, ha="right")
         ax.set_xlabel(f"{ref.finals.name}: fraction of the bank at least as inconsistent", fontsize=8)
         ax.set_ylabel(f"{name}: fraction of the bank at least as inconsistent", fontsize=8)
-        k = agr.kappa
-        ax.set_title(f"{name} vs {ref.finals.name} ({agr.n} samples): agreement {agr.agreement:.0%}, "
-                     f"κ = {'undefined' if np.isnan(k) else f'{k:.2f}'}", fontsize=9)
+        k, rho = agr.kappa, agr.spearman
+        ax.set_title(f"{name} vs {ref.finals.name} ({agr.n} samples): agreement {agr.agreement:.0%},\n"
+                     f"κ = {'undefined' if np.isnan(k) else f'{k:.2f}'}, Spearman ρ of p = "
+                     f"{'undefined' if rho is None or np.isnan(rho) else f'{rho:.2f}'}", fontsize=9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(f"sample by sample: left of / below the dashed lines = inconsistent\n(more inconsistent than "

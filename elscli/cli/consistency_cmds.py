@@ -158,11 +158,12 @@ def consistency_cmd(
                   f"ink > {threshold:g})"), cols, rows)
     if report.agreements:
         arows = [[n, str(a["n"]), str(a["both"]), str(a["reference_only"]), str(a["run_only"]), str(a["neither"]),
-                  f"{a['agreement']:.0%}", _kappa(a["kappa"])]
+                  f"{a['agreement']:.0%}", _kappa(a["kappa"]), _kappa(a["spearman_tail"])]
                  for n, a in summary["agreement_with_reference"].items()]
         rn = report.reference.finals.name
         _table(f"inconsistent samples: {rn} vs each run, sample by sample (matched by seeds)",
-               ["input", "samples", "both", f"{rn} only", "run only", "neither", "agreement", "Cohen's κ"], arows)
+               ["input", "samples", "both", f"{rn} only", "run only", "neither", "agreement", "Cohen's κ",
+                "Spearman ρ (tail p)"], arows)
     if points is not None:
         prow = [[f"{p['scale']:g}", f"{p['patch_sizes'][0]}→{p['patch_sizes'][-1]}" if p["patch_sizes"] else "-",
                  _fmt_q(p["components"]), _fmt_q(p["end_points"]),
