@@ -121,3 +121,147 @@ def rel_err(got, want):
     got = np.asarray(got, np.float64)
     want = np.asarray(want, np.float64)
     return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-300))
+
+
+# ------------------------------------------------------------------------------------------- the zoo
+# Each straight from its formula (the machines' docstrings and their papers), for one query x (C, H, W).
+
+def oracle_is(x, bank, a, b, tau=1.0):
+    """IS with log weights divided by tau: (x0_hat, weights)."""
+    x = np.asarray(x, np.float64)
+    bank = np.asarray(bank, np.float64)
+    d2 = ((x[None] - a * bank) ** 2).reshape(len(bank), -1).sum(1)
+    w, _ = softmax_stats(d2 / tau, b)
+    return np.tensordot(w, bank, axes=1), w
+
+
+def oracle_scfdm(x, bank, a, b, sigma):
+    """The posterior mean of the training images blurred by N(0, sigma^2 I) (Scarvelis et al. 2023): image n
+    gives x ~ N(a y_n, (a^2 sigma^2 + b^2) I) and E[x0 | x, n] = y_n + a sigma^2 (x - a y_n) / (a^2 sigma^2 + b^2)."""
+    x = np.asarray(x, np.float64)
+    bank = np.asarray(bank, np.float64)
+    v = a * a * sigma * sigma + b * b
+    d2 = ((x[None] - a * bank) ** 2).reshape(len(bank), -1).sum(1)
+    logw = -d2 / (2 * v)
+    w = np.exp(logw - logw.max())
+    w /= w.sum()
+    means = bank + (a * sigma * sigma / v) * (x[None] - a * bank)
+    return np.tensordot(w, means, axes=1)
+
+
+def oracle_nearest(x, bank, a):
+    """The training image nearest to x in ||x - a y||, and its index (the first among equals)."""
+    bank = np.asarray(bank, np.float64)
+    d2 = ((np.asarray(x, np.float64)[None] - a * bank) ** 2).reshape(len(bank), -1).sum(1)
+    k = int(np.argmin(d2))
+    return bank[k], k
+
+
+def gaussian_moments(bank):
+    """Mean (D,) and maximum-likelihood covariance (D, D) of the flattened bank."""
+    Y = np.asarray(bank, np.float64).reshape(len(bank), -1)
+    mu = Y.mean(0)
+    Yc = Y - mu
+    return mu, Yc.T @ Yc / len(Y)
+
+
+def oracle_wiener(x, bank, a, b):
+    """mu + a Sigma (a^2 Sigma + b^2 I)^-1 (x - a mu) with the full covariance and a linear solve."""
+    mu, S = gaussian_moments(bank)
+    D = mu.size
+    xf = np.asarray(x, np.float64).ravel()
+    z = np.linalg.solve(a * a * S + b * b * np.eye(D), xf - a * mu)
+    return (mu + a * S @ z).reshape(np.shape(x))
+
+
+def oracle_filter_magnitude(bank, a, b):
+    """F[p, q] = sqrt(sum over channel pairs of A^2), A = a^2 Sigma (a^2 Sigma + b^2 I)^-1 (by a solve)."""
+    mu, S = gaussian_moments(bank)
+    N, C, H, W = np.shape(bank)
+    D = mu.size
+    A = np.linalg.solve(a * a * S + b * b * np.eye(D), a * a * S).T       # Sigma and the inverse commute
+    A4 = A.reshape(C, H * W, C, H * W)
+    return np.sqrt((A4 ** 2).sum(axis=(0, 2)))
+
+
+def oracle_masks(bank, a, b, threshold):
+    """(HW, HW) bool: pixel p's mask holds q when F[p, q] >= threshold * max_q F[p, q]; a pixel where every
+    training image has the same value in every channel keeps only itself."""
+    bank = np.asarray(bank)
+    N, C, H, W = bank.shape
+    F = oracle_filter_magnitude(bank, a, b)
+    mask = F >= threshold * F.max(1, keepdims=True)
+    flat = bank.reshape(N, C, H * W)
+    for p in range(H * W):
+        if np.all(flat[:, :, p] == flat[0, :, p]) or F[p].max() <= 0:
+            mask[p] = False
+            mask[p, p] = True
+    return mask
+
+
+def oracle_pca_locality(x, bank, a, b, threshold, tau, mask=None):
+    """Per pixel p: a softmax over whole training images of -sum_{q in mask_p} ||x_q - a y_q||^2 / 2 b^2 tau,
+    and the weighted mean of the images' pixel p.  Returns (x0_hat, dominant image per pixel (H, W))."""
+    x = np.asarray(x, np.float64)
+    bank = np.asarray(bank, np.float64)
+    N, C, H, W = bank.shape
+    if mask is None:
+        mask = oracle_masks(bank, a, b, threshold)
+    d2pix = ((x[None] - a * bank) ** 2).sum(1).reshape(N, H * W)        # (N, HW): per pixel, all channels
+    out = np.zeros((C, H * W))
+    dom = np.zeros(H * W, dtype=np.int64)
+    for p in range(H * W):
+        d2 = d2pix[:, mask[p]].sum(1)
+        w, _ = softmax_stats(d2 / tau, b)
+        out[:, p] = w @ bank.reshape(N, C, H * W)[:, :, p]
+        dom[p] = int(np.argmax(w))
+    return out.reshape(C, H, W), dom.reshape(H, W)
+
+
+def oracle_pspc_square(x, bank, a, b, P):
+    """Niedoba et al.'s PSPC-Square: every P x P patch wholly inside the image is denoised by the softmax over
+    the same-location crops of the training images; each pixel averages the estimates of the patches
+    covering it."""
+    x = np.asarray(x, np.float64)
+    bank = np.asarray(bank, np.float64)
+    N, C, H, W = bank.shape
+    total = np.zeros((C, H, W))
+    count = np.zeros((H, W))
+    for i0 in range(H - P + 1):              # top-left corners
+        for j0 in range(W - P + 1):
+            crops = bank[:, :, i0:i0 + P, j0:j0 + P]
+            d2 = ((x[None, :, i0:i0 + P, j0:j0 + P] - a * crops) ** 2).reshape(N, -1).sum(1)
+            w, _ = softmax_stats(d2, b)
+            total[:, i0:i0 + P, j0:j0 + P] += np.tensordot(w, crops, axes=1)
+            count[i0:i0 + P, j0:j0 + P] += 1
+    return total / count
+
+
+def oracle_els_wrap(x, bank, a, b, P):
+    """ELS over wrap-around training patches: the dictionary of every pixel is the P x P patch centred at every
+    (row, col) of every circularly padded training image; the query window is circular.  Returns x0_hat and
+    the dominant (image, row, col) per pixel (first in that order among the largest weights)."""
+    x = np.asarray(x, np.float64)
+    bank = np.asarray(bank, np.float64)
+    N, C, H, W = bank.shape
+    r = P // 2
+    offs = np.arange(-r, r + 1)
+    entries, phis = [], []
+    for n in range(N):
+        for u in range(H):
+            for v in range(W):
+                rows = (u + offs) % H
+                cols = (v + offs) % W
+                entries.append((n, u, v))
+                phis.append(bank[n][:, rows][:, :, cols])
+    phi = np.stack(phis)                                       # (E, C, P, P)
+    out = np.zeros((C, H, W))
+    dom = np.zeros((3, H, W), dtype=np.int64)
+    for i in range(H):
+        for j in range(W):
+            q = x[:, (i + offs) % H][:, :, (j + offs) % W]
+            d2 = ((q[None] - a * phi) ** 2).reshape(len(phi), -1).sum(1)
+            w, _ = softmax_stats(d2, b)
+            out[:, i, j] = w @ phi[:, :, r, r]
+            dom[:, i, j] = entries[int(np.argmax(w))]
+    return out, dom

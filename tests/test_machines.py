@@ -413,7 +413,7 @@ def test_bad_parameters_are_one_line_errors(real_bank):
     with pytest.raises(ElscliError, match="needs a patch size"):
         elscli.machines.make_denoiser("ls", real_bank)
     with pytest.raises(ElscliError, match="unknown machine"):
-        elscli.machines.make_denoiser("wiener", real_bank)
+        elscli.machines.make_denoiser("wiener-filter", real_bank)
 
 
 def test_a_new_machine_is_one_class(real_bank):

@@ -7,7 +7,10 @@
   bbELS, over a :class:`~.shift_softmax.BlockDictionary`;
 - :mod:`.constant_patch` — the bank's flat background patch, counted once per pixel;
 - :mod:`.patch_tree` — the distinct patches in a k-d tree (dedup, build, query), for low noise;
-- :mod:`.ideal` — the whole-image softmax of the IS machine;
+- :mod:`.ideal` — the whole-image softmax of the IS machine (and of scfdm and nearest);
+- :mod:`.masked_softmax` — the whole-image softmax with per-pixel masked distances (pca-locality);
+- :mod:`.gaussian` — the Wiener filter applied in the covariance's eigenbasis, and its pixel-level
+  magnitude (wiener, pca-locality);
 - :mod:`.expm` — the vectorisable exp they share; :mod:`.lanes` — live-lane compression;
   :mod:`.config` — fastmath flags, block size, the exactness and tie thresholds.
 

@@ -74,11 +74,13 @@ def _per_centre(mask, index, nimg):
 
 
 @njit(cache=True)
-def _per_pixel(count, first, groups):
-    """Per query pixel: the number of constant patches in its dictionary and the first one (image, row, col).
+def _per_pixel(count, first, groups, H, W):
+    """Per query pixel of an H x W query: the number of constant patches in its dictionary and the first one
+    (image, row, col).
 
-    groups: the kernel's group table (centre rectangles, or -1 for the pixel's own coordinate)."""
-    H, W = count.shape
+    count, first: per patch centre of the dictionary's images (which may be larger than the query, as
+    wrap-padded images are); groups: the kernel's group table (centre rectangles, or -1 for the pixel's own
+    coordinate)."""
     total = np.zeros((H, W), dtype=np.int64)
     fn = np.full((H, W), _NONE, dtype=np.int64)
     fu = np.full((H, W), -1, dtype=np.int64)
@@ -113,28 +115,30 @@ def constant_value(images: np.ndarray) -> np.ndarray:
 class ConstantPatches:
     """The constant patch of one dictionary (bank images, index set, patch size, machine's groups).
 
-    yt: (nblk, H, W, C, K) float32 the dictionary's image blocks; index: (n,) int64 their bank indices; P:
+    yt: (nblk, Hb, Wb, C, K) float32 the dictionary's image blocks; index: (n,) int64 their bank indices; P:
     patch size; groups: the machine's group table; value: (C,) float32 the candidate constant pixel
     (:func:`constant_value`); min_fraction: below this fraction of constant patches among all valid ones
-    it is not split off.
+    it is not split off; query_shape: (H, W) of the queries (default (Hb, Wb); smaller when the blocks hold
+    wrap-padded images).
 
     ``mask`` (nblk, H, W, K) marks the lanes the kernel leaves out; ``count``, ``first_*`` (H, W) give each
     pixel's number of copies and first occurrence; ``value`` (C,) the constant pixel.  ``active`` is False
     when constant patches are too rare to be worth it (then the kernel runs over every lane as before)."""
 
     def __init__(self, yt: np.ndarray, index: np.ndarray, P: int, groups: np.ndarray, value: np.ndarray,
-                 min_fraction: float = MIN_CONSTANT_FRACTION):
+                 min_fraction: float = MIN_CONSTANT_FRACTION, query_shape=None):
         nimg = index.shape[0]
-        nblk, H, W, C, K = yt.shape
+        nblk, Hb, Wb, C, K = yt.shape
+        H, W = (Hb, Wb) if query_shape is None else (int(query_shape[0]), int(query_shape[1]))
         self.value = np.asarray(value, dtype=np.float32)
         mask = constant_patch_mask(yt, nimg, P, self.value)
         count, first = _per_centre(mask, index, nimg)
-        valid = nimg * max(H - 2 * (P // 2), 0) * max(W - 2 * (P // 2), 0)
+        valid = nimg * max(Hb - 2 * (P // 2), 0) * max(Wb - 2 * (P // 2), 0)
         self.fraction = float(count.sum()) / valid if valid else 0.0
         self.active = self.fraction >= min_fraction
         if self.active:
             self.mask = mask
-            self.count, self.first_image, self.first_row, self.first_col = _per_pixel(count, first, groups)
+            self.count, self.first_image, self.first_row, self.first_col = _per_pixel(count, first, groups, H, W)
         else:
             self.mask = np.zeros((1, 1, 1, 1), dtype=np.uint8)
             self.count = np.zeros((H, W), dtype=np.int64)
@@ -157,7 +161,8 @@ class ConstantPatches:
     def fold_into(self, state: SoftmaxState, xq: np.ndarray, P: int, scales: LogWeightScales) -> None:
         """Start every pixel whose dictionary holds the constant patch with its exact term: ``state`` is the
         :class:`~.softmax_state.SoftmaxState` of the B H W query pixels (xq: (B, C, H+2r, W+2r) padded
-        queries)."""
+        queries).  A state that accumulates whole patches (``acc`` of C P^2 columns, :func:`.shift_softmax.
+        shift_softmax`) gets the constant value at every offset."""
         if not self.active:
             return
         lw = self.log_weights(xq, P, scales.s1, scales.s2)
@@ -165,7 +170,10 @@ class ConstantPatches:
         C = self.value.shape[0]
         each = (B, H, W)
         count = np.broadcast_to(self.count, each).reshape(-1)
-        centre = np.broadcast_to(self.value.astype(np.float64), (B * H * W, C))
+        value = self.value.astype(np.float64)
+        if state.acc.shape[1] != C:
+            value = np.tile(value, state.acc.shape[1] // C)
+        centre = np.broadcast_to(value, (B * H * W, value.shape[0]))
         dom = np.stack([np.broadcast_to(self.first_image, each), np.broadcast_to(self.first_row, each),
                         np.broadcast_to(self.first_col, each)], axis=-1).reshape(-1, 3)
         start_counted(state, count > 0, lw.reshape(-1), count, centre, dom)

@@ -39,6 +39,14 @@ when most 8-lane chunks hold only negligible lanes (low noise), just the other c
 exponentiated.  Lanes left out weigh < e^-40 of the running maximum; lanes below
 e^-600 that are not left out count as e^-600 (:func:`.expm.exp_clamped`).
 
+**Wrap-padded images and whole patches.**  The blocks' images may be larger than the query (the wrap-around
+ELS: training images circularly padded by r, whose every original pixel is a valid centre); bank bounds
+use the blocks' own size, query bounds the query's, and centres are in block coordinates.  A state whose
+``acc`` has C P^2 columns instead of C accumulates the posterior mean of the *whole* patch — row
+``(oy P + ox) C + c`` the patch pixel at offset (oy - r, ox - r) from its centre, gathered per live
+(pixel, block) — for pspc-square's patch posteriors; with C columns (every other machine) nothing of this
+runs and the code is the same as before.
+
 **The constant patch** (:mod:`.constant_patch`): the lanes whose patch is the bank's flat background are
 left out of the blocks and enter the merge as one exact term ``count * exp(log w_const - m)`` per pixel;
 each block's running maximum starts at ``log w_const``, so at low noise background pixels skip nearly
@@ -90,8 +98,8 @@ def _overlap(q0, q1, c0, c1, d):
 def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude, compress_lanes, state):
     """Online softmax of one query image over one block of training images, into a private state.
 
-    xq: (C, H+2r, W+2r) float64 padded query; yb: (H, W, C, K) float32 block of training images (lanes =
-    images), the first ``nvalid`` valid; index_b: (nvalid,) int64 their indices in the bank; groups, P: the
+    xq: (C, H+2r, W+2r) float64 padded query; yb: (Hb, Wb, C, K) float32 block of training images (lanes =
+    images; Hb >= H when they are wrap-padded), the first ``nvalid`` valid; index_b: (nvalid,) int64 their indices in the bank; groups, P: the
     dictionary (:class:`BlockDictionary`); s1, s2: :class:`~.softmax_state.LogWeightScales`; exclude (H, W,
     K) uint8: lanes left out at each patch centre (the constant patch, counted separately), read only when
     ``use_exclude``; state: the :class:`~.softmax_state.SoftmaxState` of the H x W pixels (pixel (i, j) at
@@ -118,7 +126,12 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
     r = P // 2
     H = Hp - 2 * r
     W = Wp - 2 * r
+    Hb = yb.shape[0]                           # the block's images: H x W, or larger (wrap-padded)
+    Wb = yb.shape[1]
     K = yb.shape[3]
+    Ca = state.acc.shape[1]                    # C: centres; C P^2: whole patches (see shift_softmax)
+    whole = Ca != C
+    pbuf = np.zeros((Ca if whole else 1, K), dtype=yb.dtype)
     xs = np.empty_like(xq)                     # s1 x: the query's factor in every term
     for ch in range(C):
         for z in range(Hp):
@@ -134,7 +147,7 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
     live_word = live_lane.view(np.uint64)
     sparse_logw = np.empty(K)
     sparse_ids = np.empty(K, dtype=np.int64)
-    sparse_centre = np.empty((C, K), dtype=yb.dtype)
+    sparse_centre = np.empty((Ca, K), dtype=yb.dtype)
     G = groups.shape[0]
     for g in range(G):
         qi0 = groups[g, G_QI0]
@@ -157,7 +170,7 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                     continue
                 # padded query columns whose bank column lies inside the image (the others add zero)
                 c_lo = max(j_lo, r - dv)
-                c_hi = min(j_hi + 2 * r, W + r - dv)
+                c_hi = min(j_hi + 2 * r, Wb + r - dv)
                 for i in range(i_lo, i_hi):
                     if i == i_lo:
                         for cc in range(j_lo, j_hi + 2 * r):
@@ -165,7 +178,7 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                                 vsum[cc, k] = 0.0
                         # the window's rows whose bank row lies inside the image, four per pass over vsum
                         z0 = max(i, r - du)
-                        z1 = max(z0, min(i + P, H + r - du))
+                        z1 = max(z0, min(i + P, Hb + r - du))
                         z4 = z0
                         if C == 1:
                             z4 = z1 - (z1 - z0) % 4
@@ -196,8 +209,8 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                         zo = i - 1
                         yn = zn + du - r
                         yo = zo + du - r
-                        has_n = 0 <= yn < H
-                        has_o = 0 <= yo < H
+                        has_n = 0 <= yn < Hb
+                        has_o = 0 <= yo < Hb
                         if C == 1 and has_n and has_o:
                             for cc in range(c_lo, c_hi):
                                 qn = xs[0, zn, cc]
@@ -276,7 +289,16 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                         if nskip == 0:
                             continue            # every weight of this block is < e^-40 of the maximum
                         ybc = yb[u, v]
-                        compress = compress_lanes and C == 1
+                        if whole:
+                            # every pixel of the patch, offset-major: row (oy P + ox) C + c
+                            for oy in range(P):
+                                for ox in range(P):
+                                    for c in range(C):
+                                        row = (oy * P + ox) * C + c
+                                        for k in range(nvalid):
+                                            pbuf[row, k] = yb[u - r + oy, v - r + ox, c, k]
+                            ybc = pbuf
+                        compress = compress_lanes and Ca == 1
                         if ndom == 0 and (compress or nskip * 8 * SPARSE_FRACTION > nvalid):
                             # neither the maximum nor the dominant patch can change: weights only (and
                             # where few lanes are live, only theirs)
@@ -305,7 +327,7 @@ def _block_job(xq, yb, nvalid, index_b, groups, P, s1, s2, exclude, use_exclude,
                                         k = 8 * ch + q
                                         sparse_logw[kk + q] = lbuf[k]
                                         sparse_ids[kk + q] = index_b[k] if k < nvalid else 0
-                                    for c in range(C):
+                                    for c in range(Ca):
                                         for q in range(8):
                                             sparse_centre[c, kk + q] = ybc[c, 8 * ch + q]
                                     kk += 8
@@ -332,6 +354,7 @@ def shift_softmax(xq, dictionary, scales, compress_lanes, ext):
         Compress the live lanes before the exps where at most half are live (:mod:`.lanes`; worth it only
         where the CPU has vector compress stores).
     ext : SoftmaxState of B H W pixels
+        Its ``acc`` has C columns (patch centres) or C P^2 (whole patches, see the module docstring).
         Patches counted elsewhere — the constant patch, or whole groups worked by the patch tree
         (:mod:`.patch_tree`) — as one state per pixel ((b, i, j) at (b H + i) W + j; m = -inf: none).  Each
         block's running maximum starts at ``ext.m``, so blocks far below it are skipped; the merge takes ext
@@ -339,7 +362,7 @@ def shift_softmax(xq, dictionary, scales, compress_lanes, ext):
 
     Returns
     -------
-    x0_hat : (B, C, H, W) float64
+    x0_hat : (B, C, H, W) float64, or (B, C P^2, H, W) for whole patches
     image, row, col : (B, H, W) int64
         The dominant patch per pixel: bank image index and centre (row, col).
     weight : (B, H, W) float64
@@ -357,16 +380,16 @@ def shift_softmax(xq, dictionary, scales, compress_lanes, ext):
     s1 = scales.s1
     s2 = scales.s2
     B = xq.shape[0]
-    C = xq.shape[1]
     nblk = yt.shape[0]
-    H = yt.shape[1]
-    W = yt.shape[2]
+    H = xq.shape[2] - 2 * (P // 2)
+    W = xq.shape[3] - 2 * (P // 2)
     K = yt.shape[4]
     HW = H * W
     # Named tuples are unpacked before each prange loop and rebuilt inside it: Numba (0.68) silently loses
     # writes made in a prange body through a named tuple defined outside it.
     em, es, et, eld, eacc, edom = ext.m, ext.s, ext.t, ext.ld, ext.acc, ext.dom
-    sm, ss, st, sld, sacc, sdom = empty_state(B * nblk * HW, C)
+    Ca = eacc.shape[1]
+    sm, ss, st, sld, sacc, sdom = empty_state(B * nblk * HW, Ca)
     for bi in range(B):
         for kb in range(nblk):
             sm[(bi * nblk + kb) * HW:(bi * nblk + kb + 1) * HW] = em[bi * HW:(bi + 1) * HW]
@@ -380,7 +403,7 @@ def shift_softmax(xq, dictionary, scales, compress_lanes, ext):
         _block_job(xq[bi], yt[kb], nvalid, index[lo:lo + nvalid], groups, P, s1, s2,
                    exclude[kb if use_exclude else 0], use_exclude, compress_lanes,
                    SoftmaxState(sm[q0:q1], ss[q0:q1], st[q0:q1], sld[q0:q1], sacc[q0:q1], sdom[q0:q1]))
-    x0 = np.empty((B, C, H, W))
+    x0 = np.empty((B, Ca, H, W))
     dom_n = np.empty((B, H, W), dtype=np.int64)
     dom_u = np.empty((B, H, W), dtype=np.int64)
     dom_v = np.empty((B, H, W), dtype=np.int64)

@@ -35,12 +35,15 @@ one-line :class:`~elscli.errors.ElscliError`.
 **Modules.**  :mod:`.interface` (Denoiser, Parameter, Provenance, registry), :mod:`.training_set` (the one
 validation of banks, read-only images keyed by content), :mod:`.inputs` (queries, noise level, labels),
 :mod:`.cache` (the content-keyed cache), :mod:`.patch_dictionary` (a local machine's prepared dictionary and
-the kernel routing options), :mod:`.ideal` (IS), :mod:`.local` (LS, ELS, bbELS), :mod:`.functional`
+the kernel routing options), :mod:`.ideal` (IS, with a temperature), :mod:`.local` (LS, ELS — with
+wrap-around patches the ES machine —, bbELS), :mod:`.nearest` (the nearest training image),
+:mod:`.closed_form` (scfdm), :mod:`.gaussian` (the cached Gaussian fit; wiener), :mod:`.pca_locality`
+(pca-locality), :mod:`.patch_posterior` (pspc-square), :mod:`.functional`
 (``denoise``, ``score``, ``denoise_with_provenance``, ``denoise_candidates``).  The machines know nothing
 of time grids or sampling.
 """
 from ..kernels.threads import numba_threads
-from . import ideal, local  # noqa: F401  (importing them registers the machines)
+from . import ideal, local, nearest, closed_form, gaussian, pca_locality, patch_posterior  # noqa: F401,I001  (registers them, in this order)
 from .functional import denoise, denoise_candidates, denoise_with_provenance, score
 from .interface import (REQUIRED, Denoiser, Parameter, Provenance, machine_class, make_denoiser, register,
                         registered)

@@ -12,43 +12,47 @@ from ..noise import DEFAULT_NOISE_SCHEDULE
 from .interface import Denoiser, Provenance, machine_class
 
 
-def _build(machine: str, bank, patch_size, threads, noise_schedule, options) -> Denoiser:
+def _build(machine: str, bank, patch_size, threads, noise_schedule, options, params=None) -> Denoiser:
     cls = machine_class(machine)
     names = {p.name for p in cls.parameters}
-    params = {"patch_size": patch_size} if "patch_size" in names else {}
+    params = dict(params or {})
+    if "patch_size" in names and "patch_size" not in params:
+        params["patch_size"] = patch_size
     return cls(bank, threads=threads, noise_schedule=noise_schedule, options=options, **params)
 
 
 def denoise_with_provenance(machine: str, x, t: Optional[float], bank, patch_size: Optional[int] = None,
                             label=None, *, a: Optional[float] = None, b: Optional[float] = None,
                             threads: Optional[int] = None, noise_schedule: str = DEFAULT_NOISE_SCHEDULE,
-                            options=None) -> Tuple[np.ndarray, Provenance]:
+                            options=None, **params) -> Tuple[np.ndarray, Provenance]:
     """``x0_hat`` and per-pixel :class:`~.interface.Provenance` of ``machine`` at time ``t`` (or scales a, b).
 
     x: (B, C, H, W) or (C, H, W) queries; bank: an :class:`elscli.Bank`, an (N, C, H, W) real array or a
     :class:`~.training_set.TrainingSet`; patch_size: P of the local machines (ignored by ``is``); label: None,
     an int, or one int per image (-1: unconditional); threads: Numba threads for this call; options:
-    :class:`~.patch_dictionary.KernelOptions` of the local machines.  Returns x0_hat (same shape as x,
-    float64) and the Provenance (arrays (B, H, W), or (H, W) for one image).  Raises ElscliError on bad input.
+    :class:`~.patch_dictionary.KernelOptions` of the local machines; ``**params``: the machine's other
+    parameters by name (``sigma=`` of scfdm, ``temperature=`` of is, ``threshold=`` of pca-locality, ``wrap=``
+    of els...).  Returns x0_hat (same shape as x, float64) and the Provenance (arrays (B, H, W), or (H, W)
+    for one image).  Raises ElscliError on bad input (an unknown parameter, a machine without provenance).
     """
-    d = _build(machine, bank, patch_size, threads, noise_schedule, options)
+    d = _build(machine, bank, patch_size, threads, noise_schedule, options, params)
     return d.denoise_with_provenance(x, t, label=label, a=a, b=b)
 
 
 def denoise(machine: str, x, t: Optional[float], bank, patch_size: Optional[int] = None, label=None, *,
             a: Optional[float] = None, b: Optional[float] = None, threads: Optional[int] = None,
-            noise_schedule: str = DEFAULT_NOISE_SCHEDULE, options=None) -> np.ndarray:
+            noise_schedule: str = DEFAULT_NOISE_SCHEDULE, options=None, **params) -> np.ndarray:
     """``x0_hat`` of ``machine`` for queries ``x`` at time ``t``: same shape as x, float64 (arguments as
-    :func:`denoise_with_provenance`)."""
-    d = _build(machine, bank, patch_size, threads, noise_schedule, options)
+    :func:`denoise_with_provenance`), e.g. ``denoise("scfdm", x, t, bank, sigma=0.1)``."""
+    d = _build(machine, bank, patch_size, threads, noise_schedule, options, params)
     return d(x, t, label=label, a=a, b=b)
 
 
 def score(machine: str, x, t: Optional[float], bank, patch_size: Optional[int] = None, label=None, *,
           a: Optional[float] = None, b: Optional[float] = None, threads: Optional[int] = None,
-          noise_schedule: str = DEFAULT_NOISE_SCHEDULE, options=None) -> np.ndarray:
+          noise_schedule: str = DEFAULT_NOISE_SCHEDULE, options=None, **params) -> np.ndarray:
     """The machine's score ``-(x - a x0_hat) / b^2`` (science.md, "Conventions"), same shape as x, float64."""
-    d = _build(machine, bank, patch_size, threads, noise_schedule, options)
+    d = _build(machine, bank, patch_size, threads, noise_schedule, options, params)
     return d.score(x, t, label=label, a=a, b=b)
 
 

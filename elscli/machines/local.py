@@ -4,7 +4,10 @@ For every output pixel p, a softmax over the P x P patches phi of a dictionary D
 ``w(phi) ∝ exp(-||x_Ωp - a phi||^2 / 2b^2)``, and ``x0_hat(p) = sum_phi w(phi) phi(centre)``:
 
 - ``ls``    — local score: zero-padded query window; D_p the same-location window of every training image;
-- ``els``   — equivariant local score: circular query padding; D_p every valid patch anywhere;
+- ``els``   — equivariant local score: circular query padding; D_p every valid patch anywhere; with
+  ``wrap=True`` every pixel of every circularly padded training image is a patch centre (P up to 2H - 1):
+  at P = H (odd H) this is the paper's equivariant, non-local ES machine, whose dictionary is every circular
+  shift of every training image;
 - ``bbels`` — boundary-broken ELS: zero padding; per axis, a pixel within P//2 of a border only sees
   patches centred at its own coordinate (zero-padded), others any coordinate >= P//2 from both borders.
 
@@ -41,6 +44,10 @@ class LocalMachine(Denoiser):
 
     #: numpy.pad mode of the query window: "wrap" (circular) or "constant" (zeros).
     padding: ClassVar[str] = "constant"
+    #: The dictionary's images are circularly padded by P // 2 (:class:`.patch_dictionary.PatchDictionary`).
+    wrap: bool = False
+    #: The kernel returns whole posterior-mean patches, not only their centres.
+    whole_patches: ClassVar[bool] = False
 
     def __init__(self, bank, *, options: Optional[KernelOptions] = None, **kwargs) -> None:
         self._pinned: Dict[Tuple[str, int], PatchDictionary] = {}
@@ -53,6 +60,11 @@ class LocalMachine(Denoiser):
         query pixel's own row (v0 = -1 its own column)."""
         raise NotImplementedError
 
+    def dictionary_groups(self, P: int, H: int, W: int) -> np.ndarray:
+        """The group table of this denoiser at patch size P (:meth:`groups`; centres in the coordinates of the
+        dictionary's images, which are wrap-padded when :attr:`wrap`)."""
+        return self.groups(P, H, W)
+
     def dictionary(self, index: np.ndarray, P: int) -> PatchDictionary:
         """The (cached) prepared dictionary of the images ``index`` at patch size P, kept while this
         denoiser lives."""
@@ -62,14 +74,16 @@ class LocalMachine(Denoiser):
         d = self._pinned.get(key)
         if d is None:
             C, H, W = self.bank.shape
-            groups = self.groups(P, H, W)
             r = P // 2
+            pad = r if self.wrap else 0
+            groups = self.dictionary_groups(P, H, W)
             tree_group = -1
             for g, row in enumerate(groups):
-                if tuple(row[4:]) == (r, H - r, r, W - r):
+                if tuple(row[4:]) == (r, H + 2 * pad - r, r, W + 2 * pad - r):
                     tree_group = g
                     break
-            d = PatchDictionary.cached(self.name, self.bank, index, P, groups, tree_group, self.options)
+            d = PatchDictionary.cached(self.name, self.bank, index, P, groups, tree_group, self.options,
+                                       wrap=self.wrap, whole_patches=self.whole_patches)
             self._pinned[key] = d
         return d
 
@@ -110,27 +124,68 @@ class LocalScore(LocalMachine):
 def _els_patch_size(value: Any, shape) -> int:
     P = positive_odd_patch_size(value, shape)
     _, H, W = shape
-    if P > H or P > W:
-        raise ElscliError(f"ELS has an empty dictionary for patch size {P} on {H}x{W} images "
-                          f"(no valid {P}x{P} patch); use P <= {min(H, W)}")
+    if P > 2 * min(H, W) - 1:
+        raise ElscliError(f"ELS patch size {P} is larger than twice the image side less one "
+                          f"({H}x{W} images); use P <= {2 * min(H, W) - 1}")
     return P
+
+
+def _flag(value: Any, shape) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise ElscliError(f"expected true or false, got {value!r}")
 
 
 @register
 class EquivariantLocalScore(LocalMachine):
     """ELS: circularly padded P x P window; each pixel's dictionary is every valid P x P patch of every
-    training image, anywhere (science.md, "The machines")."""
+    training image, anywhere (science.md, "The machines").
+
+    ``wrap=True``: the dictionary is every P x P patch of every circularly padded training image — every
+    pixel of a training image is a patch centre, P up to 2H - 1.  The dictionary of every query pixel is
+    then invariant under circular shifts of the training images, so at P = H = W (odd) the machine is the
+    equivariant but non-local ES machine of Kamb & Ganguli (2025: the ideal score of the training set
+    closed under circular shifts), which at low noise returns circular shifts of training images.  Its
+    provenance gives patch centres in the unpadded training image (row, col modulo H, W)."""
 
     name = "els"
     summary = "equivariant local score: circular query padding, every valid patch anywhere"
-    parameters = (Parameter("patch_size", _PATCH_SIZE.doc + "; at most the image side", _els_patch_size,
-                            time_dependent=True),)
+    parameters = (Parameter("patch_size", _PATCH_SIZE.doc + "; at most the image side (2H - 1 with wrap)",
+                            _els_patch_size, time_dependent=True),
+                  Parameter("wrap", "wrap-around training patches: every pixel of a circularly padded "
+                                    "training image is a patch centre (at P = H: the non-local ES machine)",
+                            _flag, default=False))
     padding = "wrap"
+
+    def __init__(self, bank, **kwargs) -> None:
+        super().__init__(bank, **kwargs)
+        self.wrap = bool(self.params["wrap"])
+        if not self._scheduled():
+            self.values_at(None)
+
+    def values_at(self, t):
+        values = super().values_at(t)
+        P = values["patch_size"]
+        _, H, W = self.bank.shape
+        if not values["wrap"] and (P > H or P > W):
+            raise ElscliError(f"ELS has an empty dictionary for patch size {P} on {H}x{W} images "
+                              f"(no valid {P}x{P} patch); use P <= {min(H, W)}, or wrap-around patches")
+        return values
 
     @staticmethod
     def groups(P: int, H: int, W: int) -> np.ndarray:
         r = P // 2
         return np.array([[0, H, 0, W, r, H - r, r, W - r]], dtype=np.int64)
+
+    def dictionary_groups(self, P: int, H: int, W: int) -> np.ndarray:
+        if not self.wrap:
+            return self.groups(P, H, W)
+        r = P // 2       # every pixel of the padded images' central H x W is a centre: [r, H + r) padded
+        return np.array([[0, H, 0, W, r, H + r, r, W + r]], dtype=np.int64)
 
 
 @register

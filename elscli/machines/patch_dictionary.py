@@ -66,7 +66,8 @@ class KernelOptions:
 DEFAULT_OPTIONS = KernelOptions()
 
 _BLOCKS = ContentCache(8)          # (bank key, index digest, K) -> transposed blocks
-_TREES = ContentCache(4)           # (bank key, index digest, P) -> PatchTree (big: a few)
+_TREES = ContentCache(4)           # (bank key, index digest, P, wrap) -> PatchTree (big: a few)
+_WRAPPED = ContentCache(2)         # (bank key, pad) -> the bank's images, circularly padded
 _CONSTANT_VALUES = ContentCache(8)  # bank key -> the candidate constant pixel
 _DICTIONARIES = ContentCache(64)   # (bank key, index digest, P, machine, options) -> PatchDictionary
 
@@ -89,20 +90,21 @@ def set_tree_cache(directory) -> None:
     _TREE_STORE = None if directory is None else ArrayCache(directory)
 
 
-def _patch_tree(bank: TrainingSet, index: np.ndarray, index_key: str, P: int):
-    """The patch tree of ``bank.images[index]`` at patch size P: from the disk cache when it holds it, else
-    built (and stored there)."""
+def _patch_tree(bank: TrainingSet, index: np.ndarray, index_key: str, P: int, pad: int = 0):
+    """The patch tree of ``bank.images[index]`` (circularly padded by ``pad``: :func:`wrapped_images`) at patch
+    size P: from the disk cache when it holds it, else built (and stored there)."""
     from ..array_cache import content_key
     from ..kernels.patch_tree import LEAF_SIZE, PatchTree, TreeArrays
 
     store = _TREE_STORE
     if store is not None:
-        disk_key = content_key("patch-tree", bank.key, index_key, int(P), LEAF_SIZE)
+        disk_key = content_key("patch-tree", bank.key, index_key, int(P), LEAF_SIZE,
+                               *(("wrap", int(pad)) if pad else ()))
         arrays = store.load(disk_key, TreeArrays._fields)
         if arrays is not None:
             TREE_STATS["loaded"] += 1
             return PatchTree.from_arrays(TreeArrays(**arrays), P)
-    tree = PatchTree(bank.images, index, P)
+    tree = PatchTree(wrapped_images(bank, pad), index, P)
     TREE_STATS["built"] += 1
     if store is not None:
         store.store(disk_key, tree.arrays._asdict())
@@ -114,25 +116,47 @@ def index_digest(index: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(index, dtype=np.int64).tobytes(), digest_size=16).hexdigest()
 
 
-def image_blocks(bank: TrainingSet, index: np.ndarray) -> np.ndarray:
-    """The images ``bank.images[index]`` as the kernels' blocks (nblk, H, W, C, K) float32
-    (:func:`~elscli.kernels.shift_softmax.transpose_blocks`), from the content-keyed cache."""
+def wrapped_images(bank: TrainingSet, pad: int) -> np.ndarray:
+    """The bank's images circularly padded by ``pad`` pixels on every side: (N, C, H+2 pad, W+2 pad) float32,
+    read-only, from the content-keyed cache (``pad`` = 0: the images themselves).  ``pad`` may exceed the
+    image side (the padding then wraps around more than once)."""
+    if pad == 0:
+        return bank.images
+
+    def build():
+        out = np.pad(bank.images, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="wrap")
+        out.flags.writeable = False
+        return out
+
+    return _WRAPPED.get((bank.key, int(pad)), build)
+
+
+def image_blocks(bank: TrainingSet, index: np.ndarray, pad: int = 0) -> np.ndarray:
+    """The images ``bank.images[index]`` (circularly padded by ``pad``: :func:`wrapped_images`) as the kernels'
+    blocks (nblk, H + 2 pad, W + 2 pad, C, K) float32 (:func:`~elscli.kernels.shift_softmax.transpose_blocks`),
+    from the content-keyed cache."""
     from ..kernels.config import lanes_per_block
     from ..kernels.shift_softmax import transpose_blocks
 
     K = lanes_per_block(index.shape[0])
-    return _BLOCKS.get((bank.key, index_digest(index), K), lambda: transpose_blocks(bank.images, index, K))
+    key = (bank.key, index_digest(index), K) if pad == 0 else (bank.key, index_digest(index), K, "wrap", pad)
+    return _BLOCKS.get(key, lambda: transpose_blocks(wrapped_images(bank, pad), index, K))
 
 
 class PatchDictionary:
     """The prepared dictionary of one local machine over the images ``bank.images[index]`` at patch size P.
 
     ``groups`` (G, 8) int64: the machine's rectangles of query pixels and patch centres (see
-    :mod:`elscli.kernels.shift_softmax`); ``tree_group``: the row of ``groups`` whose dictionary is every
-    valid patch (ELS; the bbELS interior), or -1.  Nothing is built until :meth:`prepare` or :meth:`run`."""
+    :mod:`elscli.kernels.shift_softmax`), centres in the coordinates of the dictionary's images;
+    ``tree_group``: the row of ``groups`` whose dictionary is every valid patch of those images (ELS; the
+    bbELS interior), or -1.  ``wrap``: the dictionary's images are the training images circularly padded by
+    P // 2 (:func:`wrapped_images`), so that every pixel of a training image is a valid patch centre (the
+    wrap-around ELS); provenance is given back in the unpadded images.  ``whole_patches``: :meth:`run`
+    returns every pixel of each pixel's posterior-mean patch, not only its centre (the patch posteriors of
+    pspc-square).  Nothing is built until :meth:`prepare` or :meth:`run`."""
 
     def __init__(self, bank: TrainingSet, index: np.ndarray, P: int, groups: np.ndarray, tree_group: int,
-                 options: KernelOptions = DEFAULT_OPTIONS) -> None:
+                 options: KernelOptions = DEFAULT_OPTIONS, wrap: bool = False, whole_patches: bool = False) -> None:
         self.bank = bank
         self.index = np.ascontiguousarray(index, dtype=np.int64)
         self.index_key = index_digest(self.index)
@@ -140,16 +164,26 @@ class PatchDictionary:
         self.groups = np.ascontiguousarray(groups, dtype=np.int64)
         self.tree_group = int(tree_group)
         self.options = options
+        self.pad = self.P // 2 if wrap else 0
+        self.whole_patches = bool(whole_patches)
         self.blocks: Optional[np.ndarray] = None
         self.constant = None
         self.tree = None
 
     @classmethod
     def cached(cls, machine: str, bank: TrainingSet, index: np.ndarray, P: int, groups: np.ndarray,
-               tree_group: int, options: KernelOptions = DEFAULT_OPTIONS) -> "PatchDictionary":
+               tree_group: int, options: KernelOptions = DEFAULT_OPTIONS, wrap: bool = False,
+               whole_patches: bool = False) -> "PatchDictionary":
         """The dictionary for these inputs from the content-keyed cache (made, unprepared, if not held)."""
-        key = (bank.key, index_digest(index), int(P), machine, options)
-        return _DICTIONARIES.get(key, lambda: cls(bank, index, P, groups, tree_group, options))
+        key = (bank.key, index_digest(index), int(P), machine, options, bool(wrap), bool(whole_patches))
+        return _DICTIONARIES.get(key, lambda: cls(bank, index, P, groups, tree_group, options, wrap,
+                                                  whole_patches))
+
+    @property
+    def image_shape(self) -> Tuple[int, int]:
+        """(rows, cols) of the dictionary's images: the training images', plus the wrap padding."""
+        _, H, W = self.bank.shape
+        return H + 2 * self.pad, W + 2 * self.pad
 
     # ------------------------------------------------------------------------------------ routing
     def uses_tree(self, a: float, b: float) -> bool:
@@ -159,7 +193,8 @@ class PatchDictionary:
         if self.tree_group < 0 or a <= 0.0:
             return False
         thr = self.options.tree_threshold(self.P)
-        C, H, W = self.bank.shape
+        C = self.bank.shape[0]
+        H, W = self.image_shape
         if thr is None or self.P > min(H, W) or a * a / (2.0 * b * b) < thr:
             return False
         n = self.index.shape[0] * (H - self.P + 1) * (W - self.P + 1)
@@ -171,20 +206,26 @@ class PatchDictionary:
         from ..kernels.constant_patch import ConstantPatches, constant_value
 
         if self.blocks is None:
-            self.blocks = image_blocks(self.bank, self.index)
+            self.blocks = image_blocks(self.bank, self.index, self.pad)
         if self.constant is None:
             value = _CONSTANT_VALUES.get(self.bank.key, lambda: constant_value(self.bank.images))
             self.constant = ConstantPatches(self.blocks, self.index, self.P, self.groups, value,
-                                            min_fraction=self.options.min_constant_fraction)
+                                            min_fraction=self.options.min_constant_fraction,
+                                            query_shape=self.bank.shape[1:])
         if tree and self.tree is None and self.tree_group >= 0:
-            self.tree = _TREES.get((self.bank.key, self.index_key, self.P),
-                                   lambda: _patch_tree(self.bank, self.index, self.index_key, self.P))
+            key = (self.bank.key, self.index_key, self.P) + (("wrap",) if self.pad else ())
+            self.tree = _TREES.get(key, lambda: _patch_tree(self.bank, self.index, self.index_key, self.P,
+                                                            self.pad))
         return self
 
     # ------------------------------------------------------------------------------------- running
     def run(self, xq: np.ndarray, a: float, b: float) -> Tuple[np.ndarray, Provenance]:
         """x0_hat (B, C, H, W) float64 and Provenance of padded queries ``xq`` (B, C, H+2r, W+2r) float64
-        C-contiguous (r = P // 2) at scales (a, b); builds what :meth:`prepare` has not."""
+        C-contiguous (r = P // 2) at scales (a, b); builds what :meth:`prepare` has not.
+
+        With ``whole_patches`` the first array is (B, P, P, C, H, W): at [b, oy, ox, c, i, j] the posterior
+        mean of pixel (i - r + oy, j - r + ox) of the patch centred at (i, j); pixels that no group covers
+        get zeros (and meaningless provenance)."""
         from ..kernels.patch_tree import tree_softmax
         from ..kernels.shift_softmax import BlockDictionary, shift_softmax
         from ..kernels.softmax_state import empty_state, log_weight_scales
@@ -195,7 +236,13 @@ class PatchDictionary:
         _, H, W = self.bank.shape
         P = self.P
         scales = log_weight_scales(a, b)
-        ext = empty_state(B * H * W, C)
+        ext = empty_state(B * H * W, C * P * P if self.whole_patches else C)
+        uncovered = self.uncovered()
+        if uncovered is not None:
+            # a neutral state (one weight, zero values) for the pixels no group covers, so the merge is defined
+            hide = np.broadcast_to(uncovered, (B, H, W)).reshape(-1)
+            ext.m[hide] = 0.0
+            ext.s[hide] = 1.0
         self.constant.fold_into(ext, xq, P, scales)
         groups = self.groups
         if use_tree:
@@ -208,4 +255,17 @@ class PatchDictionary:
         dictionary = BlockDictionary(self.blocks, int(self.index.shape[0]), self.index, groups, P,
                                      self.constant.mask, bool(self.constant.active))
         x0, dn, du, dv, w, ent = shift_softmax(xq, dictionary, scales, bool(self.options.compress_lanes), ext)
+        if self.pad:
+            du = (du - self.pad) % H
+            dv = (dv - self.pad) % W
+        if self.whole_patches:
+            x0 = x0.reshape(B, P, P, C, H, W)
         return x0, Provenance(dn, du.astype(np.int32), dv.astype(np.int32), w, ent)
+
+    def uncovered(self) -> Optional[np.ndarray]:
+        """(H, W) bool: the query pixels no group covers, or None when every pixel is covered."""
+        _, H, W = self.bank.shape
+        covered = np.zeros((H, W), dtype=bool)
+        for qi0, qi1, qj0, qj1 in self.groups[:, :4]:
+            covered[qi0:qi1, qj0:qj1] = True
+        return None if covered.all() else ~covered
