@@ -34,7 +34,8 @@ class RunProvenance:
     ``final`` (S, C, H, W) float32; ``labels``, ``sample_ids`` (S,) int64; ``patch_sizes`` (T,) int64;
     ``image`` (S, H, W) int64 bank index of each pixel's dominant patch, ``entropy`` (S, H, W) float32 nats
     and ``weight`` (S, H, W) float32 its softmax weight (each None when the run has no provenance);
-    ``bank_hash`` the content hash of the run's bank.
+    ``bank_hash`` the content hash of the run's bank; ``machine_params`` the machine's other parameters (a
+    parameter that followed a schedule: its last step's value).
     """
 
     path: str
@@ -47,6 +48,7 @@ class RunProvenance:
     entropy: Optional[np.ndarray]
     weight: Optional[np.ndarray]
     bank_hash: str = ""
+    machine_params: Optional[dict] = None
 
 
 def load_run_provenance(path: os.PathLike | str) -> RunProvenance:
@@ -61,10 +63,12 @@ def load_run_provenance(path: os.PathLike | str) -> RunProvenance:
         raise ElscliError(f"{str(path)!r} is a reference trajectory (NPZ), not an elscli.run file with provenance")
     run = read_finished(path)
     prov = run.provenance or {}
+    machine_params = {k: (v["values"][-1] if isinstance(v, dict) and "values" in v else v)
+                      for k, v in (run.params.get("machine_params") or {}).items()}
     return RunProvenance(path=str(path), machine=run.machine, final=run.final, labels=run.labels,
                          sample_ids=run.sample_ids, patch_sizes=run.patch_sizes, image=prov.get("image"),
                          entropy=prov.get("entropy"), weight=prov.get("weight"),
-                         bank_hash=str(run.attrs.get("bank_content_hash", "")))
+                         bank_hash=str(run.attrs.get("bank_content_hash", "")), machine_params=machine_params)
 
 
 def distinct_sources(image: np.ndarray) -> np.ndarray:
@@ -74,13 +78,13 @@ def distinct_sources(image: np.ndarray) -> np.ndarray:
 
 def local_consistency(final: np.ndarray, machine: str, bank, patch_size: Optional[int], labels=None, *,
                       tol: float = CONSISTENCY_TOL, t: float = CONSISTENCY_T,
-                      threads: Optional[int] = None) -> np.ndarray:
+                      threads: Optional[int] = None, machine_params: Optional[dict] = None) -> np.ndarray:
     """Per-sample fraction of pixels equal (max over channels, within ``tol``) to the centre of the nearest
     patch of their own dictionary at ``patch_size`` (the paper's Theorem 4.1).
 
     ``final`` (S, C, H, W) on [-1, 1]; the nearest patch is the machine's ``x0_hat`` at time ``t`` (1e-4:
     the softmax is a hard arg-min up to exact ties), by :func:`elscli.machines.denoise` with ``threads``
-    Numba threads.  Returns (S,) float64 in [0, 1].  Raises ElscliError when the bank's
+    Numba threads and the machine's other parameters ``machine_params`` (a run's own).  Returns (S,) float64 in [0, 1].  Raises ElscliError when the bank's
     image shape differs (and as the machine does).
     """
     from ..machines import denoise
@@ -94,7 +98,8 @@ def local_consistency(final: np.ndarray, machine: str, bank, patch_size: Optiona
     for lab in np.unique(labels):
         rows = np.flatnonzero(labels == lab)
         x0 = np.asarray(denoise(machine, final[rows], t, bank, None if patch_size is None else int(patch_size),
-                                label=None if lab < 0 else int(lab), threads=threads), np.float64)
+                                label=None if lab < 0 else int(lab), threads=threads, **(machine_params or {})),
+                        np.float64)
         ok = (np.abs(x0 - final[rows]) <= tol).all(axis=1)  # (B, H, W)
         out[rows] = ok.reshape(len(rows), -1).mean(1)
     return out
@@ -233,7 +238,8 @@ def mosaic_report(run: RunProvenance, *, bank=None, out_dir=None, samples: Optio
     ent = run.entropy[sel].reshape(len(sel), -1).mean(1)
     cons = None
     if bank is not None:
-        cons = local_consistency(run.final[sel], run.machine, bank, P, run.labels[sel], tol=tol, threads=threads)
+        cons = local_consistency(run.final[sel], run.machine, bank, P, run.labels[sel], tol=tol, threads=threads,
+                                 machine_params=run.machine_params)
     pngs = []
     if out_dir is not None:
         out_dir = Path(out_dir)

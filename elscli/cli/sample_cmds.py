@@ -29,9 +29,24 @@ def sample_cmd(
                                                  help="Patch bank (elscli build-bank). Default: the bundled "
                                                       "sample_data bank, built on first use into "
                                                       "$ELSCLI_CACHE or ~/.cache/elscli.")] = None,
-    machine: Annotated[str, typer.Option("--machine", "-m", help="is | ls | els | bbels")] = "bbels",
+    machine: Annotated[str, typer.Option("--machine", "-m", help="is | ls | els | bbels | nearest | scfdm | wiener | "
+                                                                 "pca-locality | pspc-square (README: the analytic "
+                                                                 "zoo)")] = "bbels",
     patch_size: Annotated[Optional[int], typer.Option("--patch-size", "-p",
-                                                      help="Constant patch size (odd).")] = None,
+                                                      help="Constant patch size (odd; ls, els, bbels, "
+                                                           "pspc-square).")] = None,
+    temperature: Annotated[Optional[str], typer.Option(
+        "--temperature", help="is, pca-locality: softmax temperature tau > 0 (log weights divided by tau), or a "
+                              "schedule JSON from locality-scan --parameter. [default: 1]")] = None,
+    sigma: Annotated[Optional[str], typer.Option(
+        "--sigma", help="scfdm: smoothing sigma >= 0 of the bank, pixel units (0: IS), or a schedule JSON. "
+                        "[default: 0.1]")] = None,
+    threshold: Annotated[Optional[str], typer.Option(
+        "--threshold", help="pca-locality: mask threshold in [0, 1], relative to each row's largest "
+                            "Wiener-filter entry (0: the whole image), or a schedule JSON. [default: 0.1]")] = None,
+    wrap: Annotated[bool, typer.Option(
+        "--wrap", help="els: wrap-around training patches (every pixel of a circularly padded training image "
+                       "is a centre; P up to 2H-1; at P = H the non-local ES machine).")] = False,
     schedule: Annotated[Optional[str], typer.Option(
         "--schedule", help="Locality schedule: paper:NAME, a JSON file {times, patch_sizes}, or an integer. "
                            "[default: paper:MNIST_ResNet_zeros]")] = None,
@@ -79,6 +94,8 @@ def sample_cmd(
 
       elscli sample --bank mnist.h5 --machine ls --patch-size 7 -n 100 -o ls7.h5
 
+      elscli sample --bank mnist.h5 --machine scfdm --sigma 0.1 --from-seeds net.npz -o scfdm.h5
+
       elscli sample --bank mnist.h5 --start-time 0.95 --steps 19   # the paper's released machine runs
 
       elscli sample --bank mnist.h5 --from-seeds net.npz -o bbels.h5   # same seeds and grid as a network
@@ -94,9 +111,13 @@ def sample_cmd(
     if labels is not None and labels.lower() != "random":
         raise ElscliError(f"--labels takes only 'random' (use --label L for one class), got {labels!r}")
     label_arg = "random" if labels is not None else label
+    machine_params = {"temperature": runs.parameter_value(temperature, "temperature"),
+                      "sigma": runs.parameter_value(sigma, "sigma"),
+                      "threshold": runs.parameter_value(threshold, "threshold"), "wrap": True if wrap else None}
     run = runs.sample(bank, machine=machine, patch_size=patch_size, schedule=schedule, steps=steps,
                       start_time=start_time, num_samples=num_samples, seed=seed, label=label_arg,
                       from_seeds=from_seeds, output=output, force=force, resume=resume,
+                      machine_params={k: v for k, v in machine_params.items() if v is not None},
                       shard=environment.resolve_shard(shard), save_trajectory=save_trajectory,
                       threads=environment.resolve_threads(threads), batch_size=batch_size, quiet=quiet, png=png,
                       stop_grace=environment.stop_grace(), command_line=command_line(),

@@ -22,11 +22,12 @@ from .export import export_run, save_grid_png, to_uint8
 from .file import (BASE_DATASETS, FORMAT, IDENTITY_KEYS, PROVENANCE_DATASETS, SCHEMA_VERSION, TRAJECTORY_DATASETS,
                    Run, describe_run, identity, read_finished)
 from .merge import merge_runs
-from .plan import DEFAULT_MACHINE, DEFAULT_NUM_SAMPLES, RunPlan, SeedSource, initial_noise, plan_run, read_seed_source
+from .plan import (DEFAULT_MACHINE, DEFAULT_NUM_SAMPLES, RunPlan, SeedSource, initial_noise, parameter_value, plan_run,
+                   read_seed_source)
 
 __all__ = ["BASE_DATASETS", "DEFAULT_BATCH_SIZE", "DEFAULT_MACHINE", "DEFAULT_NUM_SAMPLES", "DEFAULT_STOP_GRACE",
            "FORMAT", "IDENTITY_KEYS", "MachineDenoiser", "PARTIAL_SUFFIX", "PROVENANCE_DATASETS", "Run", "RunPlan",
            "SCHEMA_VERSION", "SeedSource", "TRAJECTORY_DATASETS", "cache_dir", "default_bank_path", "describe_run",
            "effective_threads", "export_run", "identity", "initial_noise", "merge_runs", "open_bank", "parse_shard",
-           "plan_run", "read_finished", "read_seed_source", "run_plan", "sample", "save_grid_png",
+           "parameter_value", "plan_run", "read_finished", "read_seed_source", "run_plan", "sample", "save_grid_png",
            "shard_output_path", "to_uint8"]

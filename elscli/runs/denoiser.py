@@ -28,7 +28,7 @@ class MachineDenoiser:
     Parameters
     ----------
     machine : str
-        is, ls, els or bbels.
+        A registered machine (:data:`elscli.machines.MACHINES`).
     bank : Bank
         The training images.
     times : ndarray (T+1,) float64
@@ -41,16 +41,25 @@ class MachineDenoiser:
         Numba threads for each machine call (None: Numba's current setting).
     noise_schedule : str
         The noise schedule giving a(t), b(t).
+    machine_params : dict, optional
+        The machine's parameters other than the patch size (``{"sigma": 0.1}``; a schedule {t: value}).
 
     Calling it with ``x`` (B, C, H, W) float64 and a grid time ``t`` returns ``x0_hat`` (B, C, H, W)
     float64; at the last step (``t = times[-2]``) it also stores :attr:`provenance`
-    (:class:`elscli.machines.Provenance`).  A time not on the grid raises KeyError; the machines raise
+    (:class:`elscli.machines.Provenance`) when the machine has one.  A time not on the grid raises KeyError; the machines raise
     ElscliError for bad input.
     """
 
     def __init__(self, machine: str, bank, times: np.ndarray, patch_sizes: np.ndarray, labels: np.ndarray,
-                 threads: Optional[int] = None, noise_schedule: str = DEFAULT_NOISE_SCHEDULE) -> None:
+                 threads: Optional[int] = None, noise_schedule: str = DEFAULT_NOISE_SCHEDULE,
+                 machine_params: Optional[dict] = None) -> None:
+        from ..machines import machine_class
+
+        cls = machine_class(machine)
         self.machine = machine
+        self.machine_params = dict(machine_params or {})
+        self._has_patch = any(p.name == "patch_size" for p in cls.parameters)
+        self._has_provenance = cls.has_provenance
         self.bank = bank
         self._sizes = {float(t): int(p) for t, p in zip(times[:-1], patch_sizes)}
         self._last_t = float(times[-2])
@@ -62,13 +71,14 @@ class MachineDenoiser:
 
     def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
         p = self._sizes[float(t)]
-        patch = None if self.machine == "is" else p
-        if float(t) == self._last_t:
+        patch = p if self._has_patch else None
+        if float(t) == self._last_t and self._has_provenance:
             x0, self.provenance = self._denoise_prov(self.machine, x, t, self.bank, patch, self.labels,
-                                                     threads=self.threads, noise_schedule=self.noise_schedule)
+                                                     threads=self.threads, noise_schedule=self.noise_schedule,
+                                                     **self.machine_params)
             return x0
         return self._denoise(self.machine, x, t, self.bank, patch, self.labels, threads=self.threads,
-                             noise_schedule=self.noise_schedule)
+                             noise_schedule=self.noise_schedule, **self.machine_params)
 
 
 def _label_arg(labels: np.ndarray):

@@ -52,7 +52,7 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
            quiet: bool = True, png: Union[str, os.PathLike, None] = None, handle_signals: bool = True,
            stop_grace: float = DEFAULT_STOP_GRACE, command_line: Optional[str] = None,
            progress_stream=None, schedule_scale: Optional[float] = None, late_scale: Optional[float] = None,
-           late_from: Optional[float] = None) -> Run:
+           late_from: Optional[float] = None, machine_params: Optional[dict] = None) -> Run:
     """Sample a run with a score machine through the deterministic DDIM reverse process.
 
     The Python face of ``elscli sample``.  It computes exactly what it is asked: every sample unless
@@ -64,7 +64,12 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
     bank : Bank, path-like or None
         The training images; None: the bundled sample bank (:func:`elscli.sample_data.default_bank_path`).
     machine : str
-        is, ls, els or bbels.
+        A registered machine (:data:`elscli.machines.MACHINES`): is, ls, els, bbels, or the analytic zoo's
+        nearest, scfdm, wiener, pca-locality, pspc-square.
+    machine_params : dict, optional
+        The machine's parameters other than the patch size: ``{"sigma": 0.1}`` (scfdm), ``{"temperature":
+        0.5}`` (is, pca-locality), ``{"threshold": 0.2}`` (pca-locality), ``{"wrap": True}`` (els); a value may
+        be a schedule {t: value} at the grid's step start times.  Checked before any work and recorded.
     patch_size : int, optional
         A constant odd patch size.  Or ``schedule``: ``paper:NAME``, a JSON file, a mapping, an int or a
         :class:`~elscli.schedule.LocalitySchedule` (default ``paper:MNIST_ResNet_zeros``).
@@ -149,7 +154,8 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
         plan = plan_run(bank_obj, machine=machine, patch_size=patch_size, schedule=schedule, steps=steps,
                         start_time=start_time, num_samples=num_samples, seed=seed, label=label, from_seeds=from_seeds,
                         shard=shard_t, save_trajectory=save_trajectory, command_line=command_line, bank_path=bank_path,
-                        schedule_scale=schedule_scale, late_scale=late_scale, late_from=late_from)
+                        schedule_scale=schedule_scale, late_scale=late_scale, late_from=late_from,
+                        machine_params=machine_params)
         n_threads = effective_threads(threads)
         plan.params["threads"] = n_threads
         plan.params["batch_size"] = int(batch_size)
@@ -158,7 +164,7 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
 
         if out_path is None:
             store = empty_arrays(plan.sample_ids, plan.seeds, plan.labels, plan.times, plan.patch_sizes,
-                                 plan.save_trajectory)
+                                 plan.save_trajectory, plan.has_provenance)
             run = run_plan(plan, store, bank_obj, flush=None, **loop)
             run.attrs = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "elscli_version": __version__,
                          "params": json.dumps(plan.params, sort_keys=True), **plan.attrs}
@@ -215,12 +221,12 @@ def _open_partial(out_path: Path, partial: Path, plan: RunPlan, resume: bool):
         elif out_path.exists():
             resume_from = out_path
     check = dict(params=plan.params, sample_ids=plan.sample_ids, seeds=plan.seeds,
-                 save_trajectory=plan.save_trajectory)
+                 save_trajectory=plan.save_trajectory, provenance=plan.has_provenance)
     try:
         if resume_from is None:
             return create_run_file(partial, plan.params, plan.attrs,
                                    empty_arrays(plan.sample_ids, plan.seeds, plan.labels, plan.times,
-                                                plan.patch_sizes, plan.save_trajectory))
+                                                plan.patch_sizes, plan.save_trajectory, plan.has_provenance))
         try:
             with open_h5(resume_from) as f:
                 check_resumable(f, resume_from, **check)
@@ -279,7 +285,7 @@ def run_plan(plan: RunPlan, store: Dict[str, Any], bank, *, threads: int, batch_
             rows = todo[start:start + batch_size]
             x_init = plan.seeds[rows].astype(np.float64)
             den = MachineDenoiser(plan.machine, bank, plan.times, plan.patch_sizes, plan.labels[rows], threads,
-                                  plan.params["noise_schedule"])
+                                  plan.params["noise_schedule"], plan.machine_params)
             traj_x = traj_x0 = None
             if plan.save_trajectory:
                 traj_x = np.empty((len(rows), T + 1) + plan.shape, np.float32)

@@ -46,7 +46,7 @@ FORMAT = "elscli.run"
 SCHEMA_VERSION = 1
 
 #: Parameters that make two files parts of the same run (shard, threads, batch size, paths may differ).
-IDENTITY_KEYS = ("machine", "noise_schedule", "bank_content_hash", "image_shape", "seed", "num_samples", "label",
+IDENTITY_KEYS = ("machine", "machine_params", "noise_schedule", "bank_content_hash", "image_shape", "seed", "num_samples", "label",
                  "times", "patch_sizes", "seeds_hash", "save_trajectory")
 BASE_DATASETS = ("sample_ids", "done", "seeds", "labels", "times", "patch_sizes", "final")
 TRAJECTORY_DATASETS = ("x", "x0_hat")
@@ -207,12 +207,13 @@ def _create_dataset(f: h5py.File, name: str, data: np.ndarray) -> None:
 
 
 def empty_arrays(sample_ids: np.ndarray, seeds: np.ndarray, labels: np.ndarray, times: np.ndarray,
-                 patch_sizes: np.ndarray, save_trajectory: bool) -> Dict[str, np.ndarray]:
+                 patch_sizes: np.ndarray, save_trajectory: bool, provenance: bool = True) -> Dict[str, np.ndarray]:
     """The datasets of a run whose samples are all still to compute.
 
     ``sample_ids`` (S,), ``seeds`` (S, C, H, W) float32, ``labels`` (S,) int64, ``times`` (T+1,) float64,
     ``patch_sizes`` (T,).  ``done`` is all False; ``final``, trajectories and float provenance are NaN,
-    integer provenance -1 (the fill values of a run file).
+    integer provenance -1 (the fill values of a run file).  ``provenance`` False (a machine without a
+    dominant training patch or image: wiener, pspc-square) leaves the provenance datasets out.
     """
     S = len(sample_ids)
     C, H, W = (int(s) for s in seeds.shape[1:])
@@ -225,12 +226,15 @@ def empty_arrays(sample_ids: np.ndarray, seeds: np.ndarray, labels: np.ndarray, 
         "times": times,
         "patch_sizes": np.asarray(patch_sizes, np.int64),
         "final": np.full((S, C, H, W), np.nan, np.float32),
-        "prov_image": np.full((S, H, W), -1, np.int64),
-        "prov_row": np.full((S, H, W), -1, np.int32),
-        "prov_col": np.full((S, H, W), -1, np.int32),
-        "prov_weight": np.full((S, H, W), np.nan, np.float32),
-        "prov_entropy": np.full((S, H, W), np.nan, np.float32),
     }
+    if provenance:
+        arrays.update({
+            "prov_image": np.full((S, H, W), -1, np.int64),
+            "prov_row": np.full((S, H, W), -1, np.int32),
+            "prov_col": np.full((S, H, W), -1, np.int32),
+            "prov_weight": np.full((S, H, W), np.nan, np.float32),
+            "prov_entropy": np.full((S, H, W), np.nan, np.float32),
+        })
     if save_trajectory:
         arrays["x"] = np.full((S, T + 1, C, H, W), np.nan, np.float32)
         arrays["x0_hat"] = np.full((S, T, C, H, W), np.nan, np.float32)
@@ -273,7 +277,7 @@ def create_run_file(path: Path, params: Dict[str, Any], attrs: Dict[str, Any],
 
 
 def check_resumable(f: h5py.File, path: Path, params: Dict[str, Any], sample_ids: np.ndarray,
-                    seeds: np.ndarray, save_trajectory: bool) -> None:
+                    seeds: np.ndarray, save_trajectory: bool, provenance: bool = True) -> None:
     """Refuse to ``--resume`` a file that is not this very run (shard) with every dataset it needs.
 
     Raises ElscliError naming the first parameter that differs, the missing datasets, or other samples.
@@ -286,7 +290,7 @@ def check_resumable(f: h5py.File, path: Path, params: Dict[str, Any], sample_ids
         k = diff[0]
         raise ElscliError(f"--resume: {str(path)!r} was made with {k}={old.get(k)!r}, not {params.get(k)!r}; "
                           "resume with the same parameters (or write a new file)")
-    missing = [k for k in BASE_DATASETS + PROVENANCE_DATASETS if k not in f]
+    missing = [k for k in BASE_DATASETS + (PROVENANCE_DATASETS if provenance else ()) if k not in f]
     if save_trajectory:
         missing += [k for k in TRAJECTORY_DATASETS if k not in f]
     if missing:
@@ -334,6 +338,7 @@ def describe_run(path: Union[str, os.PathLike]) -> Dict[str, Any]:
         "schema_version": int(run.attrs.get("schema_version", 0)),
         "elscli_version": run.attrs.get("elscli_version"),
         "machine": run.machine,
+        "machine_params": p.get("machine_params") or {},
         "noise_schedule": run.attrs.get("noise_schedule"),
         "bank": p.get("bank"),
         "bank_content_hash": run.attrs.get("bank_content_hash"),

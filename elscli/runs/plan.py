@@ -13,7 +13,7 @@ import hashlib
 import os
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
@@ -132,6 +132,11 @@ class RunPlan:
     save_trajectory : bool
         Keep ``x`` and ``x0_hat`` at every step.
     shape : tuple (C, H, W)
+    machine_params : dict
+        The machine's parameters other than the patch size (a parameter that follows a schedule: {t: value}
+        at the grid's step start times).
+    has_provenance : bool
+        Whether the machine has a dominant training patch or image per pixel (provenance datasets).
     """
 
     machine: str
@@ -144,6 +149,40 @@ class RunPlan:
     attrs: Dict[str, Any]
     save_trajectory: bool
     shape: Tuple[int, int, int]
+    machine_params: Dict[str, Any] = field(default_factory=dict)
+    has_provenance: bool = True
+
+
+def parameter_value(text: Union[str, float, None], name: str) -> Union[float, Dict[float, float], None]:
+    """A machine parameter as given on the command line: a number, or a schedule JSON file written by
+    ``locality-scan --parameter NAME`` (``{"times": [...], NAME: [...]}``) -> {t: value}.  None stays None.
+
+    Raises
+    ------
+    ElscliError
+        Neither a number nor a readable schedule file of that parameter.
+    """
+    import json
+
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        pass
+    path = Path(str(text))
+    if not path.is_file():
+        raise ElscliError(f"--{name.replace('_', '-')} takes a number or a schedule JSON file, got {str(text)!r}")
+    bad = (f"{str(path)!r} is not a {name} schedule (JSON with 'times' and '{name}' lists of equal length)")
+    try:
+        data = json.loads(path.read_text())
+        times = [float(t) for t in data["times"]]
+        values = [float(v) for v in data[name]]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ElscliError(bad) from None
+    if len(times) != len(values) or not times:
+        raise ElscliError(bad)
+    return dict(zip(times, values))
 
 
 def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] = None,
@@ -153,7 +192,7 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
              save_trajectory: bool = False, noise_schedule: str = DEFAULT_NOISE_SCHEDULE,
              command_line: Optional[str] = None, bank_path: Optional[str] = None,
              schedule_scale: Optional[float] = None, late_scale: Optional[float] = None,
-             late_from: Optional[float] = None) -> RunPlan:
+             late_from: Optional[float] = None, machine_params: Optional[Dict[str, Any]] = None) -> RunPlan:
     """Validate every input of :func:`elscli.runs.sample` and work out what the run (or shard) computes.
 
     The parameters are those of :func:`elscli.runs.sample` (``bank`` a :class:`~elscli.bank.Bank`;
@@ -161,21 +200,36 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
     ``steps`` equal DDIM steps from ``start_time`` to 0 (:func:`elscli.noise.time_grid`) or the file's; each
     step takes its patch size from the locality schedule by its start time
     (:meth:`elscli.schedule.LocalitySchedule.for_grid`), then scaled by ``schedule_scale`` (every step) or
-    ``late_scale`` (the steps starting at t <= ``late_from``) with :func:`elscli.schedule.scale_patch_sizes`.
+    ``late_scale`` (the steps starting at t <= ``late_from``) with :func:`elscli.schedule.scale_patch_sizes`;
+    machines without a patch size ignore it.
+    ``machine_params`` — the machine's other parameters by name (``{"sigma": 0.1}``; a value may be a
+    schedule {t: value} whose times are the grid's step start times) — are checked by the machine itself at
+    every step of the grid before any work, and recorded (all of them, defaults too) as ``machine_params``.
 
     Raises
     ------
     ElscliError
         An unknown machine or noise schedule, both a patch size and a schedule, a bad schedule or scale
-        (both scales, a late scale without its time, a scale for IS), ELS patches
-        larger than the image, a bad sample count, seed or label, a label the bank lacks, options that
+        (both scales, a late scale without its time, a scale for a machine without a patch size), ELS patches
+        larger than the image, a parameter the machine lacks or refuses (at any step), a bad sample count,
+        seed or label, a label the bank lacks, options that
         cannot be combined with ``from_seeds``, or a seed file whose schedule or image shape differs.
     """
-    from ..machines import MACHINES
+    from ..machines import MACHINES, machine_class
 
     machine = str(machine).lower()
     if machine not in MACHINES:
         raise ElscliError(f"unknown machine {machine!r} (choose one of {', '.join(MACHINES)})")
+    cls = machine_class(machine)
+    names = {p.name for p in cls.parameters}
+    machine_params = {k: v for k, v in (machine_params or {}).items() if v is not None}
+    if "patch_size" in machine_params:
+        raise ElscliError("give the patch size as patch_size= / --patch-size or a schedule, not as a machine "
+                          "parameter")
+    unknown = sorted(set(machine_params) - names)
+    if unknown:
+        raise ElscliError(f"machine {machine!r} has no parameter {unknown[0]!r} "
+                          f"(its parameters: {', '.join(sorted(names)) or 'none'})")
     get_noise_schedule(noise_schedule)
     shard = parse_shard(shard)
     shape = tuple(int(s) for s in bank.shape)
@@ -207,12 +261,13 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
         raise ElscliError("give --schedule-scale or --late-scale, not both")
     if (late_scale is None) != (late_from is None):
         raise ElscliError("--late-scale F and --late-from T go together")
-    if machine == "is" and (schedule_scale is not None or late_scale is not None):
-        raise ElscliError("IS has no patch size to scale (--schedule-scale and --late-scale are for ls, els, "
-                          "bbels)")
-    if machine == "is":
+    if "patch_size" not in names and (schedule_scale is not None or late_scale is not None):
+        raise ElscliError(f"{'IS' if machine == 'is' else machine} has no patch size to scale (--schedule-scale "
+                          "and --late-scale are for ls, els, bbels, pspc-square)")
+    if "patch_size" not in names:
         sched_desc = None
         patch_sizes = np.zeros(len(times) - 1, dtype=np.int64)
+        check = dict(machine_params)
     else:
         sched = LocalitySchedule.constant(patch_size) if patch_size is not None else load_schedule(schedule)
         sched_desc = sched.source or sched.to_json()
@@ -221,9 +276,27 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
             patch_sizes = scale_patch_sizes(patch_sizes, times, schedule_scale)
         elif late_scale is not None:
             patch_sizes = scale_patch_sizes(patch_sizes, times, late_scale, late_from=late_from)
-        if machine == "els" and int(patch_sizes.max()) > min(shape[1:]):
-            raise ElscliError(f"ELS has no valid {int(patch_sizes.max())}x{int(patch_sizes.max())} patch in "
-                              f"{shape[1]}x{shape[2]} images; use patch sizes <= {min(shape[1:])}")
+        check = dict(machine_params, patch_size={float(t): int(p) for t, p in zip(times[:-1], patch_sizes)})
+    # a parameter given as a schedule {t: value} (locality-scan --parameter) is read off at the grid's times
+    for name, v in list(machine_params.items()):
+        if isinstance(v, dict):
+            keys = np.array([float(k) for k in v], dtype=np.float64)
+            vals = list(v.values())
+            grid = {}
+            for t in times[:-1]:
+                hit = np.flatnonzero(np.abs(keys - float(t)) <= 1e-9)
+                if hit.size == 0:
+                    raise ElscliError(f"the {name} schedule has no value for the step starting at t={float(t):g} "
+                                      "(its times must be those of the run's grid)")
+                grid[float(t)] = vals[int(hit[0])]
+            machine_params[name] = check[name] = grid
+    # every parameter (and every patch size of the grid) checked by the machine itself, before any work
+    den = cls(bank, noise_schedule=noise_schedule, **check)
+    for t in times[:-1]:
+        den.values_at(float(t))
+    machine_params = {p.name: den.params[p.name] for p in cls.parameters if p.name != "patch_size"}
+    recorded = {k: ({"times": list(v), "values": list(v.values())} if isinstance(v, dict) else v)
+                for k, v in machine_params.items()}
 
     # -- which samples ----------------------------------------------------------------------------------
     if source is not None:
@@ -279,6 +352,7 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
 
     params = {
         "machine": machine,
+        "machine_params": recorded or None,
         "noise_schedule": noise_schedule,
         "bank": bank_path if bank_path is not None else (str(bank.path) if getattr(bank, "path", None) else None),
         "bank_content_hash": str(bank.content_hash),
@@ -310,4 +384,4 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
         "command_line": command_line if command_line is not None else default_command_line(),
     }
     return RunPlan(machine, np.asarray(times, np.float64), patch_sizes, sample_ids, seeds, labels, params, attrs,
-                   bool(save_trajectory), shape)
+                   bool(save_trajectory), shape, machine_params, bool(cls.has_provenance))
