@@ -14,6 +14,9 @@ t = 1 step therefore takes the t = 0.95 size.
 >>> s.for_grid(time_grid(20, 1.0))[:3]          # doctest: +SKIP
 array([15, 15, 15])
 
+:class:`ParameterSchedule` records any other scalar machine parameter the same way, by step start time
+(``{"times": [...], "sigma": [...]}``, as ``locality-scan --parameter sigma`` writes it).
+
 :func:`scale_patch_sizes` widens or narrows a grid's sizes by a factor (``sample --schedule-scale F``, or only
 late steps with ``--late-scale F --late-from T``): the locality-vs-consistency sweep of ``elscli consistency``.
 """
@@ -101,6 +104,69 @@ class LocalitySchedule:
         return Path(path)
 
 
+
+@dataclass(frozen=True)
+class ParameterSchedule:
+    """A scalar machine parameter by step start time, as ``locality-scan --parameter NAME`` writes it.
+
+    ``name`` is the machine parameter (``sigma`` of scfdm, ``threshold`` or ``temperature`` of pca-locality,
+    ...); ``times`` (floats in [0, 1], distinct) and ``values`` (finite floats) have the same length:
+    ``values[i]`` is the parameter for the step that starts at ``times[i]``.  Its JSON is
+    ``{"times": [...], NAME: [...]}``, which ``elscli sample --NAME FILE`` reads (the run's grid must hold
+    exactly these start times; the machine checks each value's range).  Raises ElscliError for entries that
+    break these rules.
+    """
+
+    name: str
+    times: Tuple[float, ...]
+    values: Tuple[float, ...]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        what = self.source or f"{self.name} schedule"
+        if self.name == "patch_sizes" or self.name == "times" or not self.name:
+            raise ElscliError(f"{what}: {self.name!r} is not a machine parameter's name")
+        _validate_times(self.times, len(self.values), self.name, what)
+        for v in self.values:
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) \
+                    or not math.isfinite(float(v)):
+                raise ElscliError(f"{what}: {self.name} values must be finite numbers, got {v!r}")
+
+    def as_mapping(self) -> Dict[float, float]:
+        """``{t: value}``: the form a denoiser's parameter takes (``make_denoiser(..., NAME={t: value})``)."""
+        return {float(t): float(v) for t, v in zip(self.times, self.values)}
+
+    def to_dict(self) -> Dict[str, List]:
+        """``{"times": [...], NAME: [...]}``: the JSON form :meth:`load` reads."""
+        return {"times": [float(t) for t in self.times], self.name: [float(v) for v in self.values]}
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as one line of JSON."""
+        return json.dumps(self.to_dict())
+
+    def save(self, path: Union[str, os.PathLike], force: bool = False) -> Path:
+        """Write :meth:`to_json` (and a newline) to ``path`` as :meth:`LocalitySchedule.save` does.  Raises
+        ElscliError as that."""
+        from .outputs import atomic_output
+
+        with atomic_output(path, force) as tmp:
+            Path(tmp).write_text(self.to_json() + "\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike], name: str) -> "ParameterSchedule":
+        """Read a ``{"times": [...], NAME: [...]}`` JSON file.  Raises ElscliError when it is missing,
+        unreadable, not JSON, or not a schedule of ``name``."""
+        bad = f"{os.fspath(path)!r} is not a {name} schedule (JSON with 'times' and '{name}' lists of equal length)"
+        try:
+            obj = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise ElscliError(bad) from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("times"), list) \
+                or not isinstance(obj.get(name), list):
+            raise ElscliError(bad)
+        return cls(name, tuple(obj["times"]), tuple(obj[name]), source=os.fspath(path))
+
 def _check_size(p: Any, what: str) -> int:
     if isinstance(p, bool) or not isinstance(p, (int, np.integer)) and not (
             isinstance(p, float) and p.is_integer()):
@@ -112,18 +178,22 @@ def _check_size(p: Any, what: str) -> int:
 
 
 def _validate(times: Sequence[float], sizes: Sequence[int], what: str) -> None:
-    if len(times) == 0 or len(sizes) == 0:
+    _validate_times(times, len(sizes), "patch sizes", what)
+    for p in sizes:
+        _check_size(p, what)
+
+
+def _validate_times(times: Sequence[float], n_values: int, values: str, what: str) -> None:
+    if len(times) == 0 or n_values == 0:
         raise ElscliError(f"{what}: the schedule has no entries")
-    if len(times) != len(sizes):
-        raise ElscliError(f"{what}: {len(times)} times but {len(sizes)} patch sizes")
+    if len(times) != n_values:
+        raise ElscliError(f"{what}: {len(times)} times but {n_values} {values}")
     for t in times:
         if not isinstance(t, (int, float, np.floating, np.integer)) or isinstance(t, bool) \
                 or math.isnan(float(t)) or not 0.0 <= float(t) <= 1.0:
             raise ElscliError(f"{what}: times must be numbers in [0, 1], got {t!r}")
     if len(set(float(t) for t in times)) != len(times):
         raise ElscliError(f"{what}: a time appears twice")
-    for p in sizes:
-        _check_size(p, what)
 
 
 def from_mapping(obj: Any, source: str = "schedule") -> LocalitySchedule:

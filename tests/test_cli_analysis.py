@@ -139,7 +139,7 @@ def test_locality_scan_bad_input(cli, files, tmp_path):
     one_line_error(cli("locality-scan", "-r", d / "net.npz", "--bank", d / "bank32.h5", "-q"), "shape")
     one_line_error(cli(*base, "--metric", "dot"), "metric")
     one_line_error(cli(*base, "--shard", "0/2"), "--scan-out")
-    one_line_error(cli(*base, "--machine", "is"), "local machine")
+    one_line_error(cli(*base, "--machine", "is"), "no patch size to calibrate")
     one_line_error(cli("locality-scan", "-r", d / "net.npz", "-q"), "--bank")
     one_line_error(cli("locality-scan"), "--reference")
     one_line_error(cli("locality-scan", d / "bank.h5"), "elscli.scan")

@@ -3,7 +3,8 @@
 Per step the samples' best sizes are aggregated by the **lower** median (the released code's
 ``torch.median``, which returns the lower of the two middle values) or the mode (ties: the smallest, as
 ``torch.mode``), so the schedule only holds candidate sizes.  The schedule is recorded by the step start
-times (``docs/formats.md``), never by index.
+times (``docs/formats.md``), never by index.  A scan of another scalar parameter (:mod:`.parameter_scan`)
+aggregates its float candidates the same way into a :class:`~elscli.schedule.ParameterSchedule`.
 """
 from __future__ import annotations
 
@@ -12,38 +13,52 @@ from typing import Dict, List
 import numpy as np
 
 from ..errors import ElscliError
-from ..schedule import LocalitySchedule
+from ..schedule import LocalitySchedule, ParameterSchedule
+from .parameter_scan import PATCH_SIZE
 
 AGGREGATES = ("median", "mode")
 #: Digits the schedule's times are rounded to (the grid times are sums of float steps).
 TIME_DIGITS = 12
 
 
-def lower_median(values) -> int:
-    """The lower median of integers: the ``(n-1)//2``-th smallest (torch.median's convention)."""
+def _item(value, dtype):
+    return int(value) if np.dtype(dtype).kind in "iub" else float(value)
+
+
+def lower_median(values):
+    """The lower median: the ``(n-1)//2``-th smallest (torch.median's convention) — one of the values, an int
+    for integers (patch sizes), a float for floats (another parameter's values)."""
     v = np.sort(np.asarray(values).ravel())
-    return int(v[(len(v) - 1) // 2])
+    return _item(v[(len(v) - 1) // 2], v.dtype)
 
 
-def mode(values) -> int:
-    """The most frequent value; ties go to the smallest (as ``torch.mode``)."""
+def mode(values):
+    """The most frequent value; ties go to the smallest (as ``torch.mode``); int or float as
+    :func:`lower_median`."""
     vals, counts = np.unique(np.asarray(values).ravel(), return_counts=True)
-    return int(vals[np.argmax(counts)])
+    return _item(vals[np.argmax(counts)], vals.dtype)
 
 
 def aggregate(best: np.ndarray, how: str = "median") -> np.ndarray:
-    """Per-step aggregate of the samples' best sizes: (S, T) -> (T,) int64, by :func:`lower_median` or
-    :func:`mode`.  Raises ElscliError for another ``how``."""
+    """Per-step aggregate of the samples' best candidates: (S, T) -> (T,) int64 for patch sizes (float64 for
+    float values), by :func:`lower_median` or :func:`mode`.  Raises ElscliError for another ``how``."""
     if how not in AGGREGATES:
         raise ElscliError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {how!r}")
     f = lower_median if how == "median" else mode
-    return np.array([f(best[:, j]) for j in range(best.shape[1])], dtype=np.int64)
+    dtype = np.int64 if np.asarray(best).dtype.kind in "iub" else np.float64
+    return np.array([f(best[:, j]) for j in range(best.shape[1])], dtype=dtype)
 
 
-def schedule_from_scan(scan, how: str = "median") -> LocalitySchedule:
+def schedule_from_scan(scan, how: str = "median"):
     """The locality schedule of a :class:`~elscli.analysis.scan.Scan`: for the step starting at each of its
     times (rounded to 12 digits), the :func:`aggregate` of the samples' best sizes.  Its JSON
-    (:meth:`LocalitySchedule.to_json`) is what ``elscli sample --schedule`` reads."""
+    (:meth:`LocalitySchedule.to_json`) is what ``elscli sample --schedule`` reads.  A scan of another
+    ``parameter`` gives a :class:`~elscli.schedule.ParameterSchedule` (``sample --PARAMETER FILE``)."""
+    if scan.parameter != PATCH_SIZE:
+        return ParameterSchedule(scan.parameter, tuple(round(float(t), TIME_DIGITS) for t in scan.times),
+                                 tuple(float(v) for v in aggregate(scan.best, how)),
+                                 source=f"locality-scan {scan.machine} --parameter {scan.parameter} ({how}, "
+                                        f"{scan.metric})")
     sizes = aggregate(scan.best, how)
     return LocalitySchedule(tuple(round(float(t), TIME_DIGITS) for t in scan.times), tuple(int(p) for p in sizes),
                             source=f"locality-scan {scan.machine} ({how}, {scan.metric})")
@@ -56,12 +71,16 @@ def spread(best: np.ndarray) -> Dict[str, np.ndarray]:
     return {"min": q[0], "q1": q[1], "median": q[2], "q3": q[3], "max": q[4]}
 
 
-def per_step(scan, schedule: LocalitySchedule) -> List[dict]:
-    """One row per step: its start time ``t``, the schedule's ``patch_size``, the samples' ``q1``/``q3``/
-    ``min``/``max`` best sizes and the median similarity at the scheduled size."""
+def per_step(scan, schedule) -> List[dict]:
+    """One row per step: its start time ``t``, the schedule's ``patch_size`` (or value of the scanned
+    parameter, keyed by its name), the samples' ``q1``/``q3``/``min``/``max`` best candidates and the median
+    similarity at the scheduled candidate."""
     sp = spread(scan.best)
-    cands = [int(c) for c in scan.candidates]
-    return [{"t": float(t), "patch_size": int(p), "q1": float(sp["q1"][j]), "q3": float(sp["q3"][j]),
-             "min": int(sp["min"][j]), "max": int(sp["max"][j]),
+    cands = [c.item() for c in scan.candidates]
+    values = schedule.patch_sizes if isinstance(schedule, LocalitySchedule) else schedule.values
+    key = PATCH_SIZE if isinstance(schedule, LocalitySchedule) else schedule.name
+    return [{"t": float(t), key: _item(p, scan.candidates.dtype), "q1": float(sp["q1"][j]),
+             "q3": float(sp["q3"][j]), "min": _item(sp["min"][j], scan.candidates.dtype),
+             "max": _item(sp["max"][j], scan.candidates.dtype),
              "median_similarity_at_best": float(np.median(scan.similarity[:, cands.index(p), j]))}
-            for j, (t, p) in enumerate(zip(schedule.times, schedule.patch_sizes))]
+            for j, (t, p) in enumerate(zip(schedule.times, values))]

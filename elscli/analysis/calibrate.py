@@ -1,6 +1,7 @@
 """Locality calibration end to end (``elscli locality-scan``): scan a reference (or merge scan files),
 aggregate into a :class:`~elscli.schedule.LocalitySchedule`, and write the scan file, the schedule JSON and
-the plots.  Every output is claimed (:mod:`elscli.outputs`) before the work starts and held until it is in
+the plots — of the patch size, or of any scalar machine parameter (``parameter``, :mod:`.parameter_scan`).
+Every output is claimed (:mod:`elscli.outputs`) before the work starts and held until it is in
 place, so minutes of scanning are never lost to a refused write, and written atomically."""
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import List, Optional, Sequence, Union
 
 from ..errors import ElscliError
 from ..outputs import claim_output
-from ..schedule import LocalitySchedule
+from ..schedule import LocalitySchedule, ParameterSchedule
 from ..shards import WHOLE, Shard, format_shard, shard_output_path
 from .aggregate import AGGREGATES, per_step, schedule_from_scan
+from .parameter_scan import PATCH_SIZE, check_parameter, parse_values
 from .scan import METRICS, Scan, parse_candidates, scan
 from .scan_merge import merge
 
@@ -25,14 +27,15 @@ LOCAL_MACHINES = ("ls", "els", "bbels")
 
 @dataclass
 class Calibration:
-    """A calibration's result: the (merged) scan, its schedule, and the files written.
+    """A calibration's result: the (merged) scan, its schedule (a :class:`LocalitySchedule`, or a
+    :class:`ParameterSchedule` when another parameter was scanned), and the files written.
 
     ``warnings`` are for the user (e.g. a scan that covers only some of the reference's samples).
     """
 
     scan: Scan
     aggregate: str
-    schedule: LocalitySchedule
+    schedule: Union[LocalitySchedule, ParameterSchedule]
     scan_file: Optional[Path] = None
     output: Optional[Path] = None
     plots: List[str] = field(default_factory=list)
@@ -45,9 +48,9 @@ class Calibration:
     def summary(self) -> dict:
         """The JSON payload of ``elscli locality-scan``."""
         s = self.scan
-        out = {"machine": s.machine, "metric": s.metric, "aggregate": self.aggregate,
+        out = {"machine": s.machine, "parameter": s.parameter, "metric": s.metric, "aggregate": self.aggregate,
                "samples": int(len(s.sample_index)), "reference_samples": int(s.num_reference_samples),
-               "complete": s.complete, "candidates": [int(c) for c in s.candidates]}
+               "complete": s.complete, "candidates": [c.item() for c in s.candidates]}
         if self.scan_file is not None:
             out["scan_file"] = str(self.scan_file)
         out["schedule"] = self.schedule.to_dict()
@@ -64,7 +67,8 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
               output: Optional[PathLike] = None, scan_out: Optional[PathLike] = None, shard: Shard = WHOLE,
               threads: Optional[int] = None, batch_size: int = 64, allow_partial: bool = False,
               force: bool = False, plot_dir: Optional[PathLike] = None, overlay=None, quiet: bool = True,
-              command_line: Optional[str] = None) -> Calibration:
+              command_line: Optional[str] = None, parameter: Optional[str] = None,
+              machine_params: Optional[dict] = None) -> Calibration:
     """Calibrate a machine's locality schedule against a network, or merge and aggregate scan files.
 
     Parameters
@@ -92,11 +96,17 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
         No progress on stderr.
     command_line : str, optional
         Recorded in the scan file.
+    parameter : str, optional
+        Calibrate this scalar parameter of ``machine`` (any machine that has it: ``sigma`` of scfdm,
+        ``threshold``/``temperature`` of pca-locality, ...) instead of the patch size; ``candidates`` are
+        then its values (``"0,0.05,0.1"``) and the schedule a :class:`ParameterSchedule`.
+    machine_params : dict, optional
+        The machine's other parameters during the scan (their defaults when absent).
 
     Raises
     ------
     ElscliError
-        Bad metric, aggregate, candidates or machine; both or neither of ``reference`` and ``scans``; no
+        Bad metric, aggregate, candidates, machine or parameter; both or neither of ``reference`` and ``scans``; no
         bank; a shard without ``scan_out``; outputs that exist without ``force``; scans that cannot be
         merged; or a schedule asked of a partial scan without ``allow_partial``.
     """
@@ -104,6 +114,8 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
         raise ElscliError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if aggregate not in AGGREGATES:
         raise ElscliError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+    if parameter is not None:
+        _check_overlay(overlay, str(parameter).replace("-", "_"))
     with contextlib.ExitStack() as claims:
         if output is not None:
             claims.enter_context(claim_output(output, force))
@@ -116,11 +128,13 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
                 result.write(scan_path, force=force, params={**result.params, "merged_from": [str(p) for p in scans]})
         else:
             result, scan_path = _scan_reference(reference, bank, machine, candidates, metric, scan_out, shard,
-                                                threads, batch_size, force, quiet, command_line, claims)
+                                                threads, batch_size, force, quiet, command_line, claims,
+                                                parameter, machine_params)
         return _finish(result, scan_path, aggregate, output, allow_partial, force, plot_dir, overlay)
 
 
 def _finish(result: Scan, scan_path, aggregate, output, allow_partial, force, plot_dir, overlay) -> Calibration:
+    _check_overlay(overlay, result.parameter)
     schedule = schedule_from_scan(result, aggregate)
     cal = Calibration(result, aggregate, schedule, scan_file=scan_path)
     if not result.complete:
@@ -138,7 +152,7 @@ def _finish(result: Scan, scan_path, aggregate, output, allow_partial, force, pl
 
 
 def _scan_reference(reference, bank, machine, candidates, metric, scan_out, shard, threads, batch_size, force, quiet,
-                    command_line, claims: contextlib.ExitStack):
+                    command_line, claims: contextlib.ExitStack, parameter=None, machine_params=None):
     from .. import reference as R
     from ..progress import Progress
     from ..sample_data import open_bank
@@ -147,9 +161,15 @@ def _scan_reference(reference, bank, machine, candidates, metric, scan_out, shar
         raise ElscliError("give --reference REF (a network's trajectory), scan files to merge, or --sweep")
     if bank is None:
         raise ElscliError("--reference needs --bank BANK")
-    if machine not in LOCAL_MACHINES:
-        raise ElscliError(f"locality-scan calibrates a local machine (ls, els, bbels), not {machine!r}")
-    cands = parse_candidates(candidates)
+    if parameter is None and machine not in LOCAL_MACHINES:
+        from ..machines import machine_class
+
+        names = [p.name for p in machine_class(machine).parameters]
+        if PATCH_SIZE not in names:
+            raise ElscliError(f"machine {machine!r} has no patch size to calibrate; give --parameter NAME (its "
+                              f"parameters: {', '.join(names) or 'none'})")
+    parameter = PATCH_SIZE if parameter is None else check_parameter(machine, parameter)
+    cands = parse_candidates(candidates) if parameter == PATCH_SIZE else parse_values(candidates)
     shard = WHOLE if shard is None else shard
     if shard[1] > 1 and scan_out is None:
         raise ElscliError("--shard needs --scan-out (each array task writes its partial scan)")
@@ -162,16 +182,24 @@ def _scan_reference(reference, bank, machine, candidates, metric, scan_out, shar
     n_mine = len(range(shard[0], ref.num_samples, shard[1]))
     params = {"reference": str(reference), "bank": str(bank), "machine": machine, "candidates": cands,
               "metric": metric, "shard": format_shard(shard), "command_line": command_line}
+    if parameter != PATCH_SIZE or machine_params:
+        params.update(parameter=parameter, machine_params=dict(machine_params or {}))
     with Progress(n_mine * ref.num_steps, description=f"locality-scan {machine}", quiet=quiet,
                   unit="sample-steps") as bar:
         result = scan(ref, b, machine, cands, metric=metric, shard=shard, threads=threads, batch_size=batch_size,
-                      progress=bar, params=params)
+                      progress=bar, params=params, parameter=parameter, machine_params=machine_params)
     if scan_path is not None:
         result.write(scan_path, force=force)
     return result, scan_path
 
 
-def _plots(result: Scan, schedule: LocalitySchedule, plot_dir: Path, overlay) -> List[str]:
+def _check_overlay(overlay, parameter: str) -> None:
+    if overlay is not None and parameter != PATCH_SIZE:
+        raise ElscliError(f"--overlay draws a locality schedule beside a calibrated one: not with a scan of "
+                          f"{parameter}")
+
+
+def _plots(result: Scan, schedule, plot_dir: Path, overlay) -> List[str]:
     from ..schedule import load_schedule
     from .plots import schedule_plot, similarity_plot
 
@@ -179,8 +207,10 @@ def _plots(result: Scan, schedule: LocalitySchedule, plot_dir: Path, overlay) ->
     if overlay is not None:
         ov = load_schedule(overlay)
         paper = {"times": list(ov.times), "patch_sizes": list(ov.patch_sizes), "name": str(overlay)}
-    return [schedule_plot(result.times, result.best, list(schedule.patch_sizes),
-                          plot_dir / f"schedule-{result.machine}.png", machine=result.machine,
-                          candidates=result.candidates, paper=paper),
+    values = list(schedule.patch_sizes) if result.parameter == PATCH_SIZE else list(schedule.values)
+    name = result.machine if result.parameter == PATCH_SIZE else f"{result.machine}-{result.parameter}"
+    return [schedule_plot(result.times, result.best, values, plot_dir / f"schedule-{name}.png",
+                          machine=result.machine, candidates=result.candidates, paper=paper,
+                          parameter=result.parameter),
             similarity_plot(result.times, result.candidates, result.similarity,
-                            plot_dir / f"similarity-{result.machine}.png", metric=result.metric)]
+                            plot_dir / f"similarity-{name}.png", metric=result.metric, parameter=result.parameter)]

@@ -89,9 +89,19 @@ def side_by_side(columns: Dict[str, np.ndarray], path, *, r2: Optional[Dict[str,
 
 
 def schedule_plot(times: np.ndarray, best: np.ndarray, schedule: Sequence[int], path, *, machine: str = "",
-                  candidates: Optional[Sequence[int]] = None, paper: Optional[dict] = None) -> str:
-    """P vs t: per-step quartile band and range of the samples' best sizes, and the aggregated schedule."""
+                  candidates: Optional[Sequence[int]] = None, paper: Optional[dict] = None,
+                  parameter: str = "patch_size") -> str:
+    """P (or another scanned ``parameter``) vs t: per-step quartile band and range of the samples' best
+    candidates, and the aggregated schedule."""
+    size = parameter == "patch_size"
     times = np.asarray(times)
+    values = None
+    if not size and candidates is not None:
+        # another parameter's values (0, 0.1, 0.5, 4, ...) are drawn at equal spacing, by candidate, as in
+        # similarity_plot: a linear axis would crowd the small values together
+        values = np.asarray(candidates, dtype=np.float64)
+        best = np.searchsorted(values, np.asarray(best, dtype=np.float64))
+        schedule = np.searchsorted(values, np.asarray(schedule, dtype=np.float64))
     q = np.percentile(best, [0, 25, 50, 75, 100], axis=0)
     fig, ax = plt.subplots(figsize=(5.4, 3.8))
     ax.fill_between(times, q[0], q[4], color="tab:blue", alpha=0.12, step="mid", label="samples: range")
@@ -105,12 +115,16 @@ def schedule_plot(times: np.ndarray, best: np.ndarray, schedule: Sequence[int], 
         ax.step(np.asarray(paper["times"])[order], np.asarray(paper["patch_sizes"])[order], where="mid",
                 color="tab:orange", lw=1.3, ls="--", label=paper.get("name", "paper"))
     ax.set_xlabel("t (step start time)")
-    ax.set_ylabel("best patch size P")
-    if candidates is not None and len(candidates) <= 16:
+    ax.set_ylabel("best patch size P" if size else f"best {parameter}")
+    if size and candidates is not None and len(candidates) <= 16:
         ticks = set(int(c) for c in candidates) | (set(int(p) for p in paper["patch_sizes"]) if paper else set())
         ax.set_yticks(sorted(ticks))
+    if values is not None:
+        ax.set_yticks(range(len(values)))
+        ax.set_yticklabels([f"{v:g}" for v in values])
     ax.set_xlim(max(times) + 0.03, min(times) - 0.03)  # noise decreases to the right, as sampling runs
-    ax.set_title(f"locality calibration{(' — ' + machine) if machine else ''}", fontsize=10)
+    what = "locality calibration" if size else f"{parameter} calibration"
+    ax.set_title(f"{what}{(' — ' + machine) if machine else ''}", fontsize=10)
     ax.legend(fontsize=7, loc="upper right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -120,7 +134,7 @@ def schedule_plot(times: np.ndarray, best: np.ndarray, schedule: Sequence[int], 
 
 
 def similarity_plot(times: np.ndarray, candidates: np.ndarray, similarity: np.ndarray, path, *,
-                    metric: str = "cosine") -> str:
+                    metric: str = "cosine", parameter: str = "patch_size") -> str:
     """Per step, how far each candidate's median (over samples) similarity is from the step's best candidate
     (log colour scale: at high noise every candidate's cosine is close to 1, so raw values hide the ranking);
     the best candidate of each step is marked."""
@@ -138,9 +152,9 @@ def similarity_plot(times: np.ndarray, candidates: np.ndarray, similarity: np.nd
     best = np.argmin(gap, axis=0)
     ax.plot(times, best, "o", color="white", mec="black", ms=5, label="best")
     ax.set_yticks(range(len(candidates)))
-    ax.set_yticklabels([str(c) for c in candidates], fontsize=7)
+    ax.set_yticklabels([f"{c:g}" for c in candidates], fontsize=7)
     ax.set_xlabel("t (step start time)")
-    ax.set_ylabel("candidate P")
+    ax.set_ylabel("candidate P" if parameter == "patch_size" else f"candidate {parameter}")
     ax.set_title(f"median {metric}: distance to the step's best candidate", fontsize=10)
     fig.colorbar(im, ax=ax, label="gap (log)")
     fig.tight_layout()

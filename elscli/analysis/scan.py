@@ -21,6 +21,10 @@ Scan file (HDF5, ``format = "elscli.scan"``, ``schema_version = 1``), datasets a
 Root attributes: ``machine``, ``metric`` (``cosine``|``l2``), ``higher_is_better``, ``bank_hash``,
 ``reference`` (path), ``reference_seeds_hash``, ``num_reference_samples``, ``shard`` (``"i/n"``),
 ``noise_schedule``, plus the standard ``format``, ``schema_version``, ``elscli_version``, ``params``.
+
+**Any scalar parameter** (:mod:`.parameter_scan`).  A scan of another parameter than the patch size —
+``sigma`` of scfdm, ``threshold`` of pca-locality, ... — records it in the root attribute ``parameter``
+(absent: ``patch_size``), and its ``candidates`` and ``best`` are float64 values.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ from ..bank import bank_images
 from ..errors import ElscliError
 from ..noise import scales
 from ..shards import Shard, WHOLE, format_shard
+from .parameter_scan import PATCH_SIZE, parameter_evaluator, parse_values
 
 FORMAT = "elscli.scan"
 SCHEMA_VERSION = 1
@@ -41,6 +46,8 @@ METRICS = ("cosine", "l2")
 
 #: evaluate(x (B,C,H,W) float64, t, candidates, label or None) -> x0_hat (K, B, C, H, W) float64
 Evaluator = Callable[[np.ndarray, float, Sequence[int], Optional[int]], np.ndarray]
+#: The machines whose patch sizes :func:`machine_evaluator` scans (others go through the denoiser interface).
+LOCAL_MACHINES = ("ls", "els", "bbels")
 
 
 def parse_candidates(spec) -> List[int]:
@@ -123,8 +130,9 @@ def machine_evaluator(machine: str, bank, *, threads: Optional[int] = None) -> E
 class Scan:
     """A scan (or a merged set of shards of one): the file's datasets and attributes in memory.
 
-    ``sample_index`` (S,) int64, ``candidates`` (K,) int64, ``times`` (T,) float64 step start times,
-    ``similarity`` (S, K, T) float64; the other fields are the file's root attributes (module docstring).
+    ``sample_index`` (S,) int64, ``candidates`` (K,) int64 patch sizes (float64 values of another
+    ``parameter``), ``times`` (T,) float64 step start times, ``similarity`` (S, K, T) float64; the other
+    fields are the file's root attributes (module docstring).
     """
 
     sample_index: np.ndarray
@@ -140,6 +148,7 @@ class Scan:
     shard: str = "0/1"
     noise_schedule: str = "cosine-legacy"
     params: dict = field(default_factory=dict)
+    parameter: str = PATCH_SIZE
 
     @property
     def higher_is_better(self) -> bool:
@@ -148,7 +157,7 @@ class Scan:
 
     @property
     def best(self) -> np.ndarray:
-        """(S, T) int64: each sample's best candidate per step (ties: the smaller size)."""
+        """(S, T), the candidates' dtype: each sample's best candidate per step (ties: the smaller one)."""
         sim = self.similarity if self.higher_is_better else -self.similarity
         return self.candidates[np.argmax(sim, axis=1)]
 
@@ -158,7 +167,8 @@ class Scan:
         return len(self.sample_index) == self.num_reference_samples
 
     def schedule(self, how: str = "median"):
-        """The locality schedule of this scan (:func:`elscli.analysis.aggregate.schedule_from_scan`)."""
+        """The schedule of this scan (:func:`elscli.analysis.aggregate.schedule_from_scan`): a locality
+        schedule, or a :class:`~elscli.schedule.ParameterSchedule` of another parameter."""
         from .aggregate import schedule_from_scan
 
         return schedule_from_scan(self, how)
@@ -177,11 +187,14 @@ class Scan:
                              reference_seeds_hash=self.reference_seeds_hash,
                              num_reference_samples=int(self.num_reference_samples), shard=self.shard,
                              noise_schedule=self.noise_schedule)
+            if self.parameter != PATCH_SIZE:
+                f.attrs["parameter"] = self.parameter
+            dtype = np.int64 if self.parameter == PATCH_SIZE else np.float64
             f.create_dataset("sample_index", data=self.sample_index.astype(np.int64))
-            f.create_dataset("candidates", data=self.candidates.astype(np.int64))
+            f.create_dataset("candidates", data=self.candidates.astype(dtype))
             f.create_dataset("times", data=self.times.astype(np.float64))
             f.create_dataset("similarity", data=self.similarity.astype(np.float64))
-            f.create_dataset("best", data=self.best.astype(np.int64))
+            f.create_dataset("best", data=self.best.astype(dtype))
 
     @classmethod
     def read(cls, path) -> "Scan":
@@ -199,15 +212,17 @@ class Scan:
                            reference_seeds_hash=str(a.get("reference_seeds_hash", "")),
                            num_reference_samples=int(a.get("num_reference_samples", 0)),
                            shard=str(a.get("shard", "0/1")), noise_schedule=str(a.get("noise_schedule", "cosine-legacy")),
-                           params=read_params(f))
+                           params=read_params(f), parameter=str(a.get("parameter", PATCH_SIZE)))
             except KeyError as exc:
                 raise ElscliError(f"scan file {str(path)!r} lacks {exc.args[0]!r}") from None
 
 
 def scan(reference, bank, machine: str, candidates: Sequence[int], *, metric: str = "cosine",
          shard: Shard = WHOLE, evaluator: Optional[Evaluator] = None, threads: Optional[int] = None,
-         batch_size: int = 64, progress=None, params: Optional[dict] = None) -> Scan:
-    """Scan a reference trajectory against a machine's candidate patch sizes.
+         batch_size: int = 64, progress=None, params: Optional[dict] = None, parameter: Optional[str] = PATCH_SIZE,
+         machine_params: Optional[dict] = None) -> Scan:
+    """Scan a reference trajectory against a machine's candidate patch sizes (or values of another scalar
+    ``parameter``).
 
     Parameters
     ----------
@@ -216,9 +231,10 @@ def scan(reference, bank, machine: str, candidates: Sequence[int], *, metric: st
     bank : Bank or ndarray (N, C, H, W)
         The training images.
     machine : str
-        ls, els or bbels.
+        ls, els or bbels; with ``parameter``, any machine that has it.
     candidates : sequence of int or str
-        Candidate sizes (:func:`parse_candidates`).
+        Candidate sizes (:func:`parse_candidates`), or values of ``parameter``
+        (:func:`.parameter_scan.parse_values`).
     metric : {"cosine", "l2"}
     shard : (I, N)
         Scan the reference's samples I, I+N, ... (default all).
@@ -232,6 +248,12 @@ def scan(reference, bank, machine: str, candidates: Sequence[int], *, metric: st
         Told of every sample-step done.
     params : dict, optional
         Recorded in the scan file.
+    parameter : str
+        The machine parameter the candidates are values of (default the patch size); any other goes
+        through :func:`.parameter_scan.parameter_evaluator`, as do the patch sizes of machines other than
+        ls, els and bbels.
+    machine_params : dict, optional
+        The machine's other parameters (their defaults when absent).
 
     Returns
     -------
@@ -241,9 +263,13 @@ def scan(reference, bank, machine: str, candidates: Sequence[int], *, metric: st
     ------
     ElscliError
         No ``eps``/``x`` in the reference, image shapes that differ from the bank's, an empty shard, or a
-        bad metric or candidate list.
+        bad metric or candidate list; a parameter the machine does not have, or a candidate value it refuses.
     """
-    candidates = np.array(parse_candidates(candidates), dtype=np.int64)
+    parameter = PATCH_SIZE if parameter is None else str(parameter).replace("-", "_")
+    if parameter == PATCH_SIZE:
+        candidates = np.array(parse_candidates(candidates), dtype=np.int64)
+    else:
+        candidates = np.array(parse_values(candidates), dtype=np.float64)
     if metric not in METRICS:
         raise ElscliError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
     eps = reference.require_eps()
@@ -258,6 +284,10 @@ def scan(reference, bank, machine: str, candidates: Sequence[int], *, metric: st
         raise ElscliError(f"shard {i}/{n} holds no samples (the reference has {reference.num_samples})")
     T = reference.num_steps
     times = reference.times[:-1].copy()
+    if evaluator is None and (parameter != PATCH_SIZE or machine not in LOCAL_MACHINES or machine_params):
+        evaluator = parameter_evaluator(machine, bank, parameter, threads=threads, machine_params=machine_params,
+                                        noise_schedule=reference.schedule)
+        evaluator.check(candidates)      # every candidate value checked by the machine before any work
     if evaluator is None:
         evaluator = machine_evaluator(machine, bank, threads=threads)
     sim = np.zeros((len(idx), len(candidates), T), dtype=np.float64)
@@ -271,7 +301,7 @@ def scan(reference, bank, machine: str, candidates: Sequence[int], *, metric: st
                 rows = rows_all[lo:lo + batch_size]
                 x = xs[idx[rows], step].astype(np.float64)
                 net = -eps[idx[rows], step].astype(np.float64) / b
-                x0 = evaluator(x, t, [int(p) for p in candidates], None if lab < 0 else int(lab))
+                x0 = evaluator(x, t, [c.item() for c in candidates], None if lab < 0 else int(lab))
                 for k in range(len(candidates)):
                     mach = -(x - a * x0[k]) / (b * b)
                     sim[rows, k, step] = similarity(net, mach, metric)
@@ -280,7 +310,8 @@ def scan(reference, bank, machine: str, candidates: Sequence[int], *, metric: st
     return Scan(sample_index=idx, candidates=candidates, times=times, similarity=sim, machine=machine,
                 metric=metric, bank_hash=str(getattr(bank, "content_hash", "")), reference=str(reference.path or ""),
                 reference_seeds_hash=seeds_hash(reference.seeds), num_reference_samples=reference.num_samples,
-                shard=format_shard((i, n)), noise_schedule=reference.schedule, params=dict(params or {}))
+                shard=format_shard((i, n)), noise_schedule=reference.schedule, params=dict(params or {}),
+                parameter=parameter)
 
 
 def describe_scan(path) -> Dict:
@@ -288,11 +319,12 @@ def describe_scan(path) -> Dict:
     from .aggregate import aggregate
 
     s = Scan.read(path)
-    d = {"format": FORMAT, "machine": s.machine, "metric": s.metric, "reference": s.reference,
+    d = {"format": FORMAT, "machine": s.machine, "parameter": s.parameter, "metric": s.metric,
+         "reference": s.reference,
          "bank_hash": s.bank_hash, "samples": int(len(s.sample_index)),
          "reference_samples": int(s.num_reference_samples), "complete": s.complete, "shard": s.shard,
-         "candidates": [int(c) for c in s.candidates], "steps": int(len(s.times)),
+         "candidates": [c.item() for c in s.candidates], "steps": int(len(s.times)),
          "times": [round(float(t), 12) for t in s.times]}
     if len(s.sample_index):
-        d["schedule_median"] = [int(p) for p in aggregate(s.best, "median")]
+        d["schedule_median"] = [p.item() for p in aggregate(s.best, "median")]
     return d

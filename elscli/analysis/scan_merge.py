@@ -13,7 +13,7 @@ from .scan import Scan
 def merge(scans: Sequence[Scan]) -> Scan:
     """Combine partial scans (shards) of one reference into one, rows sorted by sample index.
 
-    The scans must share machine, metric, noise schedule, bank, reference seeds, reference size, candidates and
+    The scans must share machine, scanned parameter, metric, noise schedule, bank, reference seeds, reference size, candidates and
     time grid, and hold disjoint samples.  The result's ``shard`` is ``"0/1"`` when it covers every reference sample,
     else ``"partial"``.  Raises ElscliError for no scans, scans that do not belong together, or overlaps.
     """
@@ -21,13 +21,13 @@ def merge(scans: Sequence[Scan]) -> Scan:
         raise ElscliError("no scan files to merge")
     first = scans[0]
     for s in scans[1:]:
-        for attr in ("machine", "metric", "noise_schedule", "bank_hash", "reference_seeds_hash",
+        for attr in ("machine", "parameter", "metric", "noise_schedule", "bank_hash", "reference_seeds_hash",
                      "num_reference_samples"):
             if getattr(s, attr) != getattr(first, attr):
                 raise ElscliError(f"cannot merge scans with different {attr}: {getattr(first, attr)!r} vs "
                                   f"{getattr(s, attr)!r}")
         if not np.array_equal(s.candidates, first.candidates):
-            raise ElscliError("cannot merge scans with different candidate sizes")
+            raise ElscliError("cannot merge scans with different candidates")
         if s.times.shape != first.times.shape or not np.allclose(s.times, first.times):
             raise ElscliError("cannot merge scans with different time grids")
     idx = np.concatenate([s.sample_index for s in scans])
@@ -39,4 +39,5 @@ def merge(scans: Sequence[Scan]) -> Scan:
     return Scan(sample_index=idx[order], candidates=first.candidates, times=first.times, similarity=sim,
                 machine=first.machine, metric=first.metric, bank_hash=first.bank_hash, reference=first.reference,
                 reference_seeds_hash=first.reference_seeds_hash, num_reference_samples=first.num_reference_samples,
-                shard=shard, noise_schedule=first.noise_schedule, params=dict(first.params))
+                shard=shard, noise_schedule=first.noise_schedule, params=dict(first.params),
+                parameter=first.parameter)

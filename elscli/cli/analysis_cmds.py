@@ -175,9 +175,17 @@ def locality_scan_cmd(
     reference: Annotated[Optional[Path], typer.Option("--reference", "-r", help="A network's reference "
                                                       "trajectory (NPZ/HDF5 with x and eps).")] = None,
     bank: Annotated[Optional[Path], typer.Option("--bank", envvar="ELSCLI_BANK", help="Patch bank.")] = None,
-    machine: Annotated[str, typer.Option("--machine", "-m", help="bbels | els | ls (| is for --sweep)")] = "bbels",
+    machine: Annotated[str, typer.Option("--machine", "-m", help="bbels | els | ls | pspc-square (| is for "
+                                                                 "--sweep); with --parameter, any machine "
+                                                                 "that has it")] = "bbels",
+    parameter: Annotated[Optional[str], typer.Option(
+        "--parameter", help="Calibrate this scalar parameter of the machine instead of the patch size: sigma "
+                            "(scfdm), threshold or temperature (pca-locality), temperature (is); "
+                            "--candidates then lists its values, e.g. 0,0.05,0.1, and -o writes "
+                            "{\"times\": [...], \"NAME\": [...]} for sample --NAME FILE.")] = None,
     candidates: Annotated[str, typer.Option("--candidates", help="Odd candidate sizes: 3,5,7 or a range "
-                                                                 "3:31.")] = "3:31",
+                                                                 "3:31 (with --parameter: values "
+                                                                 "0,0.05,0.1).")] = "3:31",
     metric: Annotated[str, typer.Option("--metric", help="cosine (higher is better) | l2 (lower)")] = "cosine",
     aggregate: Annotated[str, typer.Option("--aggregate", help="median (lower median) | mode")] = "median",
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Schedule JSON to write (what "
@@ -220,6 +228,8 @@ def locality_scan_cmd(
       elscli locality-scan scan-*.h5 -o bbels.json --scan-out scan.h5                          # merge shards
 
       elscli locality-scan --sweep 3,5,9,15,31 --bank mnist.h5 --machine els -n 16 --plot figs/
+
+      elscli locality-scan -r net.npz --bank mnist.h5 -m scfdm --parameter sigma --candidates 0,0.1,0.5 --metric l2 -o sigma.json
     """
     from ..analysis.calibrate import calibrate
     from ..analysis.sweep import run_sweep
@@ -229,6 +239,8 @@ def locality_scan_cmd(
     if sweep is not None:
         if reference is not None or scans:
             raise ElscliError("--sweep samples from noise: give no --reference and no scan files")
+        if parameter is not None:
+            raise ElscliError("--sweep sweeps the patch size: not with --parameter")
         result = run_sweep(bank, machine, sweep, num_samples=num_samples, seed=seed, steps=steps, label=label,
                            run_dir=run_dir, plot_dir=plot_dir, force=force, quiet=quiet, threads=n_threads)
         _print_sweep(result, as_json)
@@ -237,17 +249,22 @@ def locality_scan_cmd(
                     metric=metric, aggregate=aggregate, output=output, scan_out=scan_out,
                     shard=environment.resolve_shard(shard), threads=n_threads, batch_size=batch_size,
                     allow_partial=allow_partial, force=force, plot_dir=plot_dir, overlay=overlay, quiet=quiet,
-                    command_line=command_line())
+                    command_line=command_line(), parameter=parameter)
     for w in cal.warnings:
         warn(w)
     payload = cal.summary()
     if as_json:
         print_json(payload)
         return
-    trows = [[f"{r['t']:.3f}", str(r["patch_size"]), f"{r['q1']:.0f}–{r['q3']:.0f}", f"{r['min']}–{r['max']}",
-              f"{r['median_similarity_at_best']:.4f}"] for r in payload["per_step"]]
-    table(f"locality schedule for {cal.scan.machine} ({aggregate} over {payload['samples']} samples, {metric})",
-          ["t", "P", "samples q1–q3", "range", f"median {metric}"], trows)
+    name = payload["parameter"]
+    fmt = "{:.0f}" if name == "patch_size" else "{:.3g}"
+    trows = [[f"{r['t']:.3f}", fmt.format(r[name]), f"{fmt.format(r['q1'])}–{fmt.format(r['q3'])}",
+              f"{fmt.format(r['min'])}–{fmt.format(r['max'])}", f"{r['median_similarity_at_best']:.4f}"]
+             for r in payload["per_step"]]
+    what = "locality schedule" if name == "patch_size" else f"{name} schedule"
+    table(f"{what} for {cal.scan.machine} ({aggregate} over {payload['samples']} samples, {cal.scan.metric})",
+          ["t", "P" if name == "patch_size" else name, "samples q1–q3", "range", f"median {cal.scan.metric}"],
+          trows)
     for k in ("scan_file", "output"):
         if k in payload:
             print(f"wrote {payload[k]}")

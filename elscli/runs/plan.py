@@ -23,7 +23,7 @@ from ..errors import ElscliError
 from ..h5io import file_format, open_h5
 from ..noise import DEFAULT_NOISE_SCHEDULE, get_noise_schedule, time_grid
 from ..sampler import check_grid
-from ..schedule import LocalitySchedule, load_schedule, scale_patch_sizes
+from ..schedule import LocalitySchedule, ParameterSchedule, load_schedule, scale_patch_sizes
 from ..shards import ShardSpec, format_shard, parse_shard
 from .file import FORMAT, Run
 
@@ -160,10 +160,9 @@ def parameter_value(text: Union[str, float, None], name: str) -> Union[float, Di
     Raises
     ------
     ElscliError
-        Neither a number nor a readable schedule file of that parameter.
+        Neither a number nor a readable schedule file of that parameter
+        (:meth:`elscli.schedule.ParameterSchedule.load`).
     """
-    import json
-
     if text is None:
         return None
     try:
@@ -173,16 +172,7 @@ def parameter_value(text: Union[str, float, None], name: str) -> Union[float, Di
     path = Path(str(text))
     if not path.is_file():
         raise ElscliError(f"--{name.replace('_', '-')} takes a number or a schedule JSON file, got {str(text)!r}")
-    bad = (f"{str(path)!r} is not a {name} schedule (JSON with 'times' and '{name}' lists of equal length)")
-    try:
-        data = json.loads(path.read_text())
-        times = [float(t) for t in data["times"]]
-        values = [float(v) for v in data[name]]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ElscliError(bad) from None
-    if len(times) != len(values) or not times:
-        raise ElscliError(bad)
-    return dict(zip(times, values))
+    return ParameterSchedule.load(path, name).as_mapping()
 
 
 def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] = None,
