@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -440,6 +440,31 @@ def describe_bank(path_or_h5file) -> Dict[str, Any]:
     finally:
         if own:
             f.close()
+
+
+def verify_bank(path: Union[str, os.PathLike]) -> List[str]:
+    """Read every pixel of a bank file and check it (``elscli info --verify``); returns the checks made.
+
+    The HDF5 fletcher32 checksums, the content hash, the class index sets (:meth:`Bank.open`), and the
+    pixels themselves: every value finite and on [-1, 1].  Raises ElscliError naming the first failure."""
+    bank = Bank.open(path)
+    checks = ["fletcher32 checksums of every chunk", "content hash", "class index sets"]
+    if bank.codes.dtype == np.float32:
+        bad = ~np.isfinite(bank.codes)
+        if bad.any():
+            n, c, i, j = (int(v) for v in np.argwhere(bad)[0])
+            raise ElscliError(f"{str(path)!r} fails verification: {int(bad.sum())} pixel(s) are NaN or infinite "
+                              f"(the first: image {n}, channel {c}, row {i}, column {j})")
+        lo, hi = float(bank.codes.min()), float(bank.codes.max())
+        if lo < -1.0 or hi > 1.0:
+            raise ElscliError(f"{str(path)!r} fails verification: pixel values span [{lo:g}, {hi:g}], outside the "
+                              "[-1, 1] scale of a bank")
+        checks.append("every pixel finite and on [-1, 1]")
+    else:
+        checks.append("8-bit codes (every pixel on [-1, 1])")
+    if np.any(bank.labels < -1):
+        raise ElscliError(f"{str(path)!r} fails verification: labels below -1")
+    return checks
 
 
 def _first_line(exc: BaseException) -> str:

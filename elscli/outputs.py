@@ -38,6 +38,61 @@ _held_fds: Dict[str, Optional[int]] = {}
 _held_guard = threading.Lock()
 
 
+#: Output directories a command has named but not created yet (:func:`declare_output_dir`), absolute paths.
+_pending_dirs: set = set()
+#: Directories this process created for its outputs, in order (:func:`remove_created_dirs` on failure).
+_created_dirs: list = []
+
+
+def declare_output_dir(path: os.PathLike | str, option: str = "-o") -> Path:
+    """Check an output directory (``option`` names it in messages) and remember it; it is created only when a
+    file is written into it (by :func:`claim_output`), so a command that fails first leaves no empty directory.
+
+    Returns the path.  Raises ElscliError when it is a file, or its parent does not exist or is not writable.
+    """
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise ElscliError(f"{option} {str(path)!r} is a file, not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ElscliError(f"{option} {str(path)!r}: directory not writable (permission denied)")
+    else:
+        _check_directory(path, what=f"{option} {str(path)!r}")
+    _pending_dirs.add(os.path.abspath(path))
+    return path
+
+
+def remove_created_dirs() -> None:
+    """Remove the output directories this process created, when they are still empty (a failed command
+    leaves the file system as it found it); forget them and the declared ones either way."""
+    while _created_dirs:
+        d = _created_dirs.pop()
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
+    _pending_dirs.clear()
+
+
+def forget_output_dirs() -> None:
+    """Forget the declared and created output directories (a command finished; the next starts afresh)."""
+    _created_dirs.clear()
+    _pending_dirs.clear()
+
+
+def _reason(exc: OSError) -> str:
+    """The operating system's reason for a failed file operation, without the (temporary) file names it
+    mentions: ``strerror``, or the ``error message`` of an HDF5 error, or the first line."""
+    import re
+
+    if exc.strerror:
+        return exc.strerror
+    text = str(exc)
+    m = re.search(r"error message = '([^']*)'", text)
+    if m:
+        return m.group(1)
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return re.sub(r"[^\s'\"]*\.tmp-\d+-[0-9a-f]+", "(temporary file)", first)
+
+
 def check_output_path(path: os.PathLike | str, force: bool = False, *, allow_existing: bool = False) -> Path:
     """Validate an output path before any work is done: its directory must exist and be writable, and an
     existing file is refused unless ``force`` (or ``allow_existing``, e.g. for ``--resume``).
@@ -52,13 +107,27 @@ def check_output_path(path: os.PathLike | str, force: bool = False, *, allow_exi
     return path
 
 
-def _check_directory(path: Path) -> Path:
-    """The directory of an output path; ElscliError when it does not exist or is not writable."""
+def _check_directory(path: Path, what: Optional[str] = None) -> Path:
+    """The directory of an output path, created if it is a declared output directory
+    (:func:`declare_output_dir`); ElscliError when it does not exist, is a file, or is not writable."""
     parent = path.parent if str(path.parent) else Path(".")
+    what = what or f"output {str(path)!r}"
     if not parent.is_dir():
-        raise ElscliError(f"output directory {str(parent)!r} does not exist (for {str(path)!r})")
+        if os.path.abspath(parent) in _pending_dirs and not parent.exists() and parent.parent.is_dir():
+            try:
+                os.mkdir(parent)
+            except OSError as exc:
+                raise ElscliError(f"cannot create directory {str(parent)!r} for {what}: {_reason(exc)}") from None
+            _created_dirs.append(str(parent))
+            return parent
+        ancestor = parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if ancestor.exists() and not ancestor.is_dir():
+            raise ElscliError(f"{what}: {str(ancestor)!r} is a file, not a directory")
+        raise ElscliError(f"{what}: directory {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ElscliError(f"output directory {str(parent)!r} is not writable (for {str(path)!r})")
+        raise ElscliError(f"{what}: directory {str(parent)!r} is not writable (permission denied)")
     return parent
 
 
@@ -101,8 +170,8 @@ def _acquire(lock: Path, what: Path, wait: float) -> Optional[int]:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            raise ElscliError(f"cannot create the lock file {str(lock)!r} for {str(what)!r}: "
-                              f"{exc.strerror or exc}") from None
+            raise ElscliError(f"cannot write {str(what)!r}: {_reason(exc)} (creating a file in "
+                              f"{str(what.parent if str(what.parent) else '.')!r} failed)") from None
         try:
             if not _try_lock(fd, wait):
                 raise ElscliError(f"{str(what)!r} is being written by another process (it holds {lock.name}); "
@@ -169,6 +238,10 @@ def atomic_output(path: os.PathLike | str, force: bool = False) -> Iterator[Path
         try:
             yield tmp
             os.replace(tmp, path)
+        except OSError as exc:     # the user's path and the reason, never the temporary name
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise ElscliError(f"cannot write {str(path)!r}: {_reason(exc)}") from exc
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

@@ -7,14 +7,15 @@
 On a terminal (the stream is a TTY) this shows a rich progress bar; otherwise (a Slurm log, a pipe) it
 writes one plain line every ``interval`` seconds (and one at the end), e.g.
 ``sample: 3/10 samples, 60/200 steps (30%), 0.42 samples/s, ETA 17s``.  ``quiet=True`` silences both.
-Everything goes to stderr, never stdout.
+Everything goes to stderr, never stdout.  Time spent compiling the kernels on a first run (``compiling``,
+e.g. :class:`elscli.kernels.compilation.CompileWatch`) is left out of the rate and the ETA.
 """
 from __future__ import annotations
 
 import os
 import sys
 import time
-from typing import Optional, TextIO, Tuple
+from typing import Callable, Optional, TextIO, Tuple
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -36,12 +37,15 @@ class Progress:
     ``group=(k, "samples")`` additionally reports whole groups of ``k`` units (e.g. steps per sample).
     ``interval`` (seconds between plain lines) defaults to ``$ELSCLI_PROGRESS_INTERVAL`` or 10.  ``stream``
     defaults to stderr; ``quiet`` prints nothing; ``force_plain`` never uses the rich bar.  Never raises
-    for its own reasons.
+    for its own reasons.  ``compiling()`` returns the seconds spent so far compiling kernels rather than
+    working on the units; they are left out of the rate and the ETA, and the final line says how many there
+    were.
     """
 
     def __init__(self, total: int, description: str = "", quiet: bool = False, unit: str = "it", *,
                  group: Optional[Tuple[int, str]] = None, stream: Optional[TextIO] = None,
-                 interval: Optional[float] = None, force_plain: bool = False) -> None:
+                 interval: Optional[float] = None, force_plain: bool = False,
+                 compiling: Optional[Callable[[], float]] = None) -> None:
         self.total = max(int(total), 0)
         self.description = description
         self.quiet = quiet
@@ -55,6 +59,7 @@ class Progress:
             except ValueError:
                 interval = 10.0
         self.interval = interval
+        self.compiling = compiling
         self.completed = 0
         self._start = 0.0
         self._last_line = 0.0
@@ -69,14 +74,15 @@ class Progress:
         if self._use_rich:
             from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+                                       TimeElapsedColumn)
 
             self._rich = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                       TextColumn(self.units), TextColumn("{task.fields[extra]}"),
-                                      TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                      TimeElapsedColumn(), TextColumn("{task.fields[eta]}"),
                                       console=Console(file=self.stream), transient=False)
             self._rich.__enter__()
-            self._task = self._rich.add_task(self.description, total=self.total, extra=self._group_text())
+            self._task = self._rich.add_task(self.description, total=self.total, extra=self._group_text(),
+                                             eta=self._eta_text())
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -93,7 +99,7 @@ class Progress:
         if self.quiet:
             return
         if self._rich is not None:
-            self._rich.update(self._task, advance=n, extra=self._group_text())
+            self._rich.update(self._task, advance=n, extra=self._group_text(), eta=self._eta_text())
             return
         now = time.monotonic()
         if now - self._last_line >= self.interval:
@@ -115,6 +121,22 @@ class Progress:
         """Seconds since the block was entered (0 before)."""
         return time.monotonic() - self._start if self._start else 0.0
 
+    @property
+    def compiling_seconds(self) -> float:
+        """Seconds of :attr:`elapsed` spent compiling (``compiling``)."""
+        return min(max(float(self.compiling()), 0.0), self.elapsed) if self.compiling is not None else 0.0
+
+    @property
+    def working(self) -> float:
+        """Seconds of work on the units: :attr:`elapsed` less :attr:`compiling_seconds`."""
+        return self.elapsed - self.compiling_seconds
+
+    def _eta_text(self) -> str:
+        working = self.working
+        if not self.completed or working <= 0:
+            return "ETA ?"
+        return f"ETA {_fmt_duration((self.total - self.completed) * working / self.completed)}"
+
     def _group_text(self) -> str:
         if not self.group:
             return ""
@@ -122,8 +144,9 @@ class Progress:
         return f"({self.completed // k}/{self.total // k} {name})"
 
     def status_line(self, final: bool = False) -> str:
-        """The plain progress line: groups and units done, percentage, rate and ETA (``final``: total time)."""
-        elapsed = self.elapsed
+        """The plain progress line: groups and units done, percentage, rate and ETA (``final``: total time;
+        the rate and ETA leave compile time out)."""
+        elapsed = self.working
         parts = []
         if self.group:
             k, name = self.group
@@ -138,7 +161,9 @@ class Progress:
             else:
                 parts.append(f"{self.completed / elapsed:.3g} {self.units}/s")
             if final:
-                parts.append(f"in {_fmt_duration(elapsed)}")
+                parts.append(f"in {_fmt_duration(self.elapsed)}")
+                if self.compiling_seconds >= 0.5:
+                    parts.append(f"{_fmt_duration(self.compiling_seconds)} of it compiling kernels")
             else:
                 remaining = (self.total - self.completed) * elapsed / self.completed
                 parts.append(f"ETA {_fmt_duration(remaining)}")

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -172,8 +174,11 @@ def read(path: os.PathLike | str, *, load_trajectories: bool = True) -> Referenc
                     if k in ("x", "eps") and not load_trajectories:
                         continue
                     data[k] = z[k]
-        except (OSError, ValueError) as exc:
-            raise ElscliError(f"{str(path)!r} is not a readable NPZ file: {str(exc).splitlines()[0]}") from None
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            if isinstance(exc, PermissionError):
+                raise ElscliError(f"{str(path)!r} is not readable (permission denied)") from None
+            raise ElscliError(f"{str(path)!r} is not a readable NPZ file (corrupt or truncated?): "
+                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         for k in list(data):
             if data[k].ndim == 0:
                 attrs[k] = _as_str(data.pop(k))
@@ -228,6 +233,54 @@ def read(path: os.PathLike | str, *, load_trajectories: bool = True) -> Referenc
     return Reference(seeds=seeds, times=times, x=arrays["x"], eps=arrays["eps"], labels=labels,
                      schedule=schedule, path=str(path), attrs=attrs, sampler=sampler, eta=eta, grid=grid,
                      noise=arrays["noise"], noise_seed=noise_seed)
+
+
+def describe_reference(path: os.PathLike | str) -> dict:
+    """A JSON-ready summary of a reference trajectory (``elscli info``): samples, steps, image shape, the
+    time grid, noise schedule and sampler, labels, the arrays it holds and their shapes, and its other
+    attributes (e.g. ``model``).  Raises ElscliError as :func:`read` does."""
+    ref = read(path)
+    S, T = ref.num_samples, ref.num_steps
+    hist = {("unconditional" if k < 0 else str(int(k))): int(v)
+            for k, v in zip(*np.unique(ref.labels, return_counts=True))}
+    shape = "×".join(map(str, ref.image_shape))
+    arrays = {"seeds": f"{S}×{shape}", "times": f"{T + 1}"}
+    for name, steps in (("x", T + 1), ("eps", T), ("noise", T)):
+        if getattr(ref, name) is not None:
+            arrays[name] = f"{S}×{steps}×{shape}"
+    out = {"path": str(path), "format": "reference trajectory (" + ("NPZ" if Path(path).suffix.lower() == ".npz"
+                                                                    else "HDF5") + ")",
+           "samples": S, "steps": T, "image_shape": list(ref.image_shape),
+           "times": f"{ref.times[0]:g} … {ref.times[-1]:g} ({ref.grid} grid)",
+           "noise_schedule": ref.schedule, "sampler": ref.sampler, "eta": ref.eta,
+           "evaluations_per_sample": ref.evaluations, "labels": hist, "arrays": arrays}
+    if ref.noise_seed is not None:
+        out["noise_seed"] = ref.noise_seed
+    for k, v in ref.attrs.items():
+        if k not in out and k not in ("format", "schema_version"):
+            out[k] = v
+    return out
+
+
+def verify_reference(path: os.PathLike | str) -> list:
+    """Read a reference trajectory whole and check it (``elscli info --verify``); returns the checks made:
+    finite seeds, states, noise predictions and injected noise, and ``x[:, 0]`` equal to ``seeds``.  Raises
+    ElscliError naming the first failure."""
+    ref = read(path)
+    where = f"{str(path)!r} fails verification"
+    checks = []
+    for name in ("seeds", "x", "eps", "noise"):
+        v = getattr(ref, name)
+        if v is None:
+            continue
+        if not np.all(np.isfinite(v)):
+            raise ElscliError(f"{where}: {name!r} holds NaN or infinite values")
+        checks.append(f"{name} finite")
+    if ref.x is not None:
+        if not np.array_equal(ref.x[:, 0], ref.seeds):
+            raise ElscliError(f"{where}: x[:, 0] differs from seeds (each trajectory must start at its seed)")
+        checks.append("x[:, 0] equals seeds")
+    return checks
 
 
 def record(eps_fn: EpsFn, seeds: np.ndarray, times=None, labels=None, path: os.PathLike | str | None = None, *,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -231,6 +231,49 @@ def paper_schedule(name: str) -> LocalitySchedule:
     if name not in table:
         raise ElscliError(f"unknown paper schedule {name!r} (known: {', '.join(sorted(table))})")
     return from_mapping(table[name]["as_run"], source=PAPER_PREFIX + name)
+
+
+#: The data set each paper schedule was calibrated on (the prefix of its name) and the image shape
+#: (C, H, W) the paper's networks were trained at: 28x28 MNIST/FashionMNIST resized to 32x32 (one channel),
+#: CIFAR10 3x32x32; CelebA three channels (its size is not recorded here: a CelebA schedule fits images of
+#: three channels whose sides hold its largest patch).
+PAPER_DATASETS: Dict[str, Tuple[int, Optional[int], Optional[int]]] = {
+    "MNIST": (1, 32, 32), "FashionMNIST": (1, 32, 32), "CIFAR10": (3, 32, 32), "CelebA": (3, None, None)}
+
+
+def _paper_fits(name: str, shape: Sequence[int]) -> bool:
+    want = PAPER_DATASETS[name.split("_", 1)[0]]
+    if any(w is not None and int(w) != int(s) for w, s in zip(want, shape)):
+        return False
+    return max(paper_schedule(name).patch_sizes) <= min(int(s) for s in shape[1:])
+
+
+def paper_schedules_for(shape: Sequence[int]) -> List[str]:
+    """The paper schedules (``paper:NAME``) calibrated on images of ``shape`` (C, H, W)
+    (:data:`PAPER_DATASETS`)."""
+    return [PAPER_PREFIX + n for n in paper_schedule_names() if _paper_fits(n, shape)]
+
+
+def paper_schedule_mismatch(spec: Any, shape: Sequence[int]) -> Optional[str]:
+    """A warning when ``spec`` (a ``--schedule`` value; None is the default) is a paper schedule calibrated on
+    images of another channel count or size than ``shape`` (C, H, W) (:data:`PAPER_DATASETS`) — its patch
+    sizes were fitted to that data set's networks — naming the schedules that fit; None otherwise."""
+    text = DEFAULT_SCHEDULE if spec is None else spec
+    if not isinstance(text, str) or not text.startswith(PAPER_PREFIX):
+        return None
+    name = text[len(PAPER_PREFIX):]
+    if name not in _paper_table() or _paper_fits(name, shape):
+        return None
+    dataset = name.split("_", 1)[0]
+    want = PAPER_DATASETS[dataset]
+    shown = "×".join(str(w) for w in want) if None not in want else f"{want[0]}-channel"
+    have = "×".join(map(str, shape))
+    fit = paper_schedules_for(shape)
+    advice = (f"schedules calibrated for {have} images: {', '.join(fit)}" if fit else
+              f"no paper schedule was calibrated for {have} images")
+    return (f"the locality schedule {text} was calibrated for {dataset} ({shown} images, P up to "
+            f"{max(paper_schedule(name).patch_sizes)}), but the bank holds {have} images; {advice}; or calibrate "
+            f"one (elscli locality-scan) or give --patch-size P")
 
 
 def load_schedule(spec: Union[str, int, os.PathLike, Dict, LocalitySchedule, None] = None) -> LocalitySchedule:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 from ..errors import ElscliError
+from ..kernels.compilation import COMPILING_NOTE, CompileWatch
 from ..outputs import claim_output
 from ..schedule import LocalitySchedule, ParameterSchedule
 from ..shards import WHOLE, Shard, format_shard, shard_output_path
@@ -124,13 +125,25 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
                 raise ElscliError("give scan files to merge, or --reference to scan, not both")
             scan_path = None if scan_out is None else claims.enter_context(claim_output(scan_out, force))
             result = merge([Scan.read(p) for p in scans])
+            if output is not None and not allow_partial:   # refused before any file is written
+                _refuse_partial(len(result.sample_index), result.num_reference_samples)
             if scan_path is not None:
                 result.write(scan_path, force=force, params={**result.params, "merged_from": [str(p) for p in scans]})
         else:
+            if output is not None and not allow_partial and shard is not None and shard[1] > 1:
+                raise ElscliError(f"not writing a schedule from shard {format_shard(shard)} of the scan (a partial "
+                                  "scan): drop -o and merge the shards' --scan-out files later (elscli locality-scan "
+                                  "scan-*.h5 -o schedule.json), or pass --allow-partial")
             result, scan_path = _scan_reference(reference, bank, machine, candidates, metric, scan_out, shard,
                                                 threads, batch_size, force, quiet, command_line, claims,
                                                 parameter, machine_params)
         return _finish(result, scan_path, aggregate, output, allow_partial, force, plot_dir, overlay)
+
+
+def _refuse_partial(covered: int, total: int) -> None:
+    raise ElscliError(f"not writing a schedule from a partial scan (it covers {covered} of {total} reference "
+                      "samples): merge every shard first (elscli locality-scan scan-*.h5 -o schedule.json), or pass "
+                      "--allow-partial; nothing was written")
 
 
 def _finish(result: Scan, scan_path, aggregate, output, allow_partial, force, plot_dir, overlay) -> Calibration:
@@ -139,9 +152,7 @@ def _finish(result: Scan, scan_path, aggregate, output, allow_partial, force, pl
     cal = Calibration(result, aggregate, schedule, scan_file=scan_path)
     if not result.complete:
         if output is not None and not allow_partial:
-            raise ElscliError(f"not writing a schedule from a partial scan (it covers {len(result.sample_index)} of "
-                              f"{result.num_reference_samples} reference samples): merge every shard first "
-                              "(elscli locality-scan scan-*.h5 -o schedule.json), or pass --allow-partial")
+            _refuse_partial(len(result.sample_index), result.num_reference_samples)
         cal.warnings.append(f"the scan covers {len(result.sample_index)} of {result.num_reference_samples} "
                             "reference samples")
     if output is not None:
@@ -184,8 +195,9 @@ def _scan_reference(reference, bank, machine, candidates, metric, scan_out, shar
               "metric": metric, "shard": format_shard(shard), "command_line": command_line}
     if parameter != PATCH_SIZE or machine_params:
         params.update(parameter=parameter, machine_params=dict(machine_params or {}))
-    with Progress(n_mine * ref.num_steps, description=f"locality-scan {machine}", quiet=quiet,
-                  unit="sample-steps") as bar:
+    watch = CompileWatch(on_first=lambda: bar.log(COMPILING_NOTE))
+    with watch, Progress(n_mine * ref.num_steps, description=f"locality-scan {machine}", quiet=quiet,
+                         unit="sample-steps", compiling=lambda: watch.seconds) as bar:
         result = scan(ref, b, machine, cands, metric=metric, shard=shard, threads=threads, batch_size=batch_size,
                       progress=bar, params=params, parameter=parameter, machine_params=machine_params)
     if scan_path is not None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..bank import bank_images
 from ..errors import ElscliError
+from ..outputs import declare_output_dir
 
 CONSISTENCY_T = 1e-4
 CONSISTENCY_TOL = 0.02
@@ -242,9 +243,7 @@ def mosaic_report(run: RunProvenance, *, bank=None, out_dir=None, samples: Optio
                                  machine_params=run.machine_params)
     pngs = []
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        if not out_dir.is_dir():
-            raise ElscliError(f"output directory {str(out_dir)!r} does not exist")
+        out_dir = declare_output_dir(out_dir, "-o")    # created when the first PNG is written
         for j, s in enumerate(sel[:max_pngs]):
             p = out_dir / f"mosaic-{Path(run.path).stem}-{int(run.sample_ids[s])}.png"
             t = (f"{run.machine} sample {int(run.sample_ids[s])}: {dom[j]} dominant sources ({ds[j]} in all), "

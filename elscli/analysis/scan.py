@@ -328,3 +328,25 @@ def describe_scan(path) -> Dict:
     if len(s.sample_index):
         d["schedule_median"] = [p.item() for p in aggregate(s.best, "median")]
     return d
+
+
+def verify_scan(path) -> list:
+    """Read a scan file whole and check it (``elscli info --verify``); returns the checks made: shapes, finite
+    similarities, and the stored ``best`` equal to the best candidate of the stored similarities.  Raises
+    ElscliError naming the first failure."""
+    from ..h5io import open_h5
+
+    s = Scan.read(path)
+    where = f"{str(path)!r} fails verification"
+    S, K, T = len(s.sample_index), len(s.candidates), len(s.times)
+    if s.similarity.shape != (S, K, T):
+        raise ElscliError(f"{where}: 'similarity' has shape {s.similarity.shape}, expected {(S, K, T)}")
+    if not np.all(np.isfinite(s.similarity)):
+        raise ElscliError(f"{where}: 'similarity' holds NaN or infinite values")
+    with open_h5(path) as f:
+        stored = f["best"][()] if "best" in f else None
+    if stored is None or not np.array_equal(stored, s.best):
+        raise ElscliError(f"{where}: the stored 'best' sizes are not the best candidates of its similarities")
+    return [f"shapes of {S} samples x {K} candidates x {T} steps", "every similarity finite",
+            "best sizes recomputed from the similarities"]
+

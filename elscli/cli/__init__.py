@@ -31,10 +31,37 @@ from . import consistency_cmds  # noqa: E402,F401  isort: skip
 __all__ = ["app", "main"]
 
 
+def _is_click(exc: BaseException, name: str) -> bool:
+    """Whether ``exc`` is Click's exception class ``name`` (or a subclass): Typer either vendors Click or
+    depends on it, so the class is matched by name."""
+    return any(c.__name__ == name for c in type(exc).__mro__)
+
+
+def _usage_error(exc: BaseException) -> int:
+    """Show a usage error (bad option syntax, unknown command...): Click's usage and message on a terminal,
+    one line ``elscli CMD: error: MESSAGE (see 'elscli CMD --help')`` otherwise (batch logs, pipes).
+    Returns its exit code (2)."""
+    code = int(getattr(exc, "exit_code", 2))
+    if type(exc).__name__ == "NoArgsIsHelpError" or sys.stderr.isatty():
+        exc.show()
+        return code
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "elscli"
+    message = " ".join(exc.format_message().split())
+    print(f"{command}: error: {message} (see '{command} --help')", file=sys.stderr)
+    return code
+
+
 def main(argv=None) -> None:
-    """Console-script entry point: run the command line ``argv`` (default ``sys.argv[1:]``) and exit."""
+    """Console-script entry point: run the command line ``argv`` (default ``sys.argv[1:]``) and exit.
+
+    Exit codes: 0 success; 1 an :class:`~elscli.errors.ElscliError` (one line on stderr) or an unexpected
+    failure (one line; ``ELSCLI_DEBUG=1`` for the traceback); 2 a usage error (one line when stderr is not a
+    terminal); 130 Ctrl-C; a command's own code otherwise (``sample`` stopped by a signal: 128 + its number).
+    """
     from .. import machines
     from ..errors import ElscliError
+    from ..outputs import forget_output_dirs, remove_created_dirs
     from .environment import tree_cache_dir
 
     set_argv(sys.argv[1:] if argv is None else argv)
@@ -42,9 +69,13 @@ def main(argv=None) -> None:
     try:
         machines.set_tree_cache(tree_cache_dir())
         try:
-            app(args=argv, standalone_mode=True)
+            rv = app(args=argv, standalone_mode=False)
+        except BaseException:
+            remove_created_dirs()           # a failed command leaves no directory it created
+            raise
         finally:
             machines.set_tree_cache(None)
+        forget_output_dirs()
     except SystemExit:
         raise
     except ElscliError as exc:
@@ -55,9 +86,21 @@ def main(argv=None) -> None:
     except KeyboardInterrupt:
         print("elscli: interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # an unexpected failure: still one line unless debugging
-        if debug:
+    except Exception as exc:
+        if _is_click(exc, "UsageError"):
+            sys.exit(_usage_error(exc))
+        if _is_click(exc, "Abort"):       # Click's Ctrl-C / EOF at a prompt
+            print("elscli: interrupted", file=sys.stderr)
+            sys.exit(130)
+        if _is_click(exc, "ClickException"):
+            if debug:
+                raise
+            print(f"elscli: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+            sys.exit(int(getattr(exc, "exit_code", 1)))
+        if debug:                          # an unexpected failure: still one line unless debugging
             raise
         msg = str(exc).splitlines()[0] if str(exc) else ""
         print(f"elscli: error: {type(exc).__name__}: {msg} (set ELSCLI_DEBUG=1 for a traceback)", file=sys.stderr)
         sys.exit(1)
+    if isinstance(rv, int) and not isinstance(rv, bool):
+        sys.exit(rv)

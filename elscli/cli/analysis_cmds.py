@@ -18,9 +18,9 @@ def _q(s: dict) -> str:
 
 # ============================================================================================ compare
 
-@app.command("compare")
+@app.command("compare", short_help="Agreement of final images with a reference, per sample.")
 def compare_cmd(
-    files: Annotated[List[Path], typer.Argument(help="The reference first (a network's trajectory or a run), "
+    files: Annotated[List[Path], typer.Argument(metavar="FILES...", help="The reference first (a network's trajectory or a run), "
                                                      "then the runs to compare with it.")],
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="A baseline run (usually IS): report "
                                                      "the fraction of samples where each input beats it.")] = None,
@@ -40,21 +40,30 @@ def compare_cmd(
 
     Examples:
 
+    \b
       elscli compare net.npz bbels.h5 ls.h5 --baseline is.h5 --plot figs/
-
       elscli compare net.npz bbels.h5 --csv > per-sample.csv
-
       elscli compare is.h5 bbels.h5 --bank mnist.h5 --nearest     # memorisation: IS copies, ELS creates
     """
     from ..analysis.compare import compare_files
 
     if as_json and as_csv:
         raise ElscliError("give --json or --csv, not both")
+    if nearest and bank is None:
+        raise ElscliError("--nearest needs --bank BANK")
     plot_dir = output_dir(plot)
-    if nearest:
-        if bank is None:
-            raise ElscliError("--nearest needs --bank BANK")
-        return _nearest(files, bank, as_json=as_json, as_csv=as_csv, clamp=clamp)
+    if nearest:   # the agreement table (when the files can be compared), then the nearest training images
+        agreement = None
+        if len(files) >= 2:
+            try:
+                comp = compare_files(files, baseline=baseline, clamp=clamp, plot_dir=plot_dir)
+            except ElscliError as exc:
+                warn(f"no agreement table: {exc}")
+            else:
+                for w in comp.warnings:
+                    warn(w)
+                agreement = (comp, comp.summary(), comp.per_sample_rows(), per_sample)
+        return _nearest(files, bank, as_json=as_json, as_csv=as_csv, clamp=clamp, agreement=agreement)
     comp = compare_files(files, baseline=baseline, clamp=clamp, plot_dir=plot_dir)
     for w in comp.warnings:
         warn(w)
@@ -66,6 +75,10 @@ def compare_cmd(
     if as_csv:
         print_csv(rows)
         return
+    _agreement_tables(comp, summary, clamp, per_sample)
+
+
+def _agreement_tables(comp, summary, clamp: bool, per_sample: bool) -> None:
     cols = ["input", "machine", "r² median [q1, q3]", "r median", "cosine median", "MSE median"]
     if comp.baseline is not None:
         cols.append(f"beats {comp.baseline}")
@@ -88,16 +101,23 @@ def compare_cmd(
         print(f"wrote {p}")
 
 
-def _nearest(files, bank_path, *, as_json, as_csv, clamp):
+def _nearest(files, bank_path, *, as_json, as_csv, clamp, agreement=None):
+    """``compare --nearest``: each sample's nearest training images; with ``agreement`` (the comparison of
+    the same files), its table first (JSON: under ``"agreement"``)."""
     from ..analysis.nearest import nearest_files
 
     results, all_rows = nearest_files(files, bank_path, clamp=clamp)
     if as_json:
-        print_json({"bank": str(bank_path), "inputs": results, "per_sample": all_rows})
+        payload = {"bank": str(bank_path), "inputs": results, "per_sample": all_rows}
+        if agreement is not None:
+            payload["agreement"] = {**agreement[1], "per_sample": agreement[2]}
+        print_json(payload)
         return
     if as_csv:
         print_csv(all_rows)
         return
+    if agreement is not None:
+        _agreement_tables(agreement[0], agreement[1], clamp, agreement[3])
     trows = [[n, e["machine"] or "-", str(e["num_samples"]), f"{e['copy_fraction']:.0%}", f"{e['mean_nn_rms']:.3f}",
               f"{e['median_ratio']:.3f}", f"{e['mean_nn_corr']:.3f}"] for n, e in results.items()]
     table(f"nearest training image in {bank_path} (copy: RMS < 0.05 on [-1, 1])",
@@ -106,14 +126,14 @@ def _nearest(files, bank_path, *, as_json, as_csv, clamp):
 
 # ============================================================================================= mosaic
 
-@app.command("mosaic")
+@app.command("mosaic", short_help="Patch mosaics and local consistency from provenance.")
 def mosaic_cmd(
-    run: Annotated[Path, typer.Argument(help="A run file with provenance.")],
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="A run file with provenance.")],
     bank: Annotated[Optional[Path], typer.Option("--bank", envvar="ELSCLI_BANK",
                                                  help="The run's bank: enables the local-consistency check.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Directory for mosaic PNGs.")] = None,
     samples: Annotated[Optional[str], typer.Option("--samples", help="Positions of samples to analyse, e.g. "
-                                                                     "0,1,2 (default: all).")] = None,
+                                                                     "0,1,2. [default: all]")] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Local consistency: max |pixel - nearest "
                                                                  "patch centre| on [-1, 1].")] = 0.02,
     max_pngs: Annotated[int, typer.Option("--max-pngs", help="At most this many PNGs.")] = 16,
@@ -127,8 +147,8 @@ def mosaic_cmd(
 
     Examples:
 
+    \b
       elscli mosaic bbels.h5 --bank mnist.h5 -o mosaics/
-
       elscli mosaic bbels.h5 --samples 0,3 --json
     """
     from ..analysis.mosaic import mosaic_file
@@ -168,9 +188,9 @@ def mosaic_cmd(
 
 # ====================================================================================== locality-scan
 
-@app.command("locality-scan")
+@app.command("locality-scan", short_help="Calibrate a locality schedule, or sweep patch sizes.")
 def locality_scan_cmd(
-    scans: Annotated[Optional[List[Path]], typer.Argument(help="Existing scan files (shards) to merge and "
+    scans: Annotated[Optional[List[Path]], typer.Argument(metavar="[SCANS]...", help="Existing scan files (shards) to merge and "
                                                                "aggregate, instead of scanning.")] = None,
     reference: Annotated[Optional[Path], typer.Option("--reference", "-r", help="A network's reference "
                                                       "trajectory (NPZ/HDF5 with x and eps).")] = None,
@@ -193,7 +213,7 @@ def locality_scan_cmd(
     scan_out: Annotated[Optional[Path], typer.Option("--scan-out", help="Scan file (HDF5) keeping every "
                                                      "per-sample similarity; {shard}/{shards} are filled in.")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="I/N: scan samples I, I+N, ... (needs "
-                                                 "--scan-out; default: in a Slurm array task, (ID - MIN)/STEP "
+                                                 "--scan-out) [default: in a Slurm array task, (ID - MIN)/STEP "
                                                  "of COUNT; else 0/1)")] = None,
     sweep: Annotated[Optional[str], typer.Option("--sweep", help="Constant sizes to sample at (no reference): "
                                                  "memorisation vs creativity.")] = None,
@@ -221,12 +241,10 @@ def locality_scan_cmd(
 
     Examples:
 
+    \b
       elscli locality-scan -r net.npz --bank mnist.h5 --machine bbels --candidates 3:31 -o bbels.json --plot figs/
-
       elscli locality-scan -r net.npz --bank mnist.h5 --shard 0/8 --scan-out 'scan-{shard}.h5'   # array task
-
       elscli locality-scan scan-*.h5 -o bbels.json --scan-out scan.h5                          # merge shards
-
       elscli locality-scan --sweep 3,5,9,15,31 --bank mnist.h5 --machine els -n 16 --plot figs/
 
       elscli locality-scan -r net.npz --bank mnist.h5 -m scfdm --parameter sigma --candidates 0,0.1,0.5 --metric l2 -o sigma.json

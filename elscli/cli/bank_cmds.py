@@ -41,9 +41,9 @@ class Layout(str, Enum):
     nhwc = "nhwc"
 
 
-@app.command("info")
+@app.command("info", short_help="Describe a bank, run, scan or reference file.")
 def info_cmd(
-    file: Annotated[str, typer.Argument(help="An elscli file: bank, run or scan (HDF5).", show_default=False)],
+    file: Annotated[str, typer.Argument(metavar="FILE", help="An elscli file (bank, run, scan) or a reference trajectory (NPZ/HDF5).", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Banks: read every pixel, check the fletcher32 "
                                                           "checksums and the content hash.")] = False,
@@ -52,10 +52,9 @@ def info_cmd(
 
     Examples:
 
+    \b
       elscli info bank.h5
-
       elscli info bank.h5 --verify
-
       elscli info bank.h5 --json | python -c "import json,sys; print(json.load(sys.stdin)['n_images'])"
     """
     from ..info import describe_file
@@ -65,19 +64,19 @@ def info_cmd(
 
 
 # ------------------------------------------------------------------------------------------ build-bank
-@app.command("build-bank")
+@app.command("build-bank", short_help="Build a bank (HDF5) from a training set.")
 def build_bank_cmd(
-    source: Annotated[str, typer.Argument(help="Training set: IDX dir/file, CIFAR dir/batch/.tar.gz, image folder, "
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Training set: IDX dir/file, CIFAR dir/batch/.tar.gz, image folder, "
                                                 "EDM dataset_tool folder/.zip, .npy/.npz, or an elscli bank.",
                                            show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Bank file to write (HDF5).", show_default=False)],
-    fmt: Annotated[Optional[SourceFormat], typer.Option("--format", "-f", help="Force a reader (default: detect).",
+    fmt: Annotated[Optional[SourceFormat], typer.Option("--format", "-f", help="Force a reader. [default: detected from the source]",
                                                         case_sensitive=False)] = None,
     size: Annotated[int, typer.Option("--size", min=0, help="Resize to S×S with Pillow BILINEAR on the 8-bit image "
                                                               "(0 keeps the native size).")] = 32,
     grayscale: Annotated[Optional[bool], typer.Option("--grayscale/--rgb",
                                                       help="Convert to grey (ITU-R 601 luma) or to RGB "
-                                                           "(default: keep the source's channels).",
+                                                           "[default: keep the source's channels]",
                                                       show_default=False)] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Keep at most N images (after --classes).")] = None,
     classes: Annotated[Optional[str], typer.Option("--classes", help="Keep only these labels, e.g. 0,3,7 "
@@ -86,9 +85,9 @@ def build_bank_cmd(
                                                        "subset (kept in source order) instead of the first N.")] = None,
     dedup: Annotated[bool, typer.Option("--dedup", help="Drop identical images (after resizing), keep the first.")] = False,
     value_range: Annotated[Optional[ValueRange], typer.Option("--value-range", help="Value range of float "
-                                                              ".npy/.npz arrays (default -1,1).")] = None,
+                                                              ".npy/.npz arrays. [default: -1,1]")] = None,
     layout: Annotated[Optional[Layout], typer.Option("--layout", help="Array layout of .npy/.npz images "
-                                                     "(default: from the axis of size 1 or 3).",
+                                                     "[default: from the axis of size 1 or 3]",
                                                      case_sensitive=False)] = None,
     coarse: Annotated[bool, typer.Option("--coarse", help="CIFAR-100: use the 20 coarse labels.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
@@ -98,12 +97,10 @@ def build_bank_cmd(
 
     Examples:
 
+    \b
       elscli build-bank sample_data/mnist-1k -o bank.h5
-
       elscli build-bank cifar-10-python.tar.gz -o cifar.h5 --classes 3 --limit 1000 --subset-seed 0
-
       elscli build-bank photos/ -o tiles.h5 --size 0 --grayscale --dedup
-
       elscli build-bank bank.h5 -o sevens.h5 --classes 7 --size 0
     """
     from ..bank import build_bank_file, describe_bank

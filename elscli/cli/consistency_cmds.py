@@ -41,9 +41,9 @@ def _unique_names(paths: List[Path]) -> List[str]:
     return [s if stems.count(s) == 1 else str(p) for s, p in zip(stems, paths)]
 
 
-@app.command("consistency")
+@app.command("consistency", short_help="Spatial inconsistency of samples (line images).")
 def consistency_cmd(
-    runs: Annotated[Optional[List[Path]], typer.Argument(help="Run files (elscli sample) to score.")] = None,
+    runs: Annotated[Optional[List[Path]], typer.Argument(metavar="[RUNS]...", help="Run files (elscli sample) to score.")] = None,
     bank: Annotated[Optional[Path], typer.Option("--bank", envvar="ELSCLI_BANK", help="The training images whose "
                                                  "topology is the baseline [default: the bank recorded in the "
                                                  "first run, when it exists].")] = None,
@@ -75,10 +75,9 @@ def consistency_cmd(
 
     Examples:
 
+    \b
       elscli consistency bbels.h5 is.h5 --bank mnist.h5 --reference net.npz --plot figs/
-
       elscli consistency --sweep bbels-F*.h5 --bank mnist.h5 --reference net.npz --plot figs/
-
       elscli consistency bbels.h5 --bank mnist.h5 --csv > per-sample.csv
     """
     from ..analysis import consistency as C

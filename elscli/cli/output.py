@@ -75,12 +75,18 @@ def table(title: str, columns: List[str], rows: List[List[str]]) -> None:
     Console(file=sys.stdout, width=200 if not sys.stdout.isatty() else None).print(t)
 
 
-def _fmt_value(v: Any, width: int = 100) -> str:
+def _fmt_value(v: Any, width: int = 100, key: str = "") -> str:
+    """One value of a key/value table: shapes (keys ending in ``shape``) as ``1×32×32``, other lists as
+    ``3, 5, 9``, dicts as ``k: v, ...``, floats to 6 significant digits; cut at ``width`` characters."""
     if isinstance(v, dict):
-        s = ", ".join(f"{k}: {_fmt_value(x, width)}" for k, x in v.items() if x is not None)
+        s = ", ".join(f"{k}: {_fmt_value(x, width, str(k))}" for k, x in v.items() if x is not None)
     elif isinstance(v, (list, tuple)):
-        s = "×".join(map(str, v)) if v and all(isinstance(x, int) for x in v) and len(v) <= 4 else \
-            json.dumps(v, default=json_default)
+        if key.endswith("shape") and v and all(isinstance(x, int) for x in v):
+            s = "×".join(map(str, v))
+        elif all(isinstance(x, (int, float, str)) and not isinstance(x, bool) for x in v):
+            s = ", ".join(_fmt_value(x, width) for x in v)
+        else:
+            s = json.dumps(v, default=json_default)
     elif isinstance(v, float):
         s = f"{v:.6g}"
     else:
@@ -106,12 +112,12 @@ def emit(data: Dict[str, Any], as_json: bool, title: str = "") -> None:
             t.add_row(k, "")
             for k2, v2 in v.items():
                 if not (k2 == "warnings" and "warnings" in data):   # shown in full below
-                    t.add_row(f"  {k2}", _fmt_value(v2))
+                    t.add_row(f"  {k2}", _fmt_value(v2, key=str(k2)))
         elif k == "warnings" and isinstance(v, list):
             for i, w in enumerate(v):                               # whole, one row each: they give advice
                 t.add_row(k if i == 0 else "", str(w))
         else:
-            t.add_row(k, _fmt_value(v))
+            t.add_row(k, _fmt_value(v, key=str(k)))
     console.print(t)
 
 
@@ -146,16 +152,14 @@ def warnings_to_stderr() -> Iterator[None]:
 
 
 def output_dir(path: Optional[Path], option: str = "--plot") -> Optional[Path]:
-    """An output directory given by ``option``: created when its parent exists; None stays None.
+    """An output directory given by ``option`` (None stays None): checked now, created when the first file
+    is written into it (:func:`elscli.outputs.declare_output_dir`), so a command that fails before leaves no
+    empty directory behind.
 
-    Raises ElscliError when it is a file or its parent does not exist.
+    Raises ElscliError when it is a file, or its parent does not exist or is not writable.
     """
     if path is None:
         return None
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ElscliError(f"{option} {str(path)!r} is not a directory")
-    if not path.parent.is_dir():
-        raise ElscliError(f"{option}: directory {str(path.parent)!r} does not exist")
-    path.mkdir(exist_ok=True)
-    return path
+    from ..outputs import declare_output_dir
+
+    return declare_output_dir(path, option)

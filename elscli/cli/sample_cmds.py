@@ -11,7 +11,7 @@ import typer
 from ..errors import ElscliError
 from . import environment
 from .app import app
-from .output import argv, command_line, print_json
+from .output import argv, command_line, note, print_json, warnings_to_stderr
 
 
 def _emit(payload: dict, as_json: bool, text: str) -> None:
@@ -21,14 +21,14 @@ def _emit(payload: dict, as_json: bool, text: str) -> None:
         print(text)
 
 
-@app.command("sample", no_args_is_help=False)
+@app.command("sample", no_args_is_help=False, short_help="Sample with a score machine; write a run file.")
 def sample_cmd(
     output: Annotated[Path, typer.Option("-o", "--output", help="Run file to write (HDF5). With shards, "
                                          "{shard}/{shards} in the name are filled in.")] = Path("run.h5"),
     bank: Annotated[Optional[Path], typer.Option("--bank", envvar="ELSCLI_BANK",
-                                                 help="Patch bank (elscli build-bank). Default: the bundled "
+                                                 help="Patch bank (elscli build-bank). [default: the bundled "
                                                       "sample_data bank, built on first use into "
-                                                      "$ELSCLI_CACHE or ~/.cache/elscli.")] = None,
+                                                      "$ELSCLI_CACHE or ~/.cache/elscli]")] = None,
     machine: Annotated[str, typer.Option("--machine", "-m", help="is | ls | els | bbels | nearest | scfdm | wiener | "
                                                                  "pca-locality | pspc-square (README: the analytic "
                                                                  "zoo)")] = "bbels",
@@ -62,7 +62,7 @@ def sample_cmd(
                                                         help="First time of the grid. [default: 1.0]")] = None,
     num_samples: Annotated[Optional[int], typer.Option("--num-samples", "-n",
                                                        help="Samples in the whole run (all shards). "
-                                                            "[default: 16; with --from-seeds all]")] = None,
+                                                            "[default: 16; with --from-seeds all the file's samples]")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Root seed R: sample i starts from "
                                                      "default_rng([i, R]).standard_normal.")] = 0,
     label: Annotated[Optional[int], typer.Option("--label", help="Class-conditional on this label.")] = None,
@@ -90,18 +90,13 @@ def sample_cmd(
 
     Examples:
 
+    \b
       elscli sample -n 16 --png grid.png                      # bbELS on the bundled MNIST sample bank
-
       elscli sample --bank mnist.h5 --machine ls --patch-size 7 -n 100 -o ls7.h5
-
       elscli sample --bank mnist.h5 --machine scfdm --sigma 0.1 --from-seeds net.npz -o scfdm.h5
-
       elscli sample --bank mnist.h5 --start-time 0.95 --steps 19   # the paper's released machine runs
-
       elscli sample --bank mnist.h5 --from-seeds net.npz -o bbels.h5   # same seeds and grid as a network
-
       elscli sample --bank mnist.h5 --from-seeds net.npz --schedule-scale 2 -o wide.h5   # every P doubled
-
       elscli sample --bank mnist.h5 -n 1000 -o 'run-{shard}.h5'  # in a Slurm array: shard from SLURM_ARRAY_*
     """
     from .. import runs
@@ -114,14 +109,15 @@ def sample_cmd(
     machine_params = {"temperature": runs.parameter_value(temperature, "temperature"),
                       "sigma": runs.parameter_value(sigma, "sigma"),
                       "threshold": runs.parameter_value(threshold, "threshold"), "wrap": True if wrap else None}
-    run = runs.sample(bank, machine=machine, patch_size=patch_size, schedule=schedule, steps=steps,
-                      start_time=start_time, num_samples=num_samples, seed=seed, label=label_arg,
-                      from_seeds=from_seeds, output=output, force=force, resume=resume,
-                      machine_params={k: v for k, v in machine_params.items() if v is not None},
-                      shard=environment.resolve_shard(shard), save_trajectory=save_trajectory,
-                      threads=environment.resolve_threads(threads), batch_size=batch_size, quiet=quiet, png=png,
-                      stop_grace=environment.stop_grace(), command_line=command_line(),
-                      schedule_scale=schedule_scale, late_scale=late_scale, late_from=late_from)
+    with warnings_to_stderr():
+        run = runs.sample(bank, machine=machine, patch_size=patch_size, schedule=schedule, steps=steps,
+                          start_time=start_time, num_samples=num_samples, seed=seed, label=label_arg,
+                          from_seeds=from_seeds, output=output, force=force, resume=resume,
+                          machine_params={k: v for k, v in machine_params.items() if v is not None},
+                          shard=environment.resolve_shard(shard), save_trajectory=save_trajectory,
+                          threads=environment.resolve_threads(threads), batch_size=batch_size, quiet=quiet, png=png,
+                          stop_grace=environment.stop_grace(), command_line=command_line(),
+                          schedule_scale=schedule_scale, late_scale=late_scale, late_from=late_from)
     done = int(run.done.sum())
     per = run.elapsed / run.samples_computed if run.samples_computed else None
     payload = {
@@ -134,8 +130,10 @@ def sample_cmd(
         else signal.Signals(run.interrupted).name,
     }
     rate = f", {per:.3g} s/sample" if per is not None else ""
-    text = (f"wrote {run.path}: {done}/{len(run)} samples done ({run.machine}, "
-            f"{len(run.times) - 1} steps, shard {run.params.get('shard')}{rate})")
+    resumed = done - run.samples_computed if resume else 0
+    text = (f"wrote {run.path}: {done}/{len(run)} samples done"
+            + (f" ({resumed} from before, {run.samples_computed} now)" if resumed > 0 else "")
+            + f" ({run.machine}, {len(run.times) - 1} steps, shard {run.params.get('shard')}{rate})")
     if png is not None and done:
         text += f"\nwrote {png}"
     _emit(payload, as_json, text)
@@ -147,9 +145,9 @@ def sample_cmd(
         raise typer.Exit(128 + int(run.interrupted))
 
 
-@app.command("merge")
+@app.command("merge", short_help="Merge the shards of one run into one run file.")
 def merge_cmd(
-    shards: Annotated[List[Path], typer.Argument(help="Shard run files of one run.")],
+    shards: Annotated[List[Path], typer.Argument(metavar="SHARDS...", help="Shard run files of one run.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Merged run file.")],
     allow_missing: Annotated[bool, typer.Option("--allow-missing",
                                                 help="Merge even if some samples are missing or unfinished.")] = False,
@@ -160,8 +158,8 @@ def merge_cmd(
 
     Examples:
 
+    \b
       elscli merge run-*.h5 -o run.h5
-
       elscli merge run-0.h5 run-2.h5 -o partial.h5 --allow-missing
     """
     from .. import runs
@@ -172,9 +170,9 @@ def merge_cmd(
     _emit(payload, as_json, f"wrote {output}: {len(run)} samples from {len(shards)} shards")
 
 
-@app.command("export")
+@app.command("export", short_help="Export a run's finished samples as .npz or PNGs.")
 def export_cmd(
-    run: Annotated[Path, typer.Argument(help="Run file.")],
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="Run file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="A .npz file, or a directory for one PNG "
                                                                 "per sample.")],
     scale: Annotated[int, typer.Option("--scale", help="PNG upscaling factor (nearest neighbour).")] = 1,
@@ -185,8 +183,8 @@ def export_cmd(
 
     Examples:
 
+    \b
       elscli export run.h5 -o finals.npz
-
       elscli export run.h5 -o pngs/ --scale 4
     """
     from .. import runs
@@ -194,5 +192,10 @@ def export_cmd(
     if scale < 1:
         raise ElscliError(f"--scale must be at least 1, got {scale}")
     files = runs.export_run(run, output, force=force, scale=scale)
-    payload = {"run": str(run), "output": str(output), "files": len(files)}
+    r = runs.Run.open(run, trajectories=False)
+    done = int(r.done.sum())
+    payload = {"run": str(run), "output": str(output), "files": len(files), "samples": done,
+               "run_samples": len(r), "complete": bool(r.complete)}
+    if not r.complete:
+        note(f"{run} is a partial run: exported its {done} finished sample(s) of {len(r)}")
     _emit(payload, as_json, f"wrote {len(files)} file(s) to {output}")

@@ -304,7 +304,9 @@ def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limi
         Colour conversion; None keeps the source's channels (grey images join RGB ones as RGB).
     limit : int, optional
         Keep at most this many images (after ``classes``): the first ones, or with ``subset_seed`` the
-        indices ``numpy.random.default_rng(subset_seed).choice(n, limit, replace=False)``, sorted.
+        indices ``numpy.random.default_rng(subset_seed).choice(n, limit, replace=False)``, sorted.  When the
+        first ones hold fewer classes than the selection they were taken from, a warning (in
+        ``source["warnings"]``) says so.
     classes : str or sequence, optional
         Labels (or class names) to keep (:func:`parse_classes`).
     dedup : bool
@@ -334,6 +336,7 @@ def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limi
             raise ElscliError(f"empty selection: no image in {path!r} has label "
                               f"{','.join(map(str, wanted))} (labels present: "
                               f"{','.join(map(str, present[:20]))}{'…' if present.size > 20 else ''})")
+    limit_warning = None
     if limit is not None:
         if limit < 1:
             raise ElscliError(f"--limit must be at least 1 (got {limit})")
@@ -342,7 +345,14 @@ def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limi
                 pick = np.random.default_rng(subset_seed).choice(idx.size, size=limit, replace=False)
                 idx = idx[np.sort(pick)]
             else:
+                before = np.unique(raw.labels[idx][raw.labels[idx] >= 0])
                 idx = idx[:limit]
+                kept = np.unique(raw.labels[idx][raw.labels[idx] >= 0])
+                if kept.size < before.size:
+                    limit_warning = (f"--limit {limit} took the first {limit} images of {path!r}, which hold "
+                                     f"{kept.size} of its {before.size} classes (labels "
+                                     f"{','.join(map(str, kept[:10]))}{'…' if kept.size > 10 else ''}; the source "
+                                     f"is sorted by class?); pass --subset-seed S for a seeded random subset")
     if color not in (None, "grayscale", "rgb"):
         raise ElscliError(f"unknown colour mode {color!r}")
     if size < 0:
@@ -399,6 +409,8 @@ def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limi
         if stats["duplicates_dropped"]:
             arr, labels, idx = arr[keep], labels[keep], idx[keep]
     source = dict(raw.source)
+    if limit_warning is not None:
+        source["warnings"] = list(source.get("warnings", [])) + [limit_warning]
     source["selection"] = {
         "classes": wanted, "limit": limit, "subset_seed": subset_seed, "dedup": bool(dedup),
         "n_selected": int(idx.size), "duplicates_dropped": stats["duplicates_dropped"],

@@ -4,7 +4,8 @@
   ``arr_0`` (or the only array), labels under ``labels``, ``y``, ``y_train``, ``targets`` or ``arr_1``.
 - Shapes: (N, C, H, W) or (N, H, W, C) with C in {1, 3}, or (N, H, W) (one channel).  The layout is read from
   the axis of size 1 or 3; when both axes 1 and 3 could be channels, pass ``--layout nchw|nhwc``.
-- dtype uint8 (or integers in 0..255): 8-bit codes.  Float: values in ``--value-range`` (default ``-1,1``;
+- dtype uint8: 8-bit codes; wider integers only with ``--value-range 0,255`` (their values must then be 0..255):
+  elscli does not guess the range of an int16 or int32 array.  Float: values in ``--value-range`` (default ``-1,1``;
   ``0,1``; ``0,255``); a float array whose every value is an 8-bit level of its range, exactly or within a
   few float32 ulps (``ToTensor()`` + ``Normalize(0.5, 0.5)`` in float32 misses the levels by one), is stored
   as uint8 codes (the largest deviation recorded as ``eight_bit_max_deviation``), anything else as float32.
@@ -109,6 +110,11 @@ def read_arrays(path: Path, value_range: Optional[str] = None, layout: Optional[
     if images.dtype == np.uint8:
         data, eight_bit = images, True
         vr = "0,255"
+    elif images.dtype.kind in "iu" and value_range != "0,255":
+        lo, hi = (int(images.min()), int(images.max())) if images.size else (0, 0)
+        raise ElscliError(f"{arr_what} holds {images.dtype} integers (values {lo}..{hi}), whose range elscli cannot "
+                          f"tell (8-bit codes? 16-bit? labels?): pass --value-range 0,255 if they are 8-bit codes "
+                          f"0..255, or save the images as uint8, or as floats with --value-range")
     else:
         vr = value_range or "-1,1"
         data, eight_bit, deviation = float_source_to_internal(images, vr, arr_what)

@@ -26,6 +26,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ElscliError
 from ..h5io import open_h5, temp_path_for
+from ..kernels.compilation import COMPILING_NOTE, CompileWatch
 from ..outputs import claim_output
 from ..progress import Progress
 from ..sample_data import open_bank
@@ -169,7 +170,7 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
             run.attrs = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "elscli_version": __version__,
                          "params": json.dumps(plan.params, sort_keys=True), **plan.attrs}
             if png is not None and run.done.any():
-                save_grid_png(run, png)
+                save_grid_png(run, png, label_names=_label_names(bank_obj))
             return run
 
         # -- a run file: work in RUN.h5.partial, rename into place when done or stopped ---------------------
@@ -192,8 +193,15 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
         result = Run.open(out_path)
         result.interrupted, result.elapsed, result.samples_computed = run.interrupted, run.elapsed, run.samples_computed
         if png is not None and result.done.any():
-            save_grid_png(result, png)
+            save_grid_png(result, png, label_names=_label_names(bank_obj))
         return result
+
+
+def _label_names(bank) -> Optional[Dict[str, str]]:
+    """The bank's class names by label (as strings), or None (a bank of a class-per-folder tree has them)."""
+    source = getattr(bank, "source", None)
+    names = source.get("label_names") if isinstance(source, dict) else None
+    return dict(names) if names else None
 
 
 def effective_threads(threads: Optional[int]) -> int:
@@ -273,8 +281,12 @@ def run_plan(plan: RunPlan, store: Dict[str, Any], bank, *, threads: int, batch_
     t0 = time.monotonic()
     computed = 0
     interrupted = None
-    with stop as flag, Progress(len(todo) * T, "sample", quiet=quiet, unit="step", group=(T, "samples"),
-                                stream=progress_stream) as bar:
+    watch = CompileWatch(on_first=lambda: bar.log(COMPILING_NOTE))
+    with stop as flag, watch, Progress(len(todo) * T, "sample", quiet=quiet, unit="step", group=(T, "samples"),
+                                       stream=progress_stream, compiling=lambda: watch.seconds) as bar:
+        if done.any():
+            bar.log(f"elscli: resuming: {int(done.sum())} of {len(done)} samples already done; computing the "
+                    f"other {len(todo)}")
         if flag is not None:
             flag.on_first = lambda s: bar.log(
                 f"elscli: {signal.Signals(s).name} received: stopping at the next sample boundary "

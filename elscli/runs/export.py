@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 
 from ..errors import ElscliError
-from ..outputs import atomic_output, claim_output
+from ..outputs import atomic_output, claim_output, declare_output_dir
 from .file import Run
 
 
@@ -34,14 +34,48 @@ def _pil_image(tile: np.ndarray):
     return Image.fromarray(tile[:, :, :3], mode="RGB")
 
 
+def grid_title(run: Run) -> str:
+    """The title of a run's grid: machine, where the seeds come from (root seed, or the file of
+    ``--from-seeds``), steps, and the locality (``P = 7`` for a constant patch size, else the schedule)."""
+    p = run.params
+    if p.get("from_seeds"):
+        seeds = f"seeds of {Path(str(p['from_seeds'])).name}"
+    else:
+        seeds = f"seed {p.get('seed')}"
+    sched = p.get("schedule")
+    if run.machine == "is" or sched in (None, ""):
+        locality = ""
+    elif str(sched).lstrip("+-").isdigit():
+        locality = f"P = {int(sched)}"
+    else:
+        sizes = [int(v) for v in run.patch_sizes]
+        locality = f"schedule {sched} (P {sizes[0]} to {sizes[-1]})" if sizes else f"schedule {sched}"
+    parts = [run.machine, seeds, f"{len(run.times) - 1} steps", locality]
+    return ",  ".join(x for x in parts if x)
+
+
+def _wrap(text: str, width_px: int, measure) -> List[str]:
+    """Words of ``text`` in lines no wider than ``width_px`` (``measure(s)`` gives a string's width)."""
+    lines: List[str] = []
+    for word in text.split(" "):
+        trial = word if not lines else lines[-1] + " " + word
+        if lines and measure(trial) <= width_px:
+            lines[-1] = trial
+        else:
+            lines.append(word)
+    return [ln.strip() for ln in lines if ln.strip()]
+
+
 def save_grid_png(run: Run, path: Union[str, os.PathLike], *, columns: Optional[int] = None,
-                  tile_pixels: int = 112, max_samples: int = 400, force: bool = True) -> Path:
+                  tile_pixels: int = 112, max_samples: int = 400, force: bool = True,
+                  label_names: Optional[Dict[str, str]] = None) -> Path:
     """A labelled grid of the finished samples, written atomically; returns the path.
 
     Each tile is a final image upscaled (nearest neighbour) to about ``tile_pixels`` pixels, captioned with
-    the sample number and label; the title gives machine, seed, steps and schedule.  At most
-    ``max_samples`` tiles, ``columns`` per row (default min(n, 8)).  Raises ElscliError when no sample is
-    finished, or when ``path`` exists and not ``force``.
+    the sample number and label (its class name when ``label_names`` maps labels, as strings, to names);
+    the title (:func:`grid_title`), wrapped to the grid's width, gives machine, seeds, steps and locality.
+    At most ``max_samples`` tiles, ``columns`` per row (default min(n, 8)).  Raises ElscliError when no
+    sample is finished, or when ``path`` exists and not ``force``.
     """
     from PIL import Image, ImageDraw, ImageFont
 
@@ -60,12 +94,18 @@ def save_grid_png(run: Run, path: Union[str, os.PathLike], *, columns: Optional[
         font = ImageFont.load_default()
     caption = max(14, min(22, tw // 6 + 4))
     pad = 4
-    header = caption + 6
-    canvas = Image.new("RGB", (columns * (tw + pad) + pad, header + grid_rows * (th + caption + pad) + pad), "white")
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
+    text = grid_title(run)
+    # at least as wide as the title's longest word, and as its whole line up to 400 pixels: never cut
+    longest = max(measure(w, font=font) for w in text.split(" "))
+    width = int(max(columns * (tw + pad) + pad, longest + 2 * pad, min(measure(text, font=font) + 2 * pad, 400)))
+    title = _wrap(text, width - 2 * pad, lambda t: measure(t, font=font))
+    header = len(title) * caption + 6
+    canvas = Image.new("RGB", (width, header + grid_rows * (th + caption + pad) + pad), "white")
     draw = ImageDraw.Draw(canvas)
-    p = run.params
-    title = f"{run.machine}  seed {p.get('seed')}  {len(run.times) - 1} steps  {p.get('schedule') or ''}"
-    draw.text((pad, 2), title.strip(), fill="black", font=font)
+    for k, line in enumerate(title):
+        draw.text((pad, 2 + k * caption), line, fill="black", font=font)
+    names = {str(k): str(v) for k, v in (label_names or {}).items() if v not in (None, "")}
     for k, r in enumerate(rows_idx):
         gy, gx = divmod(k, columns)
         x0 = pad + gx * (tw + pad)
@@ -73,7 +113,11 @@ def save_grid_png(run: Run, path: Union[str, os.PathLike], *, columns: Optional[
         tile = _pil_image(imgs[k]).resize((tw, th), Image.NEAREST)
         canvas.paste(tile.convert("RGB"), (x0, y0))
         lab = int(run.labels[r])
-        text = f"#{int(run.sample_ids[r])}" + (f"  label {lab}" if lab >= 0 else "")
+        text = f"#{int(run.sample_ids[r])}"
+        if lab >= 0:
+            text += f"  {names[str(lab)]}" if str(lab) in names else f"  label {lab}"
+        while measure(text, font=font) > tw and len(text) > 4:     # a long class name: cut to the tile
+            text = text[:-2] + "…"
         draw.text((x0 + 1, y0 + th + 1), text, fill="black", font=font)
     path = Path(path)
     with atomic_output(path, force) as tmp:
@@ -86,16 +130,20 @@ def export_run(path: Union[str, os.PathLike], output: Union[str, os.PathLike], *
     """Write a run file's finished samples as an NPZ or as one PNG per sample; returns the files written.
 
     ``output`` ending in ``.npz``: one file with ``final`` (S, C, H, W) float32, ``sample_ids``, ``labels``,
-    ``seeds``, ``times``, ``patch_sizes`` and ``machine``.  Otherwise a directory (created if its parent
-    exists) with ``sample_000012.png`` per sample (8-bit, :func:`to_uint8`), upscaled ``scale`` times
-    (nearest neighbour).
+    ``seeds``, ``times``, ``patch_sizes`` and ``machine``.  Otherwise a directory (an existing one, or a name
+    without an extension, created if its parent exists) with ``sample_000012.png`` per sample (8-bit,
+    :func:`to_uint8`), upscaled ``scale`` times (nearest neighbour).
 
-    Raises ElscliError when the run cannot be read, ``output`` is a file where a directory is needed, its
-    parent does not exist, a file exists without ``force``, or another process is writing the output (its
-    claim is held, :mod:`elscli.outputs`; a directory is claimed as a whole).
+    Raises ElscliError when the run cannot be read or has no finished sample, ``output`` has another extension
+    than ``.npz`` (and is not an existing directory), is a file where a directory is needed, its parent does
+    not exist, a file exists without ``force``, or another process is writing the output (its claim is held,
+    :mod:`elscli.outputs`; a directory is claimed as a whole).  The directory is made when its first PNG is
+    written, so a failure before leaves none behind.
     """
     run = Run.open(path, trajectories=False)
     rows = np.flatnonzero(run.done)
+    if rows.size == 0:
+        raise ElscliError(f"{str(path)!r} has no finished sample to export")
     output = Path(output)
     if output.suffix.lower() == ".npz":
         arrays = {"final": run.final[rows], "sample_ids": run.sample_ids[rows], "labels": run.labels[rows],
@@ -103,10 +151,12 @@ def export_run(path: Union[str, os.PathLike], output: Union[str, os.PathLike], *
         with atomic_output(output, force) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays, machine=np.array(run.machine))
         return [output]
+    if output.suffix and not output.is_dir():
+        raise ElscliError(f"cannot export to {str(output)!r}: give a .npz file, or a directory (a name without "
+                          f"an extension) for one PNG per sample")
     if output.exists() and not output.is_dir():
         raise ElscliError(f"export target {str(output)!r} is a file; give a directory (PNGs) or a .npz path")
-    if not output.parent.is_dir():
-        raise ElscliError(f"output directory {str(output.parent)!r} does not exist (for {str(output)!r})")
+    declare_output_dir(output, "-o")
     # the directory is claimed as a whole (.DIR.lock beside it): a concurrent export into it is refused
     with claim_output(output, check=False):
         width = max(6, len(str(int(run.sample_ids.max())))) if len(run) else 6
@@ -114,7 +164,6 @@ def export_run(path: Union[str, os.PathLike], output: Union[str, os.PathLike], *
         clash = [t for t in targets if t.exists()]
         if clash and not force:
             raise ElscliError(f"{str(clash[0])!r} exists; pass --force to overwrite")
-        output.mkdir(exist_ok=True)
         from PIL import Image
 
         imgs = to_uint8(run.final[rows])

@@ -13,17 +13,19 @@ import hashlib
 import os
 import shlex
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import ElscliError
+from ..errors import ElscliError, ElscliWarning
 from ..h5io import file_format, open_h5
 from ..noise import DEFAULT_NOISE_SCHEDULE, get_noise_schedule, time_grid
 from ..sampler import check_grid
-from ..schedule import LocalitySchedule, ParameterSchedule, load_schedule, scale_patch_sizes
+from ..schedule import (LocalitySchedule, ParameterSchedule, load_schedule, paper_schedule_mismatch,
+                        scale_patch_sizes)
 from ..shards import ShardSpec, format_shard, parse_shard
 from .file import FORMAT, Run
 
@@ -260,6 +262,9 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
         check = dict(machine_params)
     else:
         sched = LocalitySchedule.constant(patch_size) if patch_size is not None else load_schedule(schedule)
+        mismatch = None if patch_size is not None else paper_schedule_mismatch(schedule, shape)
+        if mismatch is not None:
+            warnings.warn(mismatch, ElscliWarning, stacklevel=2)
         sched_desc = sched.source or sched.to_json()
         patch_sizes = sched.for_grid(times)
         if schedule_scale is not None:
