@@ -125,7 +125,7 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
                 raise ElscliError("give scan files to merge, or --reference to scan, not both")
             scan_path = None if scan_out is None else claims.enter_context(claim_output(scan_out, force))
             result = merge([Scan.read(p) for p in scans])
-            if output is not None and not allow_partial:   # refused before any file is written
+            if output is not None and not allow_partial and not result.complete:   # refused before any file is written
                 _refuse_partial(len(result.sample_index), result.num_reference_samples)
             if scan_path is not None:
                 result.write(scan_path, force=force, params={**result.params, "merged_from": [str(p) for p in scans]})
