@@ -5,7 +5,8 @@ an output that cannot be written, a file that would be overwritten, a partial in
 **clean** when the command
 
 - exits with a non-zero code,
-- prints exactly one line on stderr (stderr is a pipe, not a terminal), and no traceback,
+- prints exactly one line on stderr (stderr is a pipe, not a terminal), and no traceback, no Python exception
+  name (``BadZipFile:``...) and no ``internal error`` (an unexpected exception: a bug),
 - leaves the work directory as it found it: no new file or directory, no file changed.
 
 Usage (the fixtures are made with the elscli under test, in a fresh temporary directory)::
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -216,6 +218,11 @@ class Sweep:
             problems.append("exit code 0")
         if "Traceback" in err:
             problems.append("traceback")
+        if "internal error" in err:
+            problems.append("internal error (a bug, not a message about the input)")
+        names = sorted(set(re.findall(r"\b[A-Z][A-Za-z]*(?:Error|Exception|File)\b(?=:)", err)))
+        if names:
+            problems.append(f"Python exception name {', '.join(names)}")
         if len(lines) != 1:
             problems.append(f"{len(lines)} stderr lines")
         rel = lambda ps: [os.path.relpath(p.rstrip("/"), self.root) + ("/" if p.endswith("/") else "") for p in ps]

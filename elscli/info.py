@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-from .errors import ElscliError
+from .errors import ElscliError, reason
 from .h5io import file_format, open_h5, read_attrs
 
 
@@ -71,7 +71,7 @@ def describe_file(path: Union[str, os.PathLike], *, verify: bool = False) -> Dic
             raise
         except (OSError, KeyError) as exc:
             raise ElscliError(f"{str(path)!r} is corrupt or truncated "
-                              f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+                              f"({reason(exc)})") from None
     if verify:
         data["verified"] = verify_file(p, kind)
     return data
@@ -136,5 +136,5 @@ def verify_file(path: Union[str, os.PathLike], kind: Optional[str] = None) -> Li
             f.visititems(lambda name, obj: obj[()] if isinstance(obj, h5py.Dataset) else None)
         except (OSError, ValueError) as exc:
             raise ElscliError(f"{str(path)!r} fails verification: a dataset cannot be read "
-                              f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+                              f"({reason(exc)})") from None
     return ["every dataset read (checksums)"]

@@ -39,7 +39,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .errors import ElscliError
+from .errors import ElscliError, reason
 from .noise import DEFAULT_NOISE_SCHEDULE, get_noise_schedule, grid_name, make_grid
 from .sampler import (DEFAULT_SAMPLER, RecordedNoise, StreamNoise, check_grid, check_sampler_eta, is_stochastic,
                       num_evaluations, run_sampler, sample_generator)
@@ -178,7 +178,7 @@ def read(path: os.PathLike | str, *, load_trajectories: bool = True) -> Referenc
             if isinstance(exc, PermissionError):
                 raise ElscliError(f"{str(path)!r} is not readable (permission denied)") from None
             raise ElscliError(f"{str(path)!r} is not a readable NPZ file (corrupt or truncated?): "
-                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                              f"{reason(exc)}") from None
         for k in list(data):
             if data[k].ndim == 0:
                 attrs[k] = _as_str(data.pop(k))

@@ -317,3 +317,40 @@ def test_readme_names_every_format_and_the_default_of_n():
     listed = line.split("`--format ")[1].split("`")[0].split("|")
     assert set(listed) == {f.value for f in SourceFormat}
     assert "16 (with `--from-seeds`: all the file's samples)" in readme
+
+
+@pytest.mark.parametrize("exc, says", [(ZeroDivisionError("division by zero"), "division by zero"),
+                                       (MemoryError(), "out of memory"),
+                                       (KeyError("best"), "missing key 'best'")])
+def test_an_internal_error_is_one_line_without_a_python_exception_name(cli, d, monkeypatch, exc, says):
+    """An unexpected exception (a bug, not bad input) names the command and the failure in words, never the
+    exception's class, asks for ELSCLI_DEBUG=1 output, and exits 3 — not 1 (bad input) nor 2 (usage)."""
+    import elscli.info
+
+    def broken(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(elscli.info, "describe_file", broken)
+    line = fails_cleanly(cli, d, "info", d / "bank.h5", says=("internal error in info", says, "ELSCLI_DEBUG=1"),
+                         never=(type(exc).__name__, "Traceback"), code=3)
+    assert line.startswith("elscli: internal error in info: ")
+    monkeypatch.setenv("ELSCLI_DEBUG", "1")             # debugging: the exception itself, with its traceback
+    with pytest.raises(type(exc)):
+        cli("info", d / "bank.h5")
+
+
+def test_reason_never_names_a_class_or_a_temporary_file():
+    """The words shown after a user's path: an OSError's reason without its (temporary) file name, the missing
+    key of a KeyError, plain words for message-less exceptions."""
+    import zipfile
+
+    from elscli.errors import reason
+
+    err = FileNotFoundError(2, "No such file or directory", "/proc/.b.h5.tmp-15260-abc")
+    assert reason(err) == "No such file or directory"
+    assert reason(KeyError("times")) == "missing key 'times'"
+    assert reason(EOFError()) == "the file ends early (truncated?)"
+    assert reason(ValueError("first line\nsecond line")) == "first line"
+    for e in (zipfile.BadZipFile(), RuntimeError(), MemoryError()):
+        r = reason(e)
+        assert r and type(e).__name__ not in r and "\n" not in r

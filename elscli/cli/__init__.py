@@ -11,8 +11,9 @@
 =======================  =========================================================================
 
 Each command parses its options, calls one library function and prints the result.  Domain errors
-(:class:`elscli.errors.ElscliError`) become one line on stderr and exit code 1; usage errors exit 2;
-``ELSCLI_DEBUG=1`` shows tracebacks.
+(:class:`elscli.errors.ElscliError`) become one line on stderr and exit code 1; usage errors exit 2; an
+unexpected exception (a bug) one line ``elscli: internal error in CMD: …`` and exit code 3; ``ELSCLI_DEBUG=1``
+shows tracebacks.
 """
 from __future__ import annotations
 
@@ -52,12 +53,42 @@ def _usage_error(exc: BaseException) -> int:
     return code
 
 
+EXIT_INTERNAL = 3
+"""Exit code of an unexpected internal failure (a bug of elscli, not of the input): distinct from 1 (bad input,
+an :class:`~elscli.errors.ElscliError`) and 2 (usage)."""
+
+
+def _command_name() -> str:
+    """The sub-command of the current invocation (``sample``, ``locality-scan``...), or ``elscli`` when none
+    was given: the first argument that names a registered command."""
+    from .output import argv
+
+    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+    for group in getattr(app, "registered_groups", []):
+        if group.name:
+            names.add(group.name)
+    for a in argv():
+        if a in names:
+            return a
+    return "elscli"
+
+
+def _internal_error_line(exc: BaseException) -> str:
+    """The one line shown for an unexpected exception: the command and the failure in words — never the
+    exception's class name (see :func:`elscli.errors.reason`) — and how to report it."""
+    from ..errors import reason
+
+    return (f"elscli: internal error in {_command_name()}: {reason(exc)} "
+            f"(a bug of elscli; please report it with the output of ELSCLI_DEBUG=1)")
+
+
 def main(argv=None) -> None:
     """Console-script entry point: run the command line ``argv`` (default ``sys.argv[1:]``) and exit.
 
-    Exit codes: 0 success; 1 an :class:`~elscli.errors.ElscliError` (one line on stderr) or an unexpected
-    failure (one line; ``ELSCLI_DEBUG=1`` for the traceback); 2 a usage error (one line when stderr is not a
-    terminal); 130 Ctrl-C; a command's own code otherwise (``sample`` stopped by a signal: 128 + its number).
+    Exit codes: 0 success; 1 an :class:`~elscli.errors.ElscliError` (bad input: one line on stderr naming the
+    user's path); 2 a usage error (one line when stderr is not a terminal); 3 an unexpected internal failure
+    (one line ``elscli: internal error in CMD: …`` without Python exception names; ``ELSCLI_DEBUG=1`` for the
+    traceback); 130 Ctrl-C; a command's own code otherwise (``sample`` stopped by a signal: 128 + its number).
     """
     from .. import machines
     from ..errors import ElscliError
@@ -99,8 +130,7 @@ def main(argv=None) -> None:
             sys.exit(int(getattr(exc, "exit_code", 1)))
         if debug:                          # an unexpected failure: still one line unless debugging
             raise
-        msg = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"elscli: error: {type(exc).__name__}: {msg} (set ELSCLI_DEBUG=1 for a traceback)", file=sys.stderr)
-        sys.exit(1)
+        print(_internal_error_line(exc), file=sys.stderr)
+        sys.exit(EXIT_INTERNAL)
     if isinstance(rv, int) and not isinstance(rv, bool):
         sys.exit(rv)

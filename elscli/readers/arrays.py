@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import ElscliError
+from ..errors import ElscliError, reason
 from ..pixels import as_labels, float_source_to_internal, nonnegative_range_warning
 from ._common import RawImages, refuse_if_permission_denied
 
@@ -78,7 +78,7 @@ def read_arrays(path: Path, value_range: Optional[str] = None, layout: Optional[
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         refuse_if_permission_denied(exc, what)
         raise ElscliError(f"{what} is not a readable .npy/.npz file: corrupt, truncated or pickled objects "
-                          f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+                          f"({reason(exc)})") from None
     try:
         if isinstance(loaded, np.ndarray):
             images = loaded
@@ -101,7 +101,7 @@ def read_arrays(path: Path, value_range: Optional[str] = None, layout: Optional[
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         refuse_if_permission_denied(exc, what)
         raise ElscliError(f"{what} is not a readable .npz file: corrupt, truncated or pickled objects "
-                          f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+                          f"({reason(exc)})") from None
     arr_what = what if images_key is None else f"{images_key!r} in {what}"
     images, used_layout = to_nchw(np.asarray(images), layout, arr_what)
     n = images.shape[0]

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import ElscliError
+from ..errors import ElscliError, reason
 from ..pixels import as_labels
 from ._common import RawImages, refuse_if_permission_denied
 
@@ -46,7 +46,7 @@ def _load_pickle(data: bytes, what: str) -> Dict[bytes, Any]:
     try:
         obj = _SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise ElscliError(f"{what} is not a readable CIFAR python batch ({type(exc).__name__}: {exc})") from None
+        raise ElscliError(f"{what} is not a readable CIFAR python batch ({reason(exc)})") from None
     if not isinstance(obj, dict):
         raise ElscliError(f"{what} is not a CIFAR python batch (holds a {type(obj).__name__}, not a dict)")
     return {(k.encode() if isinstance(k, str) else k): v for k, v in obj.items()}
