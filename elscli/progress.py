@@ -15,7 +15,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Callable, Optional, TextIO, Tuple
+from typing import Callable, List, Optional, TextIO, Tuple
+
+#: Called (without arguments) when a progress display starts, i.e. when the long work of a command begins
+#: after its inputs were checked: the CLI shows the warnings it held back until then (see
+#: :func:`elscli.cli.output.warnings_to_stderr`).
+START_LISTENERS: List[Callable[[], None]] = []
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -70,6 +75,8 @@ class Progress:
 
     # -- context manager -------------------------------------------------------------------------
     def __enter__(self) -> "Progress":
+        for listener in list(START_LISTENERS):
+            listener()
         self._start = self._last_line = time.monotonic()
         if self._use_rich:
             from rich.console import Console

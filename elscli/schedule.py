@@ -269,11 +269,11 @@ def paper_schedule_mismatch(spec: Any, shape: Sequence[int]) -> Optional[str]:
     shown = "×".join(str(w) for w in want) if None not in want else f"{want[0]}-channel"
     have = "×".join(map(str, shape))
     fit = paper_schedules_for(shape)
-    advice = (f"schedules calibrated for {have} images: {', '.join(fit)}" if fit else
-              f"no paper schedule was calibrated for {have} images")
+    advice = (f"the paper's schedules for {have} images are {', '.join(fit)}; or" if fit else
+              "no paper schedule fits them:")
     return (f"the locality schedule {text} was calibrated for {dataset} ({shown} images, P up to "
-            f"{max(paper_schedule(name).patch_sizes)}), but the bank holds {have} images; {advice}; or calibrate "
-            f"one (elscli locality-scan) or give --patch-size P")
+            f"{max(paper_schedule(name).patch_sizes)}), but the bank holds {have} images; {advice} calibrate one "
+            f"(elscli locality-scan) or give --patch-size P")
 
 
 def load_schedule(spec: Union[str, int, os.PathLike, Dict, LocalitySchedule, None] = None) -> LocalitySchedule:

@@ -243,6 +243,21 @@ def test_sample_warns_of_a_paper_schedule_for_other_images(d, recwarn):
     assert any(issubclass(w.category, ElscliWarning) and "calibrated for MNIST" in str(w.message) for w in recwarn)
 
 
+
+def test_a_warning_is_shown_when_the_work_starts_and_never_beside_an_error(cli, d, tmp_path, monkeypatch):
+    """The paper-schedule warning comes before the first progress line (not after the run); a command that
+    then fails on another input shows its error line alone."""
+    monkeypatch.setenv("ELSCLI_PROGRESS_INTERVAL", "0")
+    res = cli("sample", "--bank", d / "bank.h5", "--machine", "ls", "--steps", "2", "-n", "1", "-o", tmp_path / "r.h5")
+    assert res.exit_code == 0, res.stderr
+    lines = res.stderr.splitlines()
+    warned = [i for i, ln in enumerate(lines) if ln.startswith("elscli: warning:") and "calibrated for MNIST" in ln]
+    progress = [i for i, ln in enumerate(lines) if ln.startswith("sample") and "steps" in ln]
+    assert len(warned) == 1 and progress and warned[0] < progress[0], res.stderr
+    line = fails_cleanly(cli, tmp_path, "sample", "--bank", d / "bank.h5", "--label", "7", "-o", tmp_path / "s.h5",
+                         says=("label 7 is not in the bank",))
+    assert line.startswith("elscli: error:")
+
 # ----------------------------------------------------------------------- 9: pictures
 def test_grid_title_fits_and_says_what_ran(d, tmp_path):
     from elscli import runs

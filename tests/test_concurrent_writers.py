@@ -1,15 +1,19 @@
 """Two real processes writing the same output (issue 13, item 1): the second — with --force or without —
 is refused with one line and touches nothing; the first finishes with exit 0 and a whole file.
 
-The first process is frozen (SIGSTOP) as soon as it has claimed its output (its lock file ``.NAME.lock``
-appears), so the second always meets a live writer, whatever the machine's speed; it is then let go
-(SIGCONT) and must finish as if nothing had happened."""
+The first process pauses itself at a deterministic point — right after it has taken the claim on its output
+(the flock on ``.NAME.lock``), or right after it has created its ``RUN.h5.partial`` — says so on a pipe and
+waits until the test closes its stdin.  The second therefore always meets a live writer, whatever the
+machine's load; the first is then let go and must finish as if nothing had happened.  (An earlier version
+froze the first with SIGSTOP once /proc/locks showed its lock: under load the test process could be
+descheduled between seeing the lock and sending the signal, and a short first writer — build-bank, a small
+locality-scan — had finished and released its claim by then, so the second "got through".)"""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
-import signal
+import select
 import subprocess
 import sys
 import textwrap
@@ -30,10 +34,6 @@ def env():
     e = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     e.pop("ELSCLI_DEBUG", None)
     return e
-
-
-def start(args, cwd) -> subprocess.Popen:
-    return subprocess.Popen(args, cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def elscli_args(*args):
@@ -60,23 +60,74 @@ def holds_flock(pid: int, path: Path) -> bool:
     return False
 
 
-@contextlib.contextmanager
-def frozen_once_claimed(proc: subprocess.Popen, output: Path, timeout: float = 120.0):
-    """Wait until ``proc`` holds the claim on ``output`` (a flock on its lock file), freeze it for the
-    block, then let it go."""
-    if not Path("/proc/locks").exists():
-        pytest.skip("needs /proc/locks (Linux) to see when the first writer holds its claim")
-    lock = lock_path_for(output)
-    deadline = time.monotonic() + timeout
-    while not holds_flock(proc.pid, lock):
-        assert proc.poll() is None, f"the first writer ended before claiming {output}: {proc.communicate()}"
-        assert time.monotonic() < deadline, f"no claim on {output} after {timeout} s"
-        time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGSTOP)
+# The first writer, run through the real entry point (or a script) with a pause hook: after its claim on the
+# output is taken (hook "claim") or after its RUN.h5.partial is created (hook "partial") it writes "paused"
+# on the pipe fd it was given and blocks reading stdin until the test closes it.  Nothing else is changed.
+PAUSED_WRITER = textwrap.dedent("""
+    import os, sys
+    fd, target, hook, argv = int(sys.argv[1]), os.path.realpath(sys.argv[2]), sys.argv[3], sys.argv[4:]
+    paused = []
+
+    def pause():
+        if not paused:
+            paused.append(True)
+            os.write(fd, b"paused\\n")
+            os.close(fd)
+            sys.stdin.read()
+
+    if hook == "claim":
+        import elscli.outputs as O
+        acquire = O._acquire
+
+        def _acquire(lock, what, wait):
+            fd_lock = acquire(lock, what, wait)
+            if os.path.realpath(what) == target:
+                pause()
+            return fd_lock
+
+        O._acquire = _acquire
+    elif hook == "partial":
+        import elscli.runs.execute as E
+        open_partial = E._open_partial
+
+        def _open_partial(*args, **kwargs):
+            f = open_partial(*args, **kwargs)
+            pause()
+            return f
+
+        E._open_partial = _open_partial
+    if argv[0] == "-c":
+        sys.argv = ["-c", *argv[2:]]
+        exec(compile(argv[1], "<script>", "exec"), {"__name__": "__main__"})
+    else:
+        from elscli.cli import main
+        main(argv)
+""")
+
+
+def start_paused(args, cwd, output: Path, hook: str = "claim", timeout: float = 300.0) -> subprocess.Popen:
+    """Start the first writer (``args``: elscli's arguments, or ``["-c", SCRIPT, ...]``) and return once it
+    has paused at ``hook`` (see PAUSED_WRITER) — a deterministic signal, not a race with the scheduler."""
+    r, w = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-c", PAUSED_WRITER, str(w), str(output), hook, *map(str, args)],
+                            cwd=cwd, env=env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, pass_fds=(w,))
+    os.close(w)
     try:
-        yield
+        ready, _, _ = select.select([r], [], [], timeout)
+        said = os.read(r, 64) if ready else b""
     finally:
-        os.kill(proc.pid, signal.SIGCONT)
+        os.close(r)
+    if said != b"paused\n":
+        proc.kill()
+        pytest.fail(f"the first writer did not pause at {hook!r} of {output} ({said!r}): {proc.communicate()}")
+    return proc
+
+
+def assert_claim_held(proc: subprocess.Popen, output: Path) -> None:
+    """The paused first writer really holds the flock on the output's lock file (/proc/locks, Linux)."""
+    if Path("/proc/locks").exists():
+        assert holds_flock(proc.pid, lock_path_for(output)), f"pid {proc.pid} holds no claim on {output}"
 
 
 def assert_refused(res: subprocess.CompletedProcess, output: Path) -> None:
@@ -88,17 +139,18 @@ def assert_refused(res: subprocess.CompletedProcess, output: Path) -> None:
 
 
 def second_writer_is_refused(first_args, second_args, output: Path, cwd: Path):
-    """Run the first writer, freeze it once it has claimed ``output``, run the second (must be refused,
-    touching nothing), let the first finish (exit 0); returns the first's (stdout, stderr)."""
-    first = start(first_args, cwd)
+    """Run the first writer (``first_args``: see :func:`start_paused`) until it has claimed ``output``, run
+    the second (must be refused, touching nothing), let the first finish (exit 0); returns the first's
+    (stdout, stderr)."""
+    first = start_paused(first_args, cwd, output)
     try:
-        with frozen_once_claimed(first, output):
-            before = snapshot(cwd)
-            second = subprocess.run(second_args, cwd=cwd, env=env(), capture_output=True, text=True, timeout=300)
-            after = snapshot(cwd)
+        assert_claim_held(first, output)
+        before = snapshot(cwd)
+        second = subprocess.run(second_args, cwd=cwd, env=env(), capture_output=True, text=True, timeout=300)
+        after = snapshot(cwd)
         assert_refused(second, output)
         assert after == before
-        out, err = first.communicate(timeout=300)
+        out, err = first.communicate(input="", timeout=300)
     finally:
         if first.poll() is None:
             first.kill()
@@ -111,7 +163,7 @@ def second_writer_is_refused(first_args, second_args, output: Path, cwd: Path):
 @pytest.mark.parametrize("force", [True, False], ids=["second-with-force", "second-without"])
 def test_build_bank(tmp_path, mnist_dir, force):
     out = tmp_path / "b.h5"
-    second_writer_is_refused(elscli_args("build-bank", mnist_dir, "-o", out, "--json"),
+    second_writer_is_refused(["build-bank", mnist_dir, "-o", out, "--json"],
                              elscli_args("build-bank", MNIST_1K, "-o", out, *(["--force"] if force else [])),
                              out, tmp_path)
     bank = Bank.open(out)                                          # whole, and the first writer's
@@ -131,13 +183,13 @@ def test_locality_scan_outputs(tmp_path):
     scan = tmp_path / "scan.h5"
     common = ["locality-scan", "-r", "net.npz", "--bank", "bank.h5", "--machine", "els", "--candidates", "3:9",
               "--quiet"]
-    second_writer_is_refused(elscli_args(*common, "--scan-out", scan, "-o", "s.json"),
+    second_writer_is_refused([*common, "--scan-out", scan, "-o", "s.json"],
                              elscli_args(*common, "--scan-out", scan, "--force"), scan, tmp_path)
     from elscli.analysis.scan import Scan
 
     assert Scan.read(scan).complete and (tmp_path / "s.json").exists()
     # the schedule JSON is claimed from the start as well
-    second_writer_is_refused(elscli_args(*common, "-o", "t.json"),
+    second_writer_is_refused([*common, "-o", "t.json"],
                              elscli_args(*common, "-o", "t.json", "--force"), tmp_path / "t.json", tmp_path)
 
 
@@ -155,7 +207,7 @@ def test_reference_record(tmp_path):
             sys.exit(print(f"elscli: error: {exc}", file=sys.stderr) or 1)
     """)
     out = tmp_path / "net.h5"
-    second_writer_is_refused([sys.executable, "-c", script, out], [sys.executable, "-c", script, out, "force"],
+    second_writer_is_refused(["-c", script, out], [sys.executable, "-c", script, out, "force"],
                              out, tmp_path)
     from elscli import reference as R
 
@@ -183,24 +235,9 @@ def test_a_claim_is_held_once_per_process_and_nests(tmp_path):
 @pytest.fixture(scope="module")
 def bank200(tmp_path_factory, mnist_dir):
     d = tmp_path_factory.mktemp("bank200")
-    bank, _ = build_bank(mnist_dir, limit=200)
+    bank, _ = build_bank(mnist_dir, limit=200, subset_seed=0)
     bank.save(d / "b.h5")
     return d / "b.h5"
-
-
-@contextlib.contextmanager
-def frozen_once_exists(proc: subprocess.Popen, path: Path, timeout: float = 120.0):
-    """Freeze ``proc`` as soon as ``path`` exists (e.g. its RUN.h5.partial), for the block."""
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"the first writer ended before writing {path}: {proc.communicate()}"
-        assert time.monotonic() < deadline, f"no {path} after {timeout} s"
-        time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
 
 
 @pytest.mark.parametrize("second", [["--force"], ["--resume"], []], ids=["force", "resume", "plain"])
@@ -209,17 +246,18 @@ def test_sample_a_refused_second_run_touches_nothing(bank200, tmp_path, second):
     or neither) started while it runs.  The second is refused in one line and touches nothing (the partial
     keeps every byte); the first finishes with exit 0 and a whole file, equal to an undisturbed run."""
     common = ["sample", "--bank", bank200, "-n", 4, "--steps", 10, "--threads", 1, "--batch-size", 1, "--quiet"]
-    first = start(elscli_args(*common, "-o", "cw.h5"), tmp_path)
+    first = start_paused([*common, "-o", "cw.h5"], tmp_path, tmp_path / "cw.h5", hook="partial")
     try:
-        with frozen_once_exists(first, tmp_path / "cw.h5.partial"):
-            before = snapshot(tmp_path)
-            res = subprocess.run(elscli_args(*common, "-o", "cw.h5", *second), cwd=tmp_path, env=env(),
-                                 capture_output=True, text=True, timeout=300)
-            after = snapshot(tmp_path)
+        assert (tmp_path / "cw.h5.partial").exists()
+        assert_claim_held(first, tmp_path / "cw.h5")
+        before = snapshot(tmp_path)
+        res = subprocess.run(elscli_args(*common, "-o", "cw.h5", *second), cwd=tmp_path, env=env(),
+                             capture_output=True, text=True, timeout=300)
+        after = snapshot(tmp_path)
         lines = res.stderr.strip().splitlines()
         assert res.returncode == 1 and len(lines) == 1 and lines[0].startswith("elscli: error: "), res.stderr
         assert after == before
-        out, err = first.communicate(timeout=600)
+        out, err = first.communicate(input="", timeout=600)
     finally:
         if first.poll() is None:
             first.kill()
@@ -238,15 +276,15 @@ def test_sample_a_refused_second_run_touches_nothing(bank200, tmp_path, second):
 def test_sample_png_is_claimed_from_the_start(bank200, tmp_path):
     """--png GRID is claimed with the run: another run drawing the same grid (--force) is refused."""
     common = ["sample", "--bank", bank200, "-n", 2, "--steps", 10, "--threads", 1, "--batch-size", 1, "--quiet"]
-    first = start(elscli_args(*common, "-o", "a.h5", "--png", "grid.png"), tmp_path)
+    first = start_paused([*common, "-o", "a.h5", "--png", "grid.png"], tmp_path, tmp_path / "a.h5", hook="partial")
     try:
-        with frozen_once_exists(first, tmp_path / "a.h5.partial"):
-            before = snapshot(tmp_path)
-            res = subprocess.run(elscli_args(*common, "-o", "b.h5", "--png", "grid.png", "--force"), cwd=tmp_path,
-                                 env=env(), capture_output=True, text=True, timeout=300)
-            assert snapshot(tmp_path) == before
+        assert_claim_held(first, tmp_path / "grid.png")
+        before = snapshot(tmp_path)
+        res = subprocess.run(elscli_args(*common, "-o", "b.h5", "--png", "grid.png", "--force"), cwd=tmp_path,
+                             env=env(), capture_output=True, text=True, timeout=300)
+        assert snapshot(tmp_path) == before
         assert_refused(res, tmp_path / "grid.png")
-        out, err = first.communicate(timeout=600)
+        out, err = first.communicate(input="", timeout=600)
     finally:
         if first.poll() is None:
             first.kill()
@@ -261,7 +299,7 @@ def test_merge_and_export(bank200, tmp_path):
                        check=True, timeout=600)
     shards = ["r-shard0of2.h5", "r-shard1of2.h5"]
     m = tmp_path / "m.h5"
-    second_writer_is_refused(elscli_args("merge", *shards, "-o", m),
+    second_writer_is_refused(["merge", *shards, "-o", m],
                              elscli_args("merge", *shards, "-o", m, "--force"), m, tmp_path)
     # export is over in milliseconds: another process holds its claim instead, as a live export would
     for target in ("f.npz", "pngs"):

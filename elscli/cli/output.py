@@ -134,21 +134,38 @@ def warn(msg: str) -> None:
 @contextlib.contextmanager
 def warnings_to_stderr() -> Iterator[None]:
     """Each :class:`elscli.errors.ElscliWarning` raised inside, as one ``elscli: warning:`` line on stderr
-    (other warnings are shown as Python shows them)."""
+    (other warnings are shown as Python shows them).
+
+    The lines are held back until the command's long work starts (a :class:`elscli.progress.Progress`
+    display begins: the inputs have been checked) or the block ends without error.  A command that fails
+    shows its one error line only: a warning about input the user must change anyway would be a second line.
+    """
     import warnings
 
     from ..errors import ElscliWarning
+    from ..progress import START_LISTENERS
+
+    shown = [0]
+
+    def flush() -> None:
+        for w in caught[shown[0]:]:
+            if issubclass(w.category, ElscliWarning):
+                warn(str(w.message))
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        shown[0] = len(caught)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ElscliWarning)
+        START_LISTENERS.append(flush)
         try:
             yield
+        except BaseException:
+            del caught[shown[0]:]      # the error line alone
+            raise
         finally:
-            for w in caught:
-                if issubclass(w.category, ElscliWarning):
-                    warn(str(w.message))
-                else:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            START_LISTENERS.remove(flush)
+            flush()
 
 
 def output_dir(path: Optional[Path], option: str = "--plot") -> Optional[Path]:
