@@ -22,8 +22,11 @@ def _commands():
 
 
 def _flat(text: str) -> str:
-    """Help text with its line wrapping undone (runs of whitespace as one space)."""
-    return " ".join(text.split())
+    """Help text with its line wrapping undone (runs of whitespace as one space; a word wrapped after its
+    hyphen, ``pspc-`` / ``square``, joined again)."""
+    import re
+
+    return " ".join(re.sub(r"(?<=\w-)[ \t]*\n\s*", "", text).split())
 
 
 def _help(name: str) -> str:
