@@ -246,7 +246,6 @@ def locality_scan_cmd(
       elscli locality-scan -r net.npz --bank mnist.h5 --shard 0/8 --scan-out 'scan-{shard}.h5'   # array task
       elscli locality-scan scan-*.h5 -o bbels.json --scan-out scan.h5                          # merge shards
       elscli locality-scan --sweep 3,5,9,15,31 --bank mnist.h5 --machine els -n 16 --plot figs/
-
       elscli locality-scan -r net.npz --bank mnist.h5 -m scfdm --parameter sigma --candidates 0,0.1,0.5 --metric l2 -o sigma.json
     """
     from ..analysis.calibrate import calibrate
