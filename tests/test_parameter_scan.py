@@ -189,3 +189,29 @@ def test_bad_parameter_scans_fail_in_one_line_before_any_output(tmp_path, small_
             "-o", tmp_path / "bad.h5", "--quiet")
     assert r.exit_code == 1 and "no value for the step starting at t=0.5" in r.stderr
     assert not (tmp_path / "bad.h5").exists()
+
+
+@pytest.mark.parametrize("machine,params,candidates,kw", [
+    ("ls", {"patch_size": 3}, [3, 5, 7], {}),                                # one pass for all sizes
+    ("bbels", {"patch_size": 5}, [3, 5, 7], {}),                             # one denoise per size
+    ("scfdm", {"sigma": 0.2}, [0.0, 0.2, 0.5], {"parameter": "sigma"}),      # the denoiser interface
+])
+def test_the_scan_evaluates_machines_under_the_references_noise_schedule(tmp_path, small_bank, machine, params,
+                                                                         candidates, kw):
+    """A 'network' that is the machine under the linear schedule is found at every step, at L2 distance 0
+    (up to the reference's float32): the candidates are evaluated at the reference's (a, b), not at
+    cosine-legacy's for the same t."""
+    D = elscli.machines.make_denoiser(machine, small_bank, noise_schedule="linear", **params)
+
+    def eps_fn(x, t, labels):
+        a, b = elscli.noise.scales(t, "linear")
+        return (x - a * D(x, t)) / b
+
+    seeds = np.random.default_rng(3).standard_normal((3,) + small_bank.shape).astype(np.float32)
+    ref = reference.record(eps_fn, seeds, elscli.noise.time_grid(5), path=tmp_path / "net.npz",
+                           noise_schedule="linear")
+    got = S.scan(ref, small_bank, machine, candidates, metric="l2", **kw)
+    true = params.get("patch_size", params.get("sigma"))
+    np.testing.assert_array_equal(got.best, np.full(got.best.shape, true))
+    k = list(candidates).index(true)
+    assert got.similarity[:, k].max() < 1e-3 * got.similarity.max()

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..bank import bank_images
 from ..errors import ElscliError
-from ..noise import scales
+from ..noise import DEFAULT_NOISE_SCHEDULE, scales
 from ..shards import Shard, WHOLE, format_shard
 from .parameter_scan import PATCH_SIZE, parameter_evaluator, parse_values
 
@@ -106,12 +106,14 @@ def similarity(net_score: np.ndarray, mach_score: np.ndarray, metric: str) -> np
     raise ElscliError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
 
 
-def machine_evaluator(machine: str, bank, *, threads: Optional[int] = None) -> Evaluator:
+def machine_evaluator(machine: str, bank, *, threads: Optional[int] = None,
+                      noise_schedule: str = DEFAULT_NOISE_SCHEDULE) -> Evaluator:
     """The per-step evaluation of every candidate: one call, so a multi-candidate kernel can replace it.
 
     Uses ``elscli.machines.denoise_candidates`` when the machines provide it (one pass over the bank for
-    all sizes), else one :func:`elscli.machines.denoise` call per candidate.  The evaluator returns
-    (K, B, C, H, W) float64.
+    all sizes), else one :func:`elscli.machines.denoise` call per candidate, at the scales (a, b) of t under
+    ``noise_schedule`` (the reference's: the score it is compared with is the network's under that schedule).
+    The evaluator returns (K, B, C, H, W) float64.
     """
     from .. import machines
 
@@ -119,8 +121,10 @@ def machine_evaluator(machine: str, bank, *, threads: Optional[int] = None) -> E
 
     def evaluate(x, t, candidates, label):
         if multi is not None:
-            return np.asarray(multi(machine, x, t, bank, list(candidates), label=label, threads=threads))
-        return np.stack([np.asarray(machines.denoise(machine, x, t, bank, int(p), label=label, threads=threads),
+            return np.asarray(multi(machine, x, t, bank, list(candidates), label=label, threads=threads,
+                                    noise_schedule=noise_schedule))
+        return np.stack([np.asarray(machines.denoise(machine, x, t, bank, int(p), label=label, threads=threads,
+                                                     noise_schedule=noise_schedule),
                                     dtype=np.float64) for p in candidates])
 
     return evaluate
@@ -289,7 +293,7 @@ def scan(reference, bank, machine: str, candidates: Sequence[int], *, metric: st
                                         noise_schedule=reference.schedule)
         evaluator.check(candidates)      # every candidate value checked by the machine before any work
     if evaluator is None:
-        evaluator = machine_evaluator(machine, bank, threads=threads)
+        evaluator = machine_evaluator(machine, bank, threads=threads, noise_schedule=reference.schedule)
     sim = np.zeros((len(idx), len(candidates), T), dtype=np.float64)
     labels = reference.labels[idx]
     for step in range(T):
