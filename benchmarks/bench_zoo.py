@@ -4,17 +4,19 @@ in the same run.
 Bank: the 5,000 digits of mnist-5k (32x32); one query, a training digit noised to t.  For each machine: the
 first call (which builds what the machine caches per bank and noise level: the Gaussian fit's
 eigendecomposition, pca-locality's filter magnitude and masks, image blocks, constant patches, patch
-trees) and the best of ``--repeat`` later calls, and the ratio of the baseline's seconds — the pinned
+trees) and the best of ``--repeat`` later calls (default 2), and the ratio of the baseline's seconds — the pinned
 straightforward NumPy ELS at P = 3 on the same bank and query (``shared/bench/numpy_baseline.py``), measured
 once in this process — to the machine's.  Seconds on a shared machine are noisy; the ratios, taken in one
-run, are the figures to quote.  The load average is printed with them.
+run, are the figures to quote.  The load average is printed with them, and each row's progress on stderr.
+About 2 minutes on 2 quiet cores (the baseline's one ELS evaluation and the ELS rows are most of it).
 
-    python benchmarks/bench_zoo.py [--images 5000] [--times 0.5,0.1] [--repeat 3] [--no-baseline]
+    python benchmarks/bench_zoo.py [--images 5000] [--times 0.5,0.1] [--repeat 2] [--no-baseline]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -43,10 +45,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=5000)
     ap.add_argument("--times", default="0.5,0.1")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--no-baseline", action="store_true", help="skip the baseline (ratios not printed)")
     ap.add_argument("--only", default="", help="comma-separated labels to run (default: all)")
     args = ap.parse_args()
+    start = time.perf_counter()
 
     from elscli import noise
     from elscli.machines import make_denoiser
@@ -68,6 +71,7 @@ def main() -> None:
         t0 = time.perf_counter()
         base.els_x0(queries[times[0]][0].astype(np.float32), bank.images, times[0], 3)
         t_base = time.perf_counter() - t0
+        print(f"  baseline: {t_base:.2f} s ({time.perf_counter() - start:.0f} s so far)", file=sys.stderr, flush=True)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     rows = []
     for label, machine, params in ZOO:
@@ -82,11 +86,14 @@ def main() -> None:
             best = best_of(lambda: D(x, t), args.repeat)
             ratio = f"{t_base / best:.1f}x" if t_base else "-"
             rows.append((label, t, f"{first:.3f}", f"{best:.4f}", ratio))
+            print(f"  {label} t={t}: {best:.4f} s ({time.perf_counter() - start:.0f} s so far)", file=sys.stderr,
+                  flush=True)
     print(f"mnist-{args.images} ({C}x{H}x{W}), {threads()} Numba threads, load average "
           f"{os.getloadavg()[0]:.1f} (shared machine)")
     if t_base:
         print(f"baseline: NumPy ELS P=3 at t={times[0]}: {t_base:.2f} s (ratio = baseline s / machine s)")
     print(markdown_table(("machine", "t", "first call s", "per evaluation s", "vs baseline"), rows))
+    print(f"({time.perf_counter() - start:.0f} s in all)")
 
 
 if __name__ == "__main__":
