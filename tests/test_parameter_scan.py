@@ -18,6 +18,7 @@ from elscli.schedule import ParameterSchedule
 
 from oracle import cosine_legacy, oracle_pspc_square, oracle_scfdm
 from test_zoo_runs import machine_reference
+from threads import require_two_threads
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +216,14 @@ def test_the_scan_evaluates_machines_under_the_references_noise_schedule(tmp_pat
     np.testing.assert_array_equal(got.best, np.full(got.best.shape, true))
     k = list(candidates).index(true)
     assert got.similarity[:, k].max() < 1e-3 * got.similarity.max()
+
+
+@pytest.mark.parametrize("machine,parameter,values", [("pca-locality", "threshold", [0.0, 0.2, 0.5]),
+                                                      ("scfdm", "sigma", [0.0, 0.3]),
+                                                      ("pspc-square", "patch_size", [3, 5])])
+def test_a_parameter_scan_does_not_depend_on_threads_or_batch_size(tmp_path, small_bank, machine, parameter, values):
+    require_two_threads()
+    ref = random_network(tmp_path / "net.npz", small_bank, n=5)
+    one = S.scan(ref, small_bank, machine, values, parameter=parameter, threads=1, batch_size=64)
+    two = S.scan(ref, small_bank, machine, values, parameter=parameter, threads=2, batch_size=2)
+    np.testing.assert_array_equal(one.similarity, two.similarity)
