@@ -32,13 +32,13 @@ def tiny_bank():
     return np.ascontiguousarray(np.load(GOLDEN)["bank_images"][:24, :, 8:24, 8:24])
 
 
-def machine_eps_fn(machine, bank, schedule, times):
+def machine_eps_fn(machine, bank, schedule, times, noise_schedule="cosine-legacy"):
     """eps_fn of a score machine following a locality schedule: eps = (x - a·x0_hat)/b."""
     by_time = {round(float(t), 9): p for t, p in zip(times[:-1], schedule)}
 
     def eps_fn(x, t, labels):
-        a, b = scales(t)
-        x0 = machines.denoise(machine, x, t, bank, by_time[round(float(t), 9)])
+        a, b = scales(t, noise_schedule)
+        x0 = machines.denoise(machine, x, t, bank, by_time[round(float(t), 9)], noise_schedule=noise_schedule)
         return (x - a * x0) / b
 
     return eps_fn
@@ -62,6 +62,21 @@ def test_calibration_recovers_known_schedule(recorded, tiny_bank, machine):
     np.testing.assert_allclose(sched["times"], time_grid(5)[:-1])
     assert sc.schedule("mode").to_dict()["patch_sizes"] == TRUE_SCHEDULE
     # the true size scores (numerically) a perfect cosine
+    k = [CANDIDATES.index(p) for p in TRUE_SCHEDULE]
+    np.testing.assert_allclose(sc.similarity[:, k, np.arange(5)], 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("noise_schedule", ["linear", "edm"])
+def test_scan_runs_on_the_references_noise_schedule(tiny_bank, noise_schedule):
+    """A network trained on another noise schedule is scanned with the machines on that schedule (issue 16):
+    a machine recorded on it is recovered with a perfect cosine, which the cosine-legacy scales would miss."""
+    seeds = np.random.default_rng(2).standard_normal((3, 1, 16, 16)).astype(np.float32)
+    times = time_grid(5)
+    ref = R.record(machine_eps_fn("bbels", tiny_bank, TRUE_SCHEDULE, times, noise_schedule), seeds, times,
+                   noise_schedule=noise_schedule, sampler="heun")
+    sc = S.scan(ref, tiny_bank, "bbels", CANDIDATES)
+    assert sc.noise_schedule == noise_schedule
+    assert sc.schedule().to_dict()["patch_sizes"] == TRUE_SCHEDULE
     k = [CANDIDATES.index(p) for p in TRUE_SCHEDULE]
     np.testing.assert_allclose(sc.similarity[:, k, np.arange(5)], 1.0, atol=1e-6)
 

@@ -4,8 +4,9 @@ Follow a network's own trajectory (a reference file): at every step i, from the 
 at ``t = times[i]``, compare the network's score ``-eps[:, i]/b`` with each candidate machine's score
 ``-(x - a·x0_hat_P)/b²`` (Tweedie's formula, the score of the paper's Eq. 3 in terms of the denoiser) — by
 cosine similarity (default; higher is better) or L2 distance (lower is better) — and keep each sample's best
-P.  The per-sample × candidate × step values are kept in a **scan file** so that samples can be split over
-array tasks (``shard``) and the partial scans merged (:mod:`.scan_merge`) before aggregating into a schedule
+P.  The machines run on the reference's own noise schedule (its ``schedule``: a(t), b(t) in the softmax and in
+the score).  The per-sample × candidate × step values are kept in a **scan file** so that samples can be split
+over array tasks (``shard``) and the partial scans merged (:mod:`.scan_merge`) before aggregating into a schedule
 (:mod:`.aggregate`); :mod:`.calibrate` runs the three.
 
 Scan file (HDF5, ``format = "elscli.scan"``, ``schema_version = 1``), datasets at the root:
