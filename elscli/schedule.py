@@ -3,7 +3,9 @@
 A schedule is recorded **by time**, never by step index: ``{"times": [t_0, ...], "patch_sizes": [P_0, ...]}``
 (any order, odd positive sizes) gives the size for the step that *starts* at ``times[i]``.  When a sampling
 grid holds other times, each step takes the entry whose time is nearest to its start time; ties go to the
-larger time.  A single integer means a constant P.
+larger time.  A single integer means a constant P.  A schedule made by ``locality-scan`` also records the noise schedule of
+the network it was calibrated on (``"noise_schedule": "linear"``): its times are that schedule's, and
+``elscli sample`` refuses to use it on another one.  Presets and hand-written schedules name none.
 
 Presets ``paper:NAME`` are the ten calibrated schedules shipped with the paper's code (bundled as
 ``elscli/data/paper_scales.json``), used through their ``as_run`` mapping — the sizes the paper's released
@@ -48,15 +50,25 @@ class LocalitySchedule:
 
     ``times`` (floats in [0, 1], distinct, sorted descending) and ``patch_sizes`` (odd positive ints) of the
     same length: ``patch_sizes[i]`` is the size for the step that starts at ``times[i]``; ``source`` says
-    where it came from (a preset name, a file, ...).  Raises ElscliError for entries that break these rules.
+    where it came from (a preset name, a file, ...); ``noise_schedule`` the noise schedule it was calibrated
+    on (:data:`elscli.noise.NOISE_SCHEDULES`), or None when it names none.  Raises ElscliError for entries
+    that break these rules.
     """
 
     times: Tuple[float, ...]
     patch_sizes: Tuple[int, ...]
     source: str = ""
+    noise_schedule: Optional[str] = None
 
     def __post_init__(self) -> None:
         _validate(self.times, self.patch_sizes, self.source or "schedule")
+        if self.noise_schedule is not None:
+            from .noise import get_noise_schedule
+
+            try:
+                get_noise_schedule(self.noise_schedule)
+            except ElscliError as exc:
+                raise ElscliError(f"{self.source or 'schedule'}: {exc}") from None
 
     @classmethod
     def constant(cls, patch_size: int) -> "LocalitySchedule":
@@ -83,9 +95,20 @@ class LocalitySchedule:
             raise ElscliError("a time grid needs at least two times (one step)")
         return np.array([self.patch_size_at(t) for t in times[:-1]], dtype=np.int64)
 
-    def to_dict(self) -> Dict[str, List]:
-        """``{"times": [...], "patch_sizes": [...]}``: the JSON form ``load_schedule`` reads."""
-        return {"times": [float(t) for t in self.times], "patch_sizes": [int(p) for p in self.patch_sizes]}
+    def to_dict(self) -> Dict[str, Any]:
+        """``{"times": [...], "patch_sizes": [...]}`` (and ``"noise_schedule"`` when it names one): the JSON
+        form ``load_schedule`` reads."""
+        out: Dict[str, Any] = {"times": [float(t) for t in self.times],
+                               "patch_sizes": [int(p) for p in self.patch_sizes]}
+        if self.noise_schedule is not None:
+            out["noise_schedule"] = str(self.noise_schedule)
+        return out
+
+    def check_noise_schedule(self, noise_schedule: str) -> None:
+        """Refuse (ElscliError, one line naming both) to use a schedule calibrated on another noise schedule."""
+        if self.noise_schedule is not None and self.noise_schedule != noise_schedule:
+            raise ElscliError(f"locality schedule {self.source or ''!r} was calibrated on noise schedule "
+                              f"{self.noise_schedule!r}, not {noise_schedule!r} (its times are that schedule's)")
 
     def to_json(self) -> str:
         """:meth:`to_dict` as one line of JSON."""
@@ -197,8 +220,9 @@ def _validate_times(times: Sequence[float], n_values: int, values: str, what: st
 
 
 def from_mapping(obj: Any, source: str = "schedule") -> LocalitySchedule:
-    """A schedule from ``{"times": [...], "patch_sizes": [...]}`` (any order; sorted by time, descending) or a
-    bare integer (a constant size).  Raises ElscliError for any other shape or invalid entries."""
+    """A schedule from ``{"times": [...], "patch_sizes": [...]}`` (any order; sorted by time, descending;
+    optionally ``"noise_schedule": NAME``) or a bare integer (a constant size).  Raises ElscliError for any
+    other shape or invalid entries."""
     if isinstance(obj, (int, np.integer)) and not isinstance(obj, bool):
         return LocalitySchedule.constant(int(obj))
     if not isinstance(obj, dict) or "times" not in obj or "patch_sizes" not in obj:
@@ -207,8 +231,12 @@ def from_mapping(obj: Any, source: str = "schedule") -> LocalitySchedule:
     if not isinstance(times, list) or not isinstance(sizes, list):
         raise ElscliError(f"{source}: \"times\" and \"patch_sizes\" must be lists")
     _validate(times, sizes, source)
+    noise_schedule = obj.get("noise_schedule")
+    if noise_schedule is not None and not isinstance(noise_schedule, str):
+        raise ElscliError(f"{source}: \"noise_schedule\" must be a name such as \"linear\", got {noise_schedule!r}")
     order = sorted(range(len(times)), key=lambda i: -float(times[i]))
-    return LocalitySchedule(tuple(float(times[i]) for i in order), tuple(int(sizes[i]) for i in order), source)
+    return LocalitySchedule(tuple(float(times[i]) for i in order), tuple(int(sizes[i]) for i in order), source,
+                            noise_schedule)
 
 
 @lru_cache(maxsize=1)

@@ -123,7 +123,13 @@ def test_locality_scan_recovers_schedule(cli, files, tmp_path):
     assert res.exit_code == 0 and "covers 2 of 4" in res.stderr
     res = cli("locality-scan", tmp_path / "part-0.h5", tmp_path / "part-1.h5", "-o", tmp_path / "merged.json")
     assert res.exit_code == 0, res.stderr
-    assert json.loads((tmp_path / "merged.json").read_text())["patch_sizes"] == TRUE_SCHEDULE
+    written = json.loads((tmp_path / "merged.json").read_text())
+    assert written["patch_sizes"] == TRUE_SCHEDULE and written["noise_schedule"] == "cosine-legacy"
+    # ... it names the reference's noise schedule: sampling on another one is refused, nothing written
+    res = cli("sample", "--bank", d / "bank.h5", "--machine", "ls", "--schedule", tmp_path / "merged.json",
+              "--noise-schedule", "linear", "-n", 1, "-o", tmp_path / "other.h5", "-q")
+    one_line_error(res, "calibrated on noise schedule 'cosine-legacy', not 'linear'")
+    assert not list(tmp_path.glob("other.h5*"))
     # the schedule drives sampling
     res = cli("sample", "--bank", d / "bank.h5", "--machine", "ls", "--schedule", tmp_path / "merged.json",
               "--from-seeds", d / "net.npz", "-o", tmp_path / "cal.h5", "--json", "-q")

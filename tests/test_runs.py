@@ -346,8 +346,11 @@ def test_from_seeds_bad_inputs(small, tmp_path):
     with pytest.raises(ElscliError, match=r"seeds have shape \(1, 28, 28\) but the bank's images are \(1, 16, 16\)"):
         elscli.sample(small, from_seeds=tmp_path / "ref.npz")
     np.savez(tmp_path / "ok.npz", seeds=np.zeros((2, 1, 16, 16), np.float32), times=time_grid(3))
-    with pytest.raises(ElscliError, match="--steps"):
-        elscli.sample(small, from_seeds=tmp_path / "ok.npz", steps=4)
+    with pytest.raises(ElscliError, match="--start-time cannot be combined with --from-seeds"):
+        elscli.sample(small, from_seeds=tmp_path / "ok.npz", start_time=0.9)
+    np.savez(tmp_path / "custom.npz", seeds=np.zeros((2, 1, 16, 16), np.float32), times=[1.0, 0.7, 0.1, 0.0])
+    with pytest.raises(ElscliError, match="has a custom time grid; give --grid with --steps"):
+        elscli.sample(small, from_seeds=tmp_path / "custom.npz", steps=4)
     with pytest.raises(ElscliError, match="holds only 2"):
         elscli.sample(small, from_seeds=tmp_path / "ok.npz", num_samples=3)
     with pytest.raises(ElscliError, match="does not exist"):

@@ -52,8 +52,9 @@ def aggregate(best: np.ndarray, how: str = "median") -> np.ndarray:
 def schedule_from_scan(scan, how: str = "median"):
     """The locality schedule of a :class:`~elscli.analysis.scan.Scan`: for the step starting at each of its
     times (rounded to 12 digits), the :func:`aggregate` of the samples' best sizes.  Its JSON
-    (:meth:`LocalitySchedule.to_json`) is what ``elscli sample --schedule`` reads.  A scan of another
-    ``parameter`` gives a :class:`~elscli.schedule.ParameterSchedule` (``sample --PARAMETER FILE``)."""
+    (:meth:`LocalitySchedule.to_json`) is what ``elscli sample --schedule`` reads; it names the reference's
+    noise schedule, so that a run on another one is refused.  A scan of another ``parameter`` gives a
+    :class:`~elscli.schedule.ParameterSchedule` (``sample --PARAMETER FILE``)."""
     if scan.parameter != PATCH_SIZE:
         return ParameterSchedule(scan.parameter, tuple(round(float(t), TIME_DIGITS) for t in scan.times),
                                  tuple(float(v) for v in aggregate(scan.best, how)),
@@ -61,7 +62,8 @@ def schedule_from_scan(scan, how: str = "median"):
                                         f"{scan.metric})")
     sizes = aggregate(scan.best, how)
     return LocalitySchedule(tuple(round(float(t), TIME_DIGITS) for t in scan.times), tuple(int(p) for p in sizes),
-                            source=f"locality-scan {scan.machine} ({how}, {scan.metric})")
+                            source=f"locality-scan {scan.machine} ({how}, {scan.metric})",
+                            noise_schedule=scan.noise_schedule)
 
 
 def spread(best: np.ndarray) -> Dict[str, np.ndarray]:

@@ -57,9 +57,23 @@ def sample_cmd(
         "--late-scale", help="Like --schedule-scale, only for the steps starting at t <= --late-from.")] = None,
     late_from: Annotated[Optional[float], typer.Option(
         "--late-from", help="With --late-scale: the latest step start time that is scaled.")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="DDIM steps. [default: 20]")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Steps N of the time grid; the machine is "
+                                                 "evaluated N times (ddim, euler) or 2N-1 times (heun), as EDM "
+                                                 "counts. [default: 20; with --from-seeds the file's]")] = None,
     start_time: Annotated[Optional[float], typer.Option("--start-time",
                                                         help="First time of the grid. [default: 1.0]")] = None,
+    noise_schedule: Annotated[Optional[str], typer.Option(
+        "--noise-schedule", help="Noise schedule: cosine-legacy | cosine | linear | edm. [default: cosine-legacy; "
+                                 "with --from-seeds the file's]")] = None,
+    sampler: Annotated[Optional[str], typer.Option(
+        "--sampler", help="ddim | euler | heun. [default: ddim; with --from-seeds the file's]")] = None,
+    eta: Annotated[Optional[float], typer.Option(
+        "--eta", help="DDIM's eta in [0, 1]: 0 deterministic, 1 DDPM ancestral sampling (the injected noise "
+                      "from each sample's own generator, recorded in the run). [default: 0; with --from-seeds "
+                      "the file's]")] = None,
+    grid: Annotated[Optional[str], typer.Option(
+        "--grid", help="uniform (equal steps in t) | edm (EDM's rho = 7 spacing in sigma). [default: uniform; "
+                       "with --from-seeds the file's]")] = None,
     num_samples: Annotated[Optional[int], typer.Option("--num-samples", "-n",
                                                        help="Samples in the whole run (all shards). "
                                                             "[default: 16; with --from-seeds all the file's samples]")] = None,
@@ -68,8 +82,9 @@ def sample_cmd(
     label: Annotated[Optional[int], typer.Option("--label", help="Class-conditional on this label.")] = None,
     labels: Annotated[Optional[str], typer.Option("--labels", help="'random': a random class per sample.")] = None,
     from_seeds: Annotated[Optional[Path], typer.Option(
-        "--from-seeds", help="Take seeds, labels and the time grid from a reference trajectory (NPZ/HDF5) "
-                             "or an earlier run.")] = None,
+        "--from-seeds", help="Take seeds, labels, the time grid, the noise schedule and the sampler (with its "
+                             "injected noise) from a reference trajectory (NPZ/HDF5) or an earlier run; "
+                             "--sampler/--eta/--grid/--steps given explicitly override the file's.")] = None,
     png: Annotated[Optional[Path], typer.Option("--png", help="Also write a labelled grid of the finals.")] = None,
     save_trajectory: Annotated[bool, typer.Option("--save-trajectory",
                                                   help="Keep x and x0_hat at every step.")] = False,
@@ -86,7 +101,7 @@ def sample_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
-    """Sample with a score machine (DDIM reverse process) and write a run file.
+    """Sample with a score machine through a reverse process (default: deterministic DDIM) and write a run file.
 
     Examples:
 
@@ -95,7 +110,9 @@ def sample_cmd(
       elscli sample --bank mnist.h5 --machine ls --patch-size 7 -n 100 -o ls7.h5
       elscli sample --bank mnist.h5 --machine scfdm --sigma 0.1 --from-seeds net.npz -o scfdm.h5
       elscli sample --bank mnist.h5 --start-time 0.95 --steps 19   # the paper's released machine runs
-      elscli sample --bank mnist.h5 --from-seeds net.npz -o bbels.h5   # same seeds and grid as a network
+      elscli sample --bank mnist.h5 --from-seeds net.npz -o bbels.h5   # same seeds, grid, sampler as a network
+      elscli sample --bank mnist.h5 --noise-schedule linear --eta 1 -o ddpm.h5   # DDPM ancestral sampling
+      elscli sample --bank mnist.h5 --noise-schedule edm --sampler heun --grid edm --steps 18 -o heun.h5
       elscli sample --bank mnist.h5 --from-seeds net.npz --schedule-scale 2 -o wide.h5   # every P doubled
       elscli sample --bank mnist.h5 -n 1000 -o 'run-{shard}.h5'  # in a Slurm array: shard from SLURM_ARRAY_*
     """
@@ -114,6 +131,7 @@ def sample_cmd(
                           start_time=start_time, num_samples=num_samples, seed=seed, label=label_arg,
                           from_seeds=from_seeds, output=output, force=force, resume=resume,
                           machine_params={k: v for k, v in machine_params.items() if v is not None},
+                          noise_schedule=noise_schedule, sampler=sampler, eta=eta, grid=grid,
                           shard=environment.resolve_shard(shard), save_trajectory=save_trajectory,
                           threads=environment.resolve_threads(threads), batch_size=batch_size, quiet=quiet, png=png,
                           stop_grace=environment.stop_grace(), command_line=command_line(),
@@ -126,14 +144,23 @@ def sample_cmd(
         "samples_computed": run.samples_computed, "complete": run.complete,
         "seconds": round(run.elapsed, 3), "seconds_per_sample": None if per is None else round(per, 4),
         "steps": int(len(run.times) - 1), "patch_sizes": [int(p) for p in run.patch_sizes],
+        "noise_schedule": run.attrs.get("noise_schedule"), "sampler": run.params.get("sampler"),
+        "eta": run.params.get("eta"), "grid": run.params.get("grid"), "evaluations": run.params.get("evaluations"),
         "shard": run.params.get("shard"), "interrupted": None if run.interrupted is None
         else signal.Signals(run.interrupted).name,
     }
     rate = f", {per:.3g} s/sample" if per is not None else ""
     resumed = done - run.samples_computed if resume else 0
+    p = run.params
+    process = f"{len(run.times) - 1} steps"
+    if (p.get("sampler"), p.get("eta"), p.get("grid"), run.attrs.get("noise_schedule")) != \
+            ("ddim", 0.0, "uniform", "cosine-legacy"):
+        process = (f"{p.get('sampler')}" + (f" eta={p.get('eta'):g}" if p.get("eta") else "")
+                   + f" on {len(run.times) - 1} {p.get('grid')} steps of {run.attrs.get('noise_schedule')}, "
+                   f"{p.get('evaluations')} evaluations")
     text = (f"wrote {run.path}: {done}/{len(run)} samples done"
             + (f" ({resumed} from before, {run.samples_computed} now)" if resumed > 0 else "")
-            + f" ({run.machine}, {len(run.times) - 1} steps, shard {run.params.get('shard')}{rate})")
+            + f" ({run.machine}, {process}, shard {p.get('shard')}{rate})")
     if png is not None and done:
         text += f"\nwrote {png}"
     _emit(payload, as_json, text)

@@ -30,7 +30,7 @@ from ..kernels.compilation import COMPILING_NOTE, CompileWatch
 from ..outputs import claim_output
 from ..progress import Progress
 from ..sample_data import open_bank
-from ..sampler import Step, ddim
+from ..sampler import Step, run_sampler
 from ..shards import ShardSpec, parse_shard, shard_output_path
 from .denoiser import MachineDenoiser
 from .export import save_grid_png
@@ -53,8 +53,11 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
            quiet: bool = True, png: Union[str, os.PathLike, None] = None, handle_signals: bool = True,
            stop_grace: float = DEFAULT_STOP_GRACE, command_line: Optional[str] = None,
            progress_stream=None, schedule_scale: Optional[float] = None, late_scale: Optional[float] = None,
-           late_from: Optional[float] = None, machine_params: Optional[dict] = None) -> Run:
-    """Sample a run with a score machine through the deterministic DDIM reverse process.
+           late_from: Optional[float] = None, machine_params: Optional[dict] = None,
+           noise_schedule: Optional[str] = None, sampler: Optional[str] = None, eta: Optional[float] = None,
+           grid: Optional[str] = None) -> Run:
+    """Sample a run with a score machine through a reverse process (default: the paper's deterministic DDIM on
+    20 equal steps of the cosine-legacy noise schedule).
 
     The Python face of ``elscli sample``.  It computes exactly what it is asked: every sample unless
     ``shard`` is given, with ``threads`` (or Numba's current setting) — it reads no Slurm or thread
@@ -80,7 +83,19 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
     late_scale, late_from : float, optional
         The same, only for the steps starting at t <= ``late_from`` (both or neither).
     steps, start_time : optional
-        Equal DDIM steps from ``start_time`` to 0 (default 20 from 1.0; :func:`elscli.noise.time_grid`).
+        The grid's steps from ``start_time`` to 0 (default 20 from 1.0).
+    noise_schedule : str, optional
+        The noise schedule (:data:`elscli.noise.NOISE_SCHEDULES`; default ``cosine-legacy``, or the file's
+        with ``from_seeds``).
+    sampler : str, optional
+        ``ddim`` (default), ``euler`` or ``heun`` (:mod:`elscli.sampler`); with ``from_seeds``, the file's.
+    eta : float, optional
+        DDIM's eta in [0, 1] (default 0; 1 is DDPM's ancestral sampling).  With eta > 0 sample i's injected
+        noise comes from its own generator ``default_rng([i, seed])`` after its starting noise and label
+        (or, with ``from_seeds``, is the file's recorded ``noise``), and the run file records it.
+    grid : str, optional
+        ``uniform`` (default: equal steps in t) or ``edm`` (EDM's rho = 7 spacing in sigma,
+        :func:`elscli.noise.make_grid`); with ``from_seeds``, the file's.
     num_samples : int, optional
         Samples in the whole run, all shards (default 16; with ``from_seeds``, all of the file's).
     seed : int
@@ -88,7 +103,9 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
     label : int, "random" or None
         Class-conditional on one label, a random class per sample, or unconditional.
     from_seeds : path-like, optional
-        A reference trajectory or run file giving seeds, labels and the time grid.
+        A reference trajectory or run file giving seeds, labels, the time grid, the noise schedule, the
+        sampler and its injected noise; ``sampler``, ``eta``, ``grid`` and ``steps`` given explicitly override
+        the file's (:func:`elscli.runs.plan.plan_run`), another noise schedule is refused.
     output : path-like, optional
         Write a run file there (atomically; :mod:`elscli.runs.file`); None keeps the run in memory.
         ``{shard}``/``{shards}`` in the name are filled in (:func:`elscli.shards.shard_output_path`).
@@ -156,7 +173,8 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
                         start_time=start_time, num_samples=num_samples, seed=seed, label=label, from_seeds=from_seeds,
                         shard=shard_t, save_trajectory=save_trajectory, command_line=command_line, bank_path=bank_path,
                         schedule_scale=schedule_scale, late_scale=late_scale, late_from=late_from,
-                        machine_params=machine_params)
+                        machine_params=machine_params, noise_schedule=noise_schedule, sampler=sampler, eta=eta,
+                        grid=grid)
         n_threads = effective_threads(threads)
         plan.params["threads"] = n_threads
         plan.params["batch_size"] = int(batch_size)
@@ -165,7 +183,7 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
 
         if out_path is None:
             store = empty_arrays(plan.sample_ids, plan.seeds, plan.labels, plan.times, plan.patch_sizes,
-                                 plan.save_trajectory, plan.has_provenance)
+                                 plan.save_trajectory, plan.has_provenance, plan.stochastic)
             run = run_plan(plan, store, bank_obj, flush=None, **loop)
             run.attrs = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "elscli_version": __version__,
                          "params": json.dumps(plan.params, sort_keys=True), **plan.attrs}
@@ -229,12 +247,13 @@ def _open_partial(out_path: Path, partial: Path, plan: RunPlan, resume: bool):
         elif out_path.exists():
             resume_from = out_path
     check = dict(params=plan.params, sample_ids=plan.sample_ids, seeds=plan.seeds,
-                 save_trajectory=plan.save_trajectory, provenance=plan.has_provenance)
+                 save_trajectory=plan.save_trajectory, provenance=plan.has_provenance, stochastic=plan.stochastic)
     try:
         if resume_from is None:
             return create_run_file(partial, plan.params, plan.attrs,
                                    empty_arrays(plan.sample_ids, plan.seeds, plan.labels, plan.times,
-                                                plan.patch_sizes, plan.save_trajectory, plan.has_provenance))
+                                                plan.patch_sizes, plan.save_trajectory, plan.has_provenance,
+                                                plan.stochastic))
         try:
             with open_h5(resume_from) as f:
                 check_resumable(f, resume_from, **check)
@@ -263,7 +282,7 @@ def _open_partial(out_path: Path, partial: Path, plan: RunPlan, resume: bool):
 def run_plan(plan: RunPlan, store: Dict[str, Any], bank, *, threads: int, batch_size: int, quiet: bool = True,
              handle_signals: bool = True, stop_grace: float = DEFAULT_STOP_GRACE, progress_stream=None,
              flush: Optional[Callable[[], None]] = None) -> Run:
-    """The sampling loop: every unfinished sample of ``store``, in batches, through DDIM.
+    """The sampling loop: every unfinished sample of ``store``, in batches, through the plan's sampler.
 
     ``store`` holds the run's datasets (:func:`elscli.runs.file.empty_arrays`, or the datasets of an open
     run file, flushed by ``flush`` after each batch).  Each batch is denoised by a
@@ -297,18 +316,21 @@ def run_plan(plan: RunPlan, store: Dict[str, Any], bank, *, threads: int, batch_
             rows = todo[start:start + batch_size]
             x_init = plan.seeds[rows].astype(np.float64)
             den = MachineDenoiser(plan.machine, bank, plan.times, plan.patch_sizes, plan.labels[rows], threads,
-                                  plan.params["noise_schedule"], plan.machine_params)
+                                  plan.noise_schedule, plan.machine_params)
             traj_x = traj_x0 = None
             if plan.save_trajectory:
                 traj_x = np.empty((len(rows), T + 1) + plan.shape, np.float32)
                 traj_x0 = np.empty((len(rows), T) + plan.shape, np.float32)
                 traj_x[:, 0] = plan.seeds[rows]
+            noise = np.zeros((len(rows), T) + plan.shape, np.float32) if plan.stochastic else None
             batch_start = time.monotonic()
 
             def on_step(step: Step) -> None:
                 if traj_x is not None:
                     traj_x[:, step.index + 1] = step.x_next
                     traj_x0[:, step.index] = step.x0_hat
+                if noise is not None and step.noise is not None:
+                    noise[:, step.index] = step.noise
                 bar.advance(len(rows))
                 if flag is not None and flag.signum is not None and not step.is_last:
                     per_step = (time.monotonic() - batch_start) / (step.index + 1)
@@ -316,14 +338,15 @@ def run_plan(plan: RunPlan, store: Dict[str, Any], bank, *, threads: int, batch_
                         raise _AbandonBatch
 
             try:
-                final = ddim(den, x_init, plan.times, callback=on_step, noise_schedule=plan.params["noise_schedule"])
+                final = run_sampler(plan.sampler, den, x_init, plan.times, callback=on_step,
+                                    noise_schedule=plan.noise_schedule, eta=plan.eta, noise=plan.noise_source(rows))
             except _AbandonBatch:
                 bar.log(f"elscli: dropped the {len(rows)} sample(s) in flight (they would take longer than "
                         f"{stop_grace:g} s to finish; ELSCLI_STOP_GRACE)")
                 break
             if flag is not None:
                 flag.writing = True
-            write_rows(store, rows, final, den.provenance, traj_x, traj_x0)
+            write_rows(store, rows, final, den.provenance, traj_x, traj_x0, noise)
             store["done"][rows] = True
             if flush is not None:
                 flush()

@@ -13,9 +13,12 @@ Datasets at the root (``docs/formats.md``; S samples of shape (C, H, W), T steps
 ``labels``          (S,) int64              class label, -1 when unconditional
 ``times``           (T+1,) float64          the time grid, descending to 0
 ``patch_sizes``     (T,) int64              the patch size of each step (0 for IS)
-``final``           (S, C, H, W) float32    the outputs on the [-1, 1] pixel scale (NaN while unfinished)
+``final``           (S, C, H, W) float32    the outputs, on the bank's scale (NaN while unfinished)
 ``x``, ``x0_hat``   (S, T+1, ...), (S, T,   trajectories (optional): the state at every time and the
                     ...) float32            denoiser's estimate at every step
+``noise``           (S, T, C, H, W)         a stochastic sampler's (ddim, eta > 0) standard normal noise
+                    float32                 injected at each step (zeros at the last step, which injects
+                                            none); absent for a deterministic sampler
 ``prov_image``      (S, H, W) int64         last step: bank index of the training image of the dominant
                                             patch (-1 while unfinished)
 ``prov_row/col``    (S, H, W) int32         centre of that patch in that image (unpadded coordinates)
@@ -46,15 +49,19 @@ FORMAT = "elscli.run"
 SCHEMA_VERSION = 1
 
 #: Parameters that make two files parts of the same run (shard, threads, batch size, paths may differ).
-IDENTITY_KEYS = ("machine", "machine_params", "noise_schedule", "bank_content_hash", "image_shape", "seed", "num_samples", "label",
-                 "times", "patch_sizes", "seeds_hash", "save_trajectory")
+IDENTITY_KEYS = ("machine", "machine_params", "noise_schedule", "sampler", "eta", "grid", "bank_content_hash",
+                 "image_shape", "seed", "num_samples", "label", "times", "patch_sizes", "seeds_hash", "save_trajectory")
+#: The values of identity keys that files written before they were recorded had.
+IDENTITY_DEFAULTS = {"noise_schedule": "cosine-legacy", "sampler": "ddim", "eta": 0.0, "grid": "uniform"}
 BASE_DATASETS = ("sample_ids", "done", "seeds", "labels", "times", "patch_sizes", "final")
 TRAJECTORY_DATASETS = ("x", "x0_hat")
 PROVENANCE_DATASETS = ("prov_image", "prov_row", "prov_col", "prov_weight", "prov_entropy")
 PROVENANCE_DTYPES = {"prov_image": np.int64, "prov_row": np.int32, "prov_col": np.int32,
                      "prov_weight": np.float32, "prov_entropy": np.float32}
 #: Datasets with one row per sample (the others, ``times`` and ``patch_sizes``, describe the grid).
-PER_SAMPLE = ("sample_ids", "done", "seeds", "labels", "final") + TRAJECTORY_DATASETS + PROVENANCE_DATASETS
+NOISE_DATASET = "noise"
+PER_SAMPLE = ("sample_ids", "done", "seeds", "labels", "final") + TRAJECTORY_DATASETS + PROVENANCE_DATASETS \
+    + (NOISE_DATASET,)
 #: Datasets a run file starts with already filled in (the rest are filled as samples finish).
 _KNOWN_AT_START = ("sample_ids", "seeds", "labels", "times", "patch_sizes", "done")
 
@@ -137,9 +144,11 @@ class Run:
     labels = property(lambda self: self.arrays["labels"], doc="(S,) int64 labels, -1 unconditional.")
     times = property(lambda self: self.arrays["times"], doc="(T+1,) float64 time grid, descending to 0.")
     patch_sizes = property(lambda self: self.arrays["patch_sizes"], doc="(T,) int64 patch size per step.")
-    final = property(lambda self: self.arrays["final"], doc="(S, C, H, W) float32 outputs on [-1, 1].")
+    final = property(lambda self: self.arrays["final"], doc="(S, C, H, W) float32 outputs.")
     x = property(lambda self: self.arrays.get("x"), doc="(S, T+1, C, H, W) float32 states, or None.")
     x0_hat = property(lambda self: self.arrays.get("x0_hat"), doc="(S, T, C, H, W) float32 estimates, or None.")
+    noise = property(lambda self: self.arrays.get(NOISE_DATASET),
+                     doc="(S, T, C, H, W) float32 noise a stochastic sampler injected, or None.")
     machine = property(lambda self: str(self.attrs.get("machine", "")), doc="is, ls, els or bbels.")
 
     @property
@@ -188,13 +197,14 @@ def read_finished(path: Union[str, os.PathLike], *, trajectories: bool = False) 
 
 
 def identity(params: Dict[str, Any]) -> Dict[str, Any]:
-    """The parameters (of :data:`IDENTITY_KEYS`) that two files must share to be parts of the same run."""
-    return {k: params.get(k) for k in IDENTITY_KEYS}
+    """The parameters (of :data:`IDENTITY_KEYS`) that two files must share to be parts of the same run (those
+    a file predates read as :data:`IDENTITY_DEFAULTS`)."""
+    return {k: params.get(k, IDENTITY_DEFAULTS.get(k)) for k in IDENTITY_KEYS}
 
 
 def dataset_order(arrays: Dict[str, Any]) -> List[str]:
     """Dataset names in the order they are written: the schema's, then any others sorted."""
-    known = list(BASE_DATASETS) + list(TRAJECTORY_DATASETS) + list(PROVENANCE_DATASETS)
+    known = list(BASE_DATASETS) + list(TRAJECTORY_DATASETS) + list(PROVENANCE_DATASETS) + [NOISE_DATASET]
     return [k for k in known if k in arrays] + sorted(k for k in arrays if k not in known)
 
 
@@ -207,13 +217,15 @@ def _create_dataset(f: h5py.File, name: str, data: np.ndarray) -> None:
 
 
 def empty_arrays(sample_ids: np.ndarray, seeds: np.ndarray, labels: np.ndarray, times: np.ndarray,
-                 patch_sizes: np.ndarray, save_trajectory: bool, provenance: bool = True) -> Dict[str, np.ndarray]:
+                 patch_sizes: np.ndarray, save_trajectory: bool, provenance: bool = True,
+                 stochastic: bool = False) -> Dict[str, np.ndarray]:
     """The datasets of a run whose samples are all still to compute.
 
     ``sample_ids`` (S,), ``seeds`` (S, C, H, W) float32, ``labels`` (S,) int64, ``times`` (T+1,) float64,
-    ``patch_sizes`` (T,).  ``done`` is all False; ``final``, trajectories and float provenance are NaN,
-    integer provenance -1 (the fill values of a run file).  ``provenance`` False (a machine without a
-    dominant training patch or image: wiener, pspc-square) leaves the provenance datasets out.
+    ``patch_sizes`` (T,).  ``done`` is all False; ``final``, trajectories, the injected ``noise`` (only when
+    ``stochastic``) and float provenance are NaN, integer provenance -1 (the fill values of a run file).
+    ``provenance`` False (a machine without a dominant training patch or image: wiener, pspc-square) leaves
+    the provenance datasets out.
     """
     S = len(sample_ids)
     C, H, W = (int(s) for s in seeds.shape[1:])
@@ -238,6 +250,8 @@ def empty_arrays(sample_ids: np.ndarray, seeds: np.ndarray, labels: np.ndarray, 
     if save_trajectory:
         arrays["x"] = np.full((S, T + 1, C, H, W), np.nan, np.float32)
         arrays["x0_hat"] = np.full((S, T, C, H, W), np.nan, np.float32)
+    if stochastic:
+        arrays[NOISE_DATASET] = np.full((S, T, C, H, W), np.nan, np.float32)
     return arrays
 
 
@@ -277,7 +291,8 @@ def create_run_file(path: Path, params: Dict[str, Any], attrs: Dict[str, Any],
 
 
 def check_resumable(f: h5py.File, path: Path, params: Dict[str, Any], sample_ids: np.ndarray,
-                    seeds: np.ndarray, save_trajectory: bool, provenance: bool = True) -> None:
+                    seeds: np.ndarray, save_trajectory: bool, provenance: bool = True,
+                    stochastic: bool = False) -> None:
     """Refuse to ``--resume`` a file that is not this very run (shard) with every dataset it needs.
 
     Raises ElscliError naming the first parameter that differs, the missing datasets, or other samples.
@@ -285,14 +300,19 @@ def check_resumable(f: h5py.File, path: Path, params: Dict[str, Any], sample_ids
     if file_format(f) != FORMAT:
         raise ElscliError(f"{str(path)!r} is not an {FORMAT} file; cannot --resume it")
     old = read_params(f)
-    diff = [k for k in IDENTITY_KEYS + ("shard",) if old.get(k) != params.get(k)]
+    old_id, new_id = identity(old), identity(params)
+    diff = [k for k in IDENTITY_KEYS if old_id[k] != new_id[k]] + (["shard"] if old.get("shard") != params.get("shard")
+                                                                  else [])
     if diff:
         k = diff[0]
-        raise ElscliError(f"--resume: {str(path)!r} was made with {k}={old.get(k)!r}, not {params.get(k)!r}; "
+        was, now = (old.get(k), params.get(k)) if k == "shard" else (old_id[k], new_id[k])
+        raise ElscliError(f"--resume: {str(path)!r} was made with {k}={was!r}, not {now!r}; "
                           "resume with the same parameters (or write a new file)")
     missing = [k for k in BASE_DATASETS + (PROVENANCE_DATASETS if provenance else ()) if k not in f]
     if save_trajectory:
         missing += [k for k in TRAJECTORY_DATASETS if k not in f]
+    if stochastic and NOISE_DATASET not in f:
+        missing.append(NOISE_DATASET)
     if missing:
         raise ElscliError(f"--resume: {str(path)!r} lacks {', '.join(missing)} (not a run file written by sample)")
     if not np.array_equal(f["sample_ids"][()], sample_ids) or not np.array_equal(f["seeds"][()], seeds):
@@ -300,13 +320,15 @@ def check_resumable(f: h5py.File, path: Path, params: Dict[str, Any], sample_ids
 
 
 def write_rows(store: Dict[str, Any], rows: np.ndarray, final: np.ndarray, provenance: Any,
-               traj_x: Optional[np.ndarray] = None, traj_x0: Optional[np.ndarray] = None) -> None:
+               traj_x: Optional[np.ndarray] = None, traj_x0: Optional[np.ndarray] = None,
+               noise: Optional[np.ndarray] = None) -> None:
     """Write finished samples into a store (a dict of arrays, or the datasets of an open run file).
 
     ``rows`` (B,) positions; ``final`` (B, C, H, W); ``provenance`` an object with ``image``, ``row``, ``col``,
     ``weight``, ``entropy`` arrays (B, H, W) (:class:`elscli.machines.Provenance`) or None; ``traj_x``
-    (B, T+1, C, H, W) and ``traj_x0`` (B, T, C, H, W) when trajectories are kept.  Values are cast to the
-    schema's dtypes.  ``done`` is not touched (the caller sets it after the rows are written).
+    (B, T+1, C, H, W) and ``traj_x0`` (B, T, C, H, W) when trajectories are kept; ``noise`` (B, T, C, H, W)
+    the injected noise of a stochastic sampler.  Values are cast to the schema's dtypes.  ``done`` is not
+    touched (the caller sets it after the rows are written).
     """
     rows = np.asarray(rows)
     store["final"][rows] = final.astype(np.float32)
@@ -318,6 +340,8 @@ def write_rows(store: Dict[str, Any], rows: np.ndarray, final: np.ndarray, prove
     if traj_x is not None:
         store["x"][rows] = traj_x
         store["x0_hat"][rows] = traj_x0
+    if noise is not None:
+        store[NOISE_DATASET][rows] = noise.astype(np.float32)
 
 
 def describe_run(path: Union[str, os.PathLike]) -> Dict[str, Any]:
@@ -340,6 +364,12 @@ def describe_run(path: Union[str, os.PathLike]) -> Dict[str, Any]:
         "machine": run.machine,
         "machine_params": p.get("machine_params") or {},
         "noise_schedule": run.attrs.get("noise_schedule"),
+        "sampler": p.get("sampler", IDENTITY_DEFAULTS["sampler"]),
+        "eta": p.get("eta", IDENTITY_DEFAULTS["eta"]),
+        "grid": p.get("grid"),
+        "evaluations": p.get("evaluations"),
+        "injected_noise": run.noise is not None,
+        "noise_stream": p.get("noise_stream"),
         "bank": p.get("bank"),
         "bank_content_hash": run.attrs.get("bank_content_hash"),
         "seed": p.get("seed"),
