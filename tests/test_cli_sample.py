@@ -82,8 +82,16 @@ def test_thread_count_does_not_change_a_bit(banks, tmp_path):
     assert_same_run(tmp_path / "t1.h5", tmp_path / "t2.h5")
 
 
-def test_sigterm_then_resume_equals_uninterrupted(banks, tmp_path):
-    common = ["sample", "--bank", banks["b100"], "-n", 8, "--seed", 7, "--steps", 8, "--batch-size", 1]
+PROCESSES = {"ddim": [], "ddpm": ["--noise-schedule", "linear", "--eta", 1],
+             "heun-edm": ["--noise-schedule", "edm", "--sampler", "heun", "--grid", "edm"]}
+
+
+@pytest.mark.parametrize("process", list(PROCESSES))
+def test_sigterm_then_resume_equals_uninterrupted(banks, tmp_path, process):
+    """Interrupted by SIGTERM, resumed with the command the hint gives: the same bits as one uninterrupted run,
+    for deterministic DDIM, DDPM ancestral sampling (its injected noise included) and Heun on the EDM grid."""
+    common = ["sample", "--bank", banks["b100"], "-n", 8, "--seed", 7, "--steps", 8, "--batch-size", 1,
+              *PROCESSES[process]]
     p = subprocess.Popen([sys.executable, "-m", "elscli", *map(str, common), "-o", "run.h5", "--force"],
                          cwd=tmp_path, env=env(ELSCLI_PROGRESS_INTERVAL=0), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
@@ -105,6 +113,10 @@ def test_sigterm_then_resume_equals_uninterrupted(banks, tmp_path):
     elscli(*common, "-o", "whole.h5", "--quiet", cwd=tmp_path)
     assert Run.open(tmp_path / "run.h5").complete
     assert_same_run(tmp_path / "whole.h5", tmp_path / "run.h5")
+    whole, resumed = Run.open(tmp_path / "whole.h5"), Run.open(tmp_path / "run.h5")
+    assert (whole.noise is None) == (process != "ddpm")
+    if whole.noise is not None:
+        assert np.array_equal(whole.noise, resumed.noise) and whole.noise[:, :-1].std() > 0.5
 
 
 # ------------------------------------------------------------------------------------------ outputs
@@ -143,6 +155,12 @@ def workdir(banks, tmp_path):
     (tmp_path / "even.json").write_text('{"times": [1.0, 0.5], "patch_sizes": [3, 4]}')
     (tmp_path / "empty.json").write_text('{"times": [], "patch_sizes": []}')
     np.savez(tmp_path / "ref28.npz", seeds=np.zeros((2, 1, 28, 28), np.float32), times=np.linspace(1, 0, 4))
+    seeds16 = np.zeros((2, 1, 16, 16), np.float32)
+    np.savez(tmp_path / "lin.npz", seeds=seeds16, times=np.linspace(1, 0, 4), schedule="linear")
+    np.savez(tmp_path / "custom.npz", seeds=seeds16, times=[1.0, 0.6, 0.1, 0.0], schedule="linear")
+    np.savez(tmp_path / "ddpm-no-noise.npz", seeds=seeds16, times=np.linspace(1, 0, 4), schedule="linear",
+             sampler="ddim", eta=1.0)
+    (tmp_path / "linear-cal.json").write_text('{"times": [1.0, 0.5], "patch_sizes": [5, 3], "noise_schedule": "linear"}')
     good = Path(banks["small"]).read_bytes()
     (tmp_path / "corrupt.h5").write_bytes(good[: len(good) // 2])
     (tmp_path / "existing.h5").write_bytes(b"an earlier result")
@@ -161,10 +179,26 @@ BAD_SAMPLE = [
     (["-o", "existing.h5"], "exists; pass --force"),
     (["--png", "existing.h5"], "exists; pass --force"),
     (["--bank", "corrupt.h5"], "corrupt"),
+    # the reverse process (issue 16)
+    (["--sampler", "rk4"], "unknown sampler 'rk4' (known: ddim, euler, heun)"),
+    (["--noise-schedule", "sigmoid"], "unknown noise schedule 'sigmoid'"),
+    (["--grid", "karras"], "unknown grid 'karras' (known: uniform, edm)"),
+    (["--eta", "-0.1"], "--eta must lie in [0, 1]"),
+    (["--eta", "1.5"], "--eta must lie in [0, 1]"),
+    (["--sampler", "heun", "--eta", "1"], "--eta applies to the ddim sampler only"),
+    (["--sampler", "euler", "--eta", "0.5"], "--eta applies to the ddim sampler only"),
+    (["--steps", "0"], "--steps must be a positive integer, got 0"),
+    (["--start-time", "0"], "--start-time must lie in (0, 1]"),
+    (["--noise-schedule", "edm", "--grid", "edm", "--start-time", "1e-9"], "the edm grid needs sigma(start_time)"),
+    (["--schedule", "linear-cal.json"], "calibrated on noise schedule 'linear', not 'cosine-legacy'"),
+    (["--from-seeds", "lin.npz", "--noise-schedule", "cosine"], "recorded with noise schedule 'linear', not 'cosine'"),
+    (["--from-seeds", "lin.npz", "--start-time", "0.5"], "--start-time cannot be combined with --from-seeds"),
+    (["--from-seeds", "custom.npz", "--steps", "5"], "has a custom time grid; give --grid with --steps"),
+    (["--from-seeds", "ddpm-no-noise.npz"], "holds no 'noise'"),
 ]
 
 
-@pytest.mark.parametrize("args, message", BAD_SAMPLE, ids=[a[0] + (a[1] if len(a) > 1 else "") for a, _ in BAD_SAMPLE])
+@pytest.mark.parametrize("args, message", BAD_SAMPLE, ids=["".join(a) for a, _ in BAD_SAMPLE])
 def test_bad_sample_input(cli, banks, workdir, args, message, monkeypatch):
     monkeypatch.chdir(workdir)
     before = {p.name: p.read_bytes() for p in workdir.iterdir()}

@@ -18,7 +18,7 @@ from elscli.machines import denoise
 from elscli.noise import NOISE_SCHEDULES, make_grid
 from elscli.runs import denoiser as runs_denoiser
 
-from test_cli_sample import elscli as run_cli
+from test_cli_sample import elscli as run_cli, env
 from threads import require_two_threads
 
 REPO = Path(__file__).resolve().parents[1]
@@ -203,29 +203,57 @@ def test_locality_schedule_of_another_noise_schedule_is_refused(small, tmp_path)
 
 
 # ------------------------------------------------------------------------------------------ determinism
-def test_stochastic_run_is_bitwise_the_same_for_any_batch_thread_and_shard(small_file, tmp_path):
-    """ddim --eta 1 through `elscli sample` (real processes): batch sizes 1 and 3, threads 1 and 2 (two Numba
-    threads really run), two shards merged: the same bits, the injected noise included."""
+SAMPLERS = {
+    "ddim-cosine": ["--noise-schedule", "cosine"],
+    "ddpm-linear": ["--noise-schedule", "linear", "--eta", 1],
+    "ddim-eta0.5-edm-grid": ["--noise-schedule", "cosine", "--eta", 0.5, "--grid", "edm"],
+    "euler-edm": ["--noise-schedule", "edm", "--sampler", "euler", "--grid", "edm"],
+    "heun-linear-edm-grid": ["--noise-schedule", "linear", "--sampler", "heun", "--grid", "edm"],
+}
+
+
+@pytest.mark.parametrize("process", list(SAMPLERS))
+def test_every_sampler_is_bitwise_the_same_for_any_batch_thread_and_shard(small_file, tmp_path, process):
+    """Each sampler through `elscli sample` (real processes): one process with batch size 1 on 1 thread; one
+    with batch size 3 on 2 threads (two Numba threads really run); two shards (batch sizes 2 and 1, 2 threads)
+    run at once and merged: the same bits, the injected noise of a stochastic sampler included."""
     require_two_threads()
-    common = ["sample", "--bank", small_file, "-n", 5, "--seed", 4, "--steps", 4, "--noise-schedule", "linear",
-              "--eta", 1, "--labels", "random", "--patch-size", P, "--quiet"]
+    common = ["sample", "--bank", small_file, "-n", 5, "--seed", 4, "--steps", 4, "--labels", "random",
+              "--patch-size", P, "--quiet", *SAMPLERS[process]]
     run_cli(*common, "--batch-size", 1, "--threads", 1, "-o", "one.h5", cwd=tmp_path, NUMBA_NUM_THREADS=2)
     run_cli(*common, "--batch-size", 3, "--threads", 2, "-o", "three.h5", cwd=tmp_path, NUMBA_NUM_THREADS=2)
-    shards = [subprocess.Popen([sys.executable, "-m", "elscli", *map(str, common + ["--shard", f"{i}/2",
-                                "--batch-size", 2, "-o", "part-{shard}.h5"])], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    shards = [subprocess.Popen([sys.executable, "-m", "elscli", *map(str, common + [
+        "--shard", f"{i}/2", "--batch-size", 2 - i, "--threads", 2, "-o", "part-{shard}.h5"])], cwd=tmp_path,
+        env=env(NUMBA_NUM_THREADS=2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     for proc in shards:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
     run_cli("merge", "part-0.h5", "part-1.h5", "-o", "merged.h5", cwd=tmp_path)
     one = runs.Run.open(tmp_path / "one.h5")
     assert one.params["threads"] == 1 and runs.Run.open(tmp_path / "three.h5").params["threads"] == 2
-    assert one.noise is not None and np.isfinite(one.noise).all() and one.noise[:, :-1].std() > 0.5
+    assert runs.Run.open(tmp_path / "part-0.h5").params["threads"] == 2
+    stochastic = "--eta" in SAMPLERS[process]
+    assert (one.noise is not None) == stochastic and one.complete
+    if stochastic:
+        assert np.isfinite(one.noise).all() and one.noise[:, :-1].std() > 0.5
     for other in ("three.h5", "merged.h5"):
         run = runs.Run.open(tmp_path / other)
-        for k in ("sample_ids", "seeds", "labels", "final", "noise", "prov_image", "prov_weight"):
-            assert np.array_equal(one.arrays[k], run.arrays[k]), (other, k)
-    # the shards of a deterministic run are not shards of this one
-    run_cli(*[a for a in common if a not in ("--eta", 1)], "--shard", "1/2", "-o", "det.h5", cwd=tmp_path)
-    r = run_cli("merge", "part-0.h5", "det-shard1of2.h5", "-o", "bad.h5", cwd=tmp_path, check=False)
-    assert r.returncode == 1 and "eta: 0.0 vs 1.0" in r.stderr and not (tmp_path / "bad.h5").exists()
+        for k in ("sample_ids", "seeds", "labels", "times", "final", "noise", "prov_image", "prov_weight"):
+            assert (one.arrays.get(k) is None and run.arrays.get(k) is None) \
+                or np.array_equal(one.arrays[k], run.arrays[k]), (other, k)
+
+
+def test_shards_of_another_sampler_do_not_merge(small_file, tmp_path):
+    """A shard made with another sampler, eta or grid is not part of the same run: merge refuses it in one line
+    naming the parameter, and writes nothing."""
+    common = ["sample", "--bank", small_file, "-n", 4, "--seed", 4, "--steps", 3, "--noise-schedule", "linear",
+              "--patch-size", P, "--quiet"]
+    run_cli(*common, "--eta", 1, "--shard", "0/2", "-o", "ddpm.h5", cwd=tmp_path)
+    for name, extra, message in (("det", [], "eta: 0.0 vs 1.0"),
+                                 ("heun", ["--sampler", "heun"], "sampler: 'heun' vs 'ddim'"),
+                                 ("edm", ["--eta", 1, "--grid", "edm"], "grid: 'edm' vs 'uniform'")):
+        run_cli(*common, *extra, "--shard", "1/2", "-o", f"{name}.h5", cwd=tmp_path)
+        r = run_cli("merge", "ddpm-shard0of2.h5", f"{name}-shard1of2.h5", "-o", "bad.h5", cwd=tmp_path, check=False)
+        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert message in r.stderr, r.stderr
+        assert not list(tmp_path.glob("bad.h5*"))
