@@ -1,7 +1,10 @@
 """The patch bank: a training set, stored once, that every machine reads.
 
-A :class:`Bank` holds ``N`` images ``(N, C, H, W)`` on the [-1, 1] pixel scale with their labels.  On disk
-(HDF5, ``format = "elscli.bank"``, schema 1) it keeps the narrowest exact dtype:
+A :class:`Bank` holds ``N`` images ``(N, C, H, W)`` on the [-1, 1] pixel scale with their labels — or, built
+with ``value_range="none"`` (``build-bank --value-range none``), float32 data of any channel count on the
+user's own scale, stored as is (latents of a VAE: no range check, no 8-bit quantisation, no clipping; its
+``source["value_range"]`` is ``"none"``).  On disk (HDF5, ``format = "elscli.bank"``, schema 1) it keeps the
+narrowest exact dtype:
 
 ==================  =====================================================================================
 ``images``          (N, C, H, W) uint8 codes for 8-bit sources (attrs ``scale`` = 1/127.5, ``offset`` = -1:
@@ -30,7 +33,8 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 
 from .errors import ElscliError
-from .pixels import U8_OFFSET, U8_SCALE, as_labels, float_to_u8_if_exact, nonnegative_range_warning, u8_to_float
+from .pixels import (NO_RANGE, U8_OFFSET, U8_SCALE, as_labels, float_to_u8_if_exact, nonnegative_range_warning,
+                     u8_to_float)
 
 FORMAT = "elscli.bank"
 SCHEMA_VERSION = 1
@@ -91,7 +95,8 @@ class Bank:
 
     # ---------------------------------------------------------------- constructors
     @classmethod
-    def from_arrays(cls, images, labels=None, source: Optional[dict] = None) -> "Bank":
+    def from_arrays(cls, images, labels=None, source: Optional[dict] = None,
+                    value_range: Optional[str] = None) -> "Bank":
         """A bank from arrays.
 
         Parameters
@@ -106,16 +111,30 @@ class Bank:
             (N,) integers >= -1 (-1: unlabelled); default all -1.
         source : dict, optional
             Provenance to record (default ``{"reader": "arrays"}``).
+        value_range : None or "none"
+            ``"none"``: ``images`` are float data of any channel count (latents) on their own scale, stored
+            as float32 as they are (``(N, C, H, W)`` only).
 
         Raises
         ------
         ElscliError
             Another dtype, a bad shape or channel count, no images, codes outside 0..255, floats outside
-            [-1, 1] or not finite, bad labels.
+            [-1, 1] or not finite, bad labels; with ``value_range="none"``, integer (8-bit) data.
         """
         a = np.asarray(images)
         if a.dtype == object or a.dtype.kind not in "fiub" or a.dtype.kind == "b":
             raise ElscliError(f"bank images must be uint8 or float, not {a.dtype}")
+        if value_range is not None:
+            from .pixels import float_source_to_internal
+
+            if value_range != NO_RANGE:
+                raise ElscliError(f"Bank.from_arrays: value_range is None (pixels on [-1, 1]) or 'none', "
+                                  f"not {value_range!r}")
+            if a.ndim != 4 or min(a.shape) < 1:
+                raise ElscliError(f"latent bank data must be (N, C, H, W) with no empty axis; got shape {a.shape}")
+            codes, _, _ = float_source_to_internal(a, NO_RANGE, "the bank data")
+            lab = np.full(a.shape[0], -1, np.int64) if labels is None else as_labels(labels, a.shape[0], "bank labels")
+            return cls(codes, lab, source={**(source or {"reader": "arrays"}), "value_range": NO_RANGE})
         if a.ndim == 3 and labels is not None and np.ndim(labels) == 1 and len(labels) == a.shape[0]:
             a = a[:, None]  # labels say the first axis is N: (N, H, W)
         a = _as_nchw(a)
@@ -208,8 +227,14 @@ class Bank:
 
     # ---------------------------------------------------------------- views
     @property
+    def value_range(self) -> str:
+        """``"-1,1"`` for pixels on the [-1, 1] scale, ``"none"`` for data stored as is (latents)."""
+        return NO_RANGE if self.source.get("value_range") == NO_RANGE else "-1,1"
+
+    @property
     def images(self) -> np.ndarray:
-        """(N, C, H, W) float32 on [-1, 1], C-contiguous (computed once from the stored codes; do not modify)."""
+        """(N, C, H, W) float32 on [-1, 1] (or as stored, for ``value_range == "none"``), C-contiguous
+        (computed once from the stored codes; do not modify)."""
         if self._images is None:
             self._images = u8_to_float(self.codes) if self.eight_bit else self.codes.copy()
         return self._images
@@ -374,6 +399,8 @@ def read_bank_source(path: Union[str, os.PathLike]):
     names = bank.source.get("label_names") if isinstance(bank.source, dict) else None
     if names:
         source["label_names"] = names
+    if bank.value_range == NO_RANGE:
+        source["value_range"] = NO_RANGE
     return RawImages(images=bank.codes.copy(), labels=bank.labels.copy(), eight_bit=bank.eight_bit, source=source)
 
 

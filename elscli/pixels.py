@@ -21,6 +21,9 @@ U8_OFFSET = -1.0
 
 #: ``--value-range`` choices for float sources: name -> (low, high) of the source values.
 VALUE_RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "0,255": (0.0, 255.0)}
+#: ``--value-range none``: float data (latents) of any channel count kept as float32 on its own scale — no
+#: range check, no mapping, no 8-bit quantisation, no clipping.
+NO_RANGE = "none"
 
 
 def u8_to_float(codes: np.ndarray) -> np.ndarray:
@@ -118,7 +121,8 @@ def float_source_to_internal(arr: np.ndarray, value_range: str, what: str) -> tu
     arr : ndarray of float or integer, any shape
         Source values.  Integer arrays must hold 8-bit codes 0..255 whatever ``value_range``.
     value_range : str
-        A key of :data:`VALUE_RANGES` (``"-1,1"``, ``"0,1"`` or ``"0,255"``): the range the float values are in.
+        A key of :data:`VALUE_RANGES` (``"-1,1"``, ``"0,1"`` or ``"0,255"``): the range the float values are in;
+        or :data:`NO_RANGE` (``"none"``): float data kept as float32, whatever its values.
     what : str
         How to name the array in error messages.
 
@@ -128,21 +132,29 @@ def float_source_to_internal(arr: np.ndarray, value_range: str, what: str) -> tu
         ``(array, eight_bit, deviation)``: uint8 codes when the source is 8-bit in its own range (every value
         is an 8-bit level of it, exactly or within :data:`LEVEL_TOLERANCE_ULPS` float32 ulps, the largest
         distance being ``deviation``: :func:`eight_bit_codes`), otherwise float32 on [-1, 1] (the affine map
-        of the range) computed in float64 then rounded (``deviation`` NaN).
+        of the range) computed in float64 then rounded (``deviation`` NaN); for ``"none"`` the float32 data.
 
     Raises
     ------
     ElscliError
-        Unknown range; boolean or non-numeric dtype; integers outside 0..255; NaN/inf; values outside the
-        range.
+        Unknown range; boolean or non-numeric dtype; integers outside 0..255 (any integers for ``"none"``);
+        NaN/inf; values outside the range.
     """
-    if value_range not in VALUE_RANGES:
-        raise ElscliError(f"unknown value range {value_range!r} for {what}; use one of {', '.join(VALUE_RANGES)}")
-    lo, hi = VALUE_RANGES[value_range]
+    if value_range != NO_RANGE and value_range not in VALUE_RANGES:
+        raise ElscliError(f"unknown value range {value_range!r} for {what}; use one of "
+                          f"{', '.join(VALUE_RANGES)}, {NO_RANGE}")
     if arr.dtype.kind == "b":
         raise ElscliError(f"{what} holds booleans, not images")
     if arr.dtype.kind not in "fiu":
         raise ElscliError(f"{what} has dtype {arr.dtype}, not a numeric image array")
+    if value_range == NO_RANGE:         # latents: float32 as they are
+        if arr.dtype.kind != "f":
+            raise ElscliError(f"{what} is {arr.dtype} (8-bit image) data; --value-range none keeps float data "
+                              f"(latents) as is: drop it for 8-bit images")
+        if not np.all(np.isfinite(arr)):
+            raise ElscliError(f"{what} contains NaN or infinite values")
+        return np.ascontiguousarray(arr, dtype=np.float32), False, float("nan")
+    lo, hi = VALUE_RANGES[value_range]
     if arr.dtype.kind in "iu":  # integer arrays wider than uint8: must be 0..255 codes
         if arr.size and (arr.min() < 0 or arr.max() > 255):
             raise ElscliError(f"{what} is an integer array with values outside 0..255 "

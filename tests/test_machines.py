@@ -43,6 +43,17 @@ def test_random_banks_match_oracle(machine, C, H, W, t):
 
 
 @pytest.mark.parametrize("machine", MACHINES)
+@pytest.mark.parametrize("t", [0.3, 0.8])
+def test_latent_banks_of_four_channels_off_the_pixel_scale_match_oracle(machine, t):
+    """Latents (issue 16): 4 channels, values ~ N(0.5, 2.5^2), far outside [-1, 1]."""
+    rng = np.random.default_rng([4, int(t * 10)])
+    bank = (0.5 + 2.5 * rng.standard_normal((7, 4, 6, 7))).astype(np.float32)
+    x = 2.0 * rng.standard_normal((2, 4, 6, 7))
+    for P in ([None] if machine == "is" else [1, 3, 5]):
+        assert_matches_oracle(machine, x, bank, t, P)
+
+
+@pytest.mark.parametrize("machine", MACHINES)
 @pytest.mark.parametrize("P", [3, 7])
 def test_real_digits_match_oracle(machine, P, real_bank):
     rng = np.random.default_rng(P)

@@ -28,14 +28,20 @@ def save_figure(fig, path, *, dpi: int) -> None:
         fig.savefig(tmp, dpi=dpi, format=fmt)
 
 
-def show_image(ax, img: np.ndarray) -> None:
-    """Show a (C, H, W) image on the [-1, 1] scale (grey for C = 1), clipped for display."""
+def show_image(ax, img: np.ndarray, value_range: Optional[str] = None) -> None:
+    """Show a (C, H, W) image: on the [-1, 1] scale, clipped, grey for C = 1 or RGB for C = 3; other channel
+    counts (latents), or ``value_range="none"``, as :func:`elscli.display.to_display` shows them (the first
+    three channels, each stretched to its 1st-99th percentile)."""
+    from ..display import NO_RANGE, to_display
+
     img = np.asarray(img, np.float64)
-    disp = (np.clip(img, -1, 1) + 1) / 2
-    if disp.shape[0] == 1:
-        ax.imshow(disp[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    if value_range is None and img.shape[0] not in (1, 3):
+        value_range = NO_RANGE
+    u8, _ = to_display(img[None], value_range=value_range)
+    if u8.shape[-1] == 1:
+        ax.imshow(u8[0, :, :, 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     else:
-        ax.imshow(np.transpose(disp[:3], (1, 2, 0)), interpolation="nearest")
+        ax.imshow(u8[0], interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
 

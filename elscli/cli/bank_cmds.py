@@ -32,6 +32,7 @@ class ValueRange(str, Enum):
     m11 = "-1,1"
     z1 = "0,1"
     z255 = "0,255"
+    none = "none"
 
 
 class Layout(str, Enum):
@@ -85,7 +86,9 @@ def build_bank_cmd(
                                                        "subset (kept in source order) instead of the first N.")] = None,
     dedup: Annotated[bool, typer.Option("--dedup", help="Drop identical images (after resizing), keep the first.")] = False,
     value_range: Annotated[Optional[ValueRange], typer.Option("--value-range", help="Value range of float "
-                                                              ".npy/.npz arrays. [default: -1,1]")] = None,
+                                                              ".npy/.npz arrays; none: latents of any channel "
+                                                              "count, stored as float32 as they are (no range "
+                                                              "check, no 8-bit quantisation). [default: -1,1]")] = None,
     layout: Annotated[Optional[Layout], typer.Option("--layout", help="Array layout of .npy/.npz images "
                                                      "[default: from the axis of size 1 or 3]",
                                                      case_sensitive=False)] = None,
@@ -102,6 +105,8 @@ def build_bank_cmd(
       elscli build-bank cifar-10-python.tar.gz -o cifar.h5 --classes 3 --limit 1000 --subset-seed 0
       elscli build-bank photos/ -o tiles.h5 --size 0 --grayscale --dedup
       elscli build-bank bank.h5 -o sevens.h5 --classes 7 --size 0
+
+      elscli build-bank latents.npy -o latents.h5 --value-range none --size 0   # VAE latents, 4 channels
     """
     from ..bank import build_bank_file, describe_bank
 

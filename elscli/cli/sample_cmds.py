@@ -86,6 +86,9 @@ def sample_cmd(
                              "injected noise) from a reference trajectory (NPZ/HDF5) or an earlier run; "
                              "--sampler/--eta/--grid/--steps given explicitly override the file's.")] = None,
     png: Annotated[Optional[Path], typer.Option("--png", help="Also write a labelled grid of the finals.")] = None,
+    channels: Annotated[Optional[str], typer.Option(
+        "--channels", help="Channels the --png shows: one (grey) or three (RGB) indices such as 0,1,2, or 'each' "
+                           "(every channel in grey). [default: all of 1 or 3 channels, else the first three]")] = None,
     save_trajectory: Annotated[bool, typer.Option("--save-trajectory",
                                                   help="Keep x and x0_hat at every step.")] = False,
     shard: Annotated[Optional[str], typer.Option(
@@ -131,7 +134,7 @@ def sample_cmd(
                           start_time=start_time, num_samples=num_samples, seed=seed, label=label_arg,
                           from_seeds=from_seeds, output=output, force=force, resume=resume,
                           machine_params={k: v for k, v in machine_params.items() if v is not None},
-                          noise_schedule=noise_schedule, sampler=sampler, eta=eta, grid=grid,
+                          noise_schedule=noise_schedule, sampler=sampler, eta=eta, grid=grid, channels=channels,
                           shard=environment.resolve_shard(shard), save_trajectory=save_trajectory,
                           threads=environment.resolve_threads(threads), batch_size=batch_size, quiet=quiet, png=png,
                           stop_grace=environment.stop_grace(), command_line=command_line(),
@@ -203,10 +206,14 @@ def export_cmd(
     output: Annotated[Path, typer.Option("-o", "--output", help="A .npz file, or a directory for one PNG "
                                                                 "per sample.")],
     scale: Annotated[int, typer.Option("--scale", help="PNG upscaling factor (nearest neighbour).")] = 1,
+    channels: Annotated[Optional[str], typer.Option(
+        "--channels", help="Channels the PNGs show: one (grey) or three (RGB) indices such as 0,1,2, or 'each'. "
+                           "[default: all of 1 or 3 channels, else the first three]")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
-    """Export a run's finished samples as .npz (final, sample_ids, labels, seeds, times) or PNGs.
+    """Export a run's finished samples as .npz (final, sample_ids, labels, seeds, times) or PNGs (latents and
+    other channel counts: the first three channels, or --channels, each stretched to its 1-99th percentile).
 
     Examples:
 
@@ -218,7 +225,7 @@ def export_cmd(
 
     if scale < 1:
         raise ElscliError(f"--scale must be at least 1, got {scale}")
-    files = runs.export_run(run, output, force=force, scale=scale)
+    files = runs.export_run(run, output, force=force, scale=scale, channels=channels)
     r = runs.Run.open(run, trajectories=False)
     done = int(r.done.sum())
     payload = {"run": str(run), "output": str(output), "files": len(files), "samples": done,

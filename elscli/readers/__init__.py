@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import ElscliError
 from ..progress import Progress
-from ..pixels import U8_OFFSET, U8_SCALE, VALUE_RANGES, float_to_u8_if_exact, u8_to_float
+from ..pixels import NO_RANGE, U8_OFFSET, U8_SCALE, VALUE_RANGES, float_to_u8_if_exact, u8_to_float
 from ._common import RawImages
 
 FORMATS = ("idx", "cifar", "folder", "edm", "npy", "bank")
@@ -152,7 +152,7 @@ def read_raw(path: Union[str, Path], fmt: Optional[str] = None, *, coarse: bool 
         CIFAR-100: the 20 coarse labels instead of the 100 fine ones.
     value_range : str, optional
         Float arrays: the range of their values (a key of :data:`elscli.pixels.VALUE_RANGES`; default
-        ``-1,1``).
+        ``-1,1``), or ``none``: float data of any channel count (latents) kept as it is (arrays only).
     layout : str, optional
         Arrays: ``nchw`` or ``nhwc`` (default: from the axis of size 1 or 3).
 
@@ -172,8 +172,11 @@ def read_raw(path: Union[str, Path], fmt: Optional[str] = None, *, coarse: bool 
     if not path.exists():
         raise ElscliError(f"{str(path)!r} does not exist")
     fmt = normalise_format(fmt) or detect_format(path)
-    if value_range is not None and value_range not in VALUE_RANGES:
-        raise ElscliError(f"unknown value range {value_range!r}; use one of {', '.join(VALUE_RANGES)}")
+    if value_range is not None and value_range != NO_RANGE and value_range not in VALUE_RANGES:
+        raise ElscliError(f"unknown value range {value_range!r}; use one of {', '.join(VALUE_RANGES)}, {NO_RANGE}")
+    if value_range == NO_RANGE and fmt not in ("npy", "bank"):
+        raise ElscliError(f"--value-range none keeps float arrays (latents) as they are; {str(path)!r} is "
+                          f"8-bit {fmt} data: drop --value-range none")
     if fmt == "bank":
         raise ElscliError(f"{str(path)!r} is an elscli bank, not a training set for the readers; "
                           "elscli.bank.build_bank (elscli build-bank) reads it")
@@ -232,11 +235,12 @@ def resize_u8(img: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(2, 0, 1))
 
 
-def resize_float(img: np.ndarray, size: int) -> np.ndarray:
-    """Resize a float image: (C, H, W) float32 on [-1, 1] -> (C, size, size) float32.
+def resize_float(img: np.ndarray, size: int, clip: bool = True) -> np.ndarray:
+    """Resize a float image: (C, H, W) float32 on [-1, 1] (any C and scale with ``clip=False``: latents) ->
+    (C, size, size) float32.
 
     Each channel is resized as a Pillow mode ``'F'`` image with ``Image.BILINEAR`` (the filter of
-    :func:`resize_u8`), then clipped to [-1, 1].  Returned unchanged when already size x size.
+    :func:`resize_u8`), then clipped to [-1, 1] when ``clip``.  Returned unchanged when already size x size.
     """
     from PIL import Image
 
@@ -244,7 +248,8 @@ def resize_float(img: np.ndarray, size: int) -> np.ndarray:
         return img
     chans = [np.asarray(Image.fromarray(np.ascontiguousarray(c, dtype=np.float32), mode="F")
                         .resize((size, size), Image.BILINEAR), dtype=np.float32) for c in img]
-    return np.clip(np.stack(chans), -1.0, 1.0).astype(np.float32)
+    out = np.stack(chans)
+    return (np.clip(out, -1.0, 1.0) if clip else out).astype(np.float32)
 
 
 def to_grayscale(img: np.ndarray, eight_bit: bool) -> np.ndarray:
@@ -355,6 +360,10 @@ def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limi
                                      f"is sorted by class?); pass --subset-seed S for a seeded random subset")
     if color not in (None, "grayscale", "rgb"):
         raise ElscliError(f"unknown colour mode {color!r}")
+    latent = raw.source.get("value_range") == NO_RANGE
+    if latent and color is not None:
+        raise ElscliError("--grayscale/--rgb convert pixel colours; data read with --value-range none (latents) "
+                          "keeps its channels")
     if size < 0:
         raise ElscliError(f"--size must be 0 (native) or positive (got {size})")
 
@@ -377,12 +386,14 @@ def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limi
         raw.source["native_shape"] = [int(s) for s in next(iter(native))]
     target_c = 1 if color == "grayscale" else 3 if (color == "rgb" or 3 in chans) else 1
     for im in selected:
-        if target_c == 1 and im.shape[0] == 3:
+        if latent:
+            pass
+        elif target_c == 1 and im.shape[0] == 3:
             im = to_grayscale(im, eight_bit)
         elif target_c == 3 and im.shape[0] == 1:
             im = np.repeat(im, 3, axis=0)
         if size > 0:
-            im = resize_u8(im, size) if eight_bit else resize_float(im, size)
+            im = resize_u8(im, size) if eight_bit else resize_float(im, size, clip=not latent)
         out.append(im)
     shapes = {}
     for k, im in zip(idx, out):

@@ -4,6 +4,9 @@
   ``arr_0`` (or the only array), labels under ``labels``, ``y``, ``y_train``, ``targets`` or ``arr_1``.
 - Shapes: (N, C, H, W) or (N, H, W, C) with C in {1, 3}, or (N, H, W) (one channel).  The layout is read from
   the axis of size 1 or 3; when both axes 1 and 3 could be channels, pass ``--layout nchw|nhwc``.
+- ``--value-range none`` (latents): float data of any channel count stored as float32 as it is (no range check,
+  no 8-bit quantisation); the channel axis is the one shorter than both spatial axes (or ``--layout``); 8-bit
+  (integer) data is refused.
 - dtype uint8: 8-bit codes; wider integers only with ``--value-range 0,255`` (their values must then be 0..255):
   elscli does not guess the range of an int16 or int32 array.  Float: values in ``--value-range`` (default ``-1,1``;
   ``0,1``; ``0,255``); a float array whose every value is an 8-bit level of its range, exactly or within a
@@ -21,30 +24,37 @@ from typing import Optional
 import numpy as np
 
 from ..errors import ElscliError, reason
-from ..pixels import as_labels, float_source_to_internal, nonnegative_range_warning
+from ..pixels import NO_RANGE, as_labels, float_source_to_internal, nonnegative_range_warning
 from ._common import RawImages, refuse_if_permission_denied
 
 IMAGE_KEYS = ("images", "x", "x_train", "data", "X", "arr_0")
 LABEL_KEYS = ("labels", "y", "y_train", "targets", "arr_1")
 
 
-def to_nchw(arr: np.ndarray, layout: Optional[str], what: str) -> tuple[np.ndarray, str]:
+def to_nchw(arr: np.ndarray, layout: Optional[str], what: str, any_channels: bool = False) -> tuple[np.ndarray, str]:
     """An image array as (N, C, H, W) and the layout it had (``nchw``, ``nhwc`` or ``nhw``).
 
-    ``arr``: (N, H, W) (one channel), or (N, C, H, W) / (N, H, W, C) with C in {1, 3}; ``layout`` forces the
-    4-D reading, else it comes from the axis of size 1 or 3.  Raises ElscliError for other shapes, an
-    ambiguous layout without ``layout``, or a channel count other than 1 or 3.
+    ``arr``: (N, H, W) (one channel), or (N, C, H, W) / (N, H, W, C) with C in {1, 3} (any C with
+    ``any_channels``: latents); ``layout`` forces the 4-D reading, else it comes from the axis of size 1 or 3
+    (with ``any_channels``: the axis shorter than both spatial ones).  Raises ElscliError for other shapes, an
+    ambiguous layout without ``layout``, or a channel count other than 1 or 3 (without ``any_channels``).
     """
     if arr.ndim == 3:
         return arr[:, None, :, :], "nhw"
     if arr.ndim != 4:
         raise ElscliError(f"{what} has shape {arr.shape}; expected (N, C, H, W), (N, H, W, C) or (N, H, W)")
     if layout is None:
-        c_first, c_last = arr.shape[1] in (1, 3), arr.shape[3] in (1, 3)
+        if any_channels:
+            c_first, c_last = arr.shape[1] < min(arr.shape[2:]), arr.shape[3] < min(arr.shape[1:3])
+        else:
+            c_first, c_last = arr.shape[1] in (1, 3), arr.shape[3] in (1, 3)
         if c_first and not c_last:
             layout = "nchw"
         elif c_last and not c_first:
             layout = "nhwc"
+        elif not any_channels and not c_first:
+            raise ElscliError(f"{what} (shape {arr.shape}) has no channel axis of size 1 or 3; for latents of "
+                              "any channel count pass --value-range none (and --layout nchw|nhwc if need be)")
         else:
             raise ElscliError(f"cannot tell the channel axis of {what} (shape {arr.shape}); pass --layout nchw or nhwc")
     layout = layout.lower()
@@ -52,8 +62,9 @@ def to_nchw(arr: np.ndarray, layout: Optional[str], what: str) -> tuple[np.ndarr
         arr = arr.transpose(0, 3, 1, 2)
     elif layout != "nchw":
         raise ElscliError(f"unknown layout {layout!r}; use nchw or nhwc")
-    if arr.shape[1] not in (1, 3):
-        raise ElscliError(f"{what} has {arr.shape[1]} channels in layout {layout}; elscli takes 1 (grey) or 3 (RGB)")
+    if arr.shape[1] not in (1, 3) and not any_channels:
+        raise ElscliError(f"{what} has {arr.shape[1]} channels in layout {layout}; elscli takes 1 (grey) or 3 "
+                          "(RGB) image channels, or any count of latent ones with --value-range none")
     return np.ascontiguousarray(arr), layout
 
 
@@ -103,11 +114,14 @@ def read_arrays(path: Path, value_range: Optional[str] = None, layout: Optional[
         raise ElscliError(f"{what} is not a readable .npz file: corrupt, truncated or pickled objects "
                           f"({reason(exc)})") from None
     arr_what = what if images_key is None else f"{images_key!r} in {what}"
-    images, used_layout = to_nchw(np.asarray(images), layout, arr_what)
+    images, used_layout = to_nchw(np.asarray(images), layout, arr_what, any_channels=value_range == NO_RANGE)
     n = images.shape[0]
     warnings = []
     deviation = 0.0
-    if images.dtype == np.uint8:
+    if value_range == NO_RANGE:         # latents: float32 as they are, any channel count
+        data, eight_bit, _ = float_source_to_internal(images, NO_RANGE, arr_what)
+        vr = NO_RANGE
+    elif images.dtype == np.uint8:
         data, eight_bit = images, True
         vr = "0,255"
     elif images.dtype.kind in "iu" and value_range != "0,255":

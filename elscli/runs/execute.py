@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ElscliError
+from ..display import parse_channels
 from ..h5io import open_h5, temp_path_for
 from ..kernels.compilation import COMPILING_NOTE, CompileWatch
 from ..outputs import claim_output
@@ -55,7 +56,7 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
            progress_stream=None, schedule_scale: Optional[float] = None, late_scale: Optional[float] = None,
            late_from: Optional[float] = None, machine_params: Optional[dict] = None,
            noise_schedule: Optional[str] = None, sampler: Optional[str] = None, eta: Optional[float] = None,
-           grid: Optional[str] = None) -> Run:
+           grid: Optional[str] = None, channels=None) -> Run:
     """Sample a run with a score machine through a reverse process (default: the paper's deterministic DDIM on
     20 equal steps of the cosine-legacy noise schedule).
 
@@ -123,6 +124,9 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
         No progress on stderr (or ``progress_stream``).
     png : path-like, optional
         Also write a labelled grid of the finished samples (:func:`elscli.runs.export.save_grid_png`).
+    channels : str or sequence of int, optional
+        Which channels the ``png`` shows (:func:`elscli.display.parse_channels`: one or three indices, or
+        ``"each"``; default: all of 1 or 3, else the first three).
     handle_signals : bool
         Stop at a sample boundary on SIGINT/SIGTERM (from the main thread); a second signal stops at once.
     stop_grace : float
@@ -175,6 +179,10 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
                         schedule_scale=schedule_scale, late_scale=late_scale, late_from=late_from,
                         machine_params=machine_params, noise_schedule=noise_schedule, sampler=sampler, eta=eta,
                         grid=grid)
+        if channels is not None:
+            if png is None:
+                raise ElscliError("--channels chooses what --png shows; give --png too")
+            parse_channels(channels, plan.shape[0])
         n_threads = effective_threads(threads)
         plan.params["threads"] = n_threads
         plan.params["batch_size"] = int(batch_size)
@@ -188,7 +196,7 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
             run.attrs = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "elscli_version": __version__,
                          "params": json.dumps(plan.params, sort_keys=True), **plan.attrs}
             if png is not None and run.done.any():
-                save_grid_png(run, png, label_names=_label_names(bank_obj))
+                save_grid_png(run, png, label_names=_label_names(bank_obj), channels=channels)
             return run
 
         # -- a run file: work in RUN.h5.partial, rename into place when done or stopped ---------------------
@@ -211,7 +219,7 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
         result = Run.open(out_path)
         result.interrupted, result.elapsed, result.samples_computed = run.interrupted, run.elapsed, run.samples_computed
         if png is not None and result.done.any():
-            save_grid_png(result, png, label_names=_label_names(bank_obj))
+            save_grid_png(result, png, label_names=_label_names(bank_obj), channels=channels)
         return result
 
 

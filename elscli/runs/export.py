@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Union
 
 import numpy as np
 
+from ..display import to_display
 from ..errors import ElscliError
 from ..outputs import atomic_output, claim_output, declare_output_dir
 from .file import Run
@@ -66,23 +67,31 @@ def _wrap(text: str, width_px: int, measure) -> List[str]:
     return [ln.strip() for ln in lines if ln.strip()]
 
 
+def display_images(run: Run, rows: np.ndarray, channels=None):
+    """The finals at ``rows`` as 8-bit display images and a note (:func:`elscli.display.to_display`, on the
+    run's bank's value range: ``params["value_range"]``, ``-1,1`` when absent)."""
+    return to_display(run.final[rows], value_range=run.params.get("value_range"), channels=channels)
+
+
 def save_grid_png(run: Run, path: Union[str, os.PathLike], *, columns: Optional[int] = None,
                   tile_pixels: int = 112, max_samples: int = 400, force: bool = True,
-                  label_names: Optional[Dict[str, str]] = None) -> Path:
+                  label_names: Optional[Dict[str, str]] = None, channels=None) -> Path:
     """A labelled grid of the finished samples, written atomically; returns the path.
 
     Each tile is a final image upscaled (nearest neighbour) to about ``tile_pixels`` pixels, captioned with
     the sample number and label (its class name when ``label_names`` maps labels, as strings, to names);
-    the title (:func:`grid_title`), wrapped to the grid's width, gives machine, seeds, steps and locality.
-    At most ``max_samples`` tiles, ``columns`` per row (default min(n, 8)).  Raises ElscliError when no
-    sample is finished, or when ``path`` exists and not ``force``.
+    the title (:func:`grid_title`), wrapped to the grid's width, gives machine, seeds, steps and locality,
+    and further lines say which channels are shown and how when the images are not 1- or 3-channel pixels
+    (latents: :mod:`elscli.display`, ``channels`` as there).  At most ``max_samples`` tiles, ``columns`` per
+    row (default min(n, 8)).  Raises ElscliError when no sample is finished, for bad ``channels``, or when
+    ``path`` exists and not ``force``.
     """
     from PIL import Image, ImageDraw, ImageFont
 
     rows_idx = np.flatnonzero(run.done)[:max_samples]
     if len(rows_idx) == 0:
         raise ElscliError("the run has no finished samples to draw")
-    imgs = to_uint8(run.final[rows_idx])
+    imgs, note = display_images(run, rows_idx, channels)
     n, H, W, C = imgs.shape
     scale = max(1, int(round(tile_pixels / max(H, W))))
     th, tw = H * scale, W * scale
@@ -100,6 +109,8 @@ def save_grid_png(run: Run, path: Union[str, os.PathLike], *, columns: Optional[
     longest = max(measure(w, font=font) for w in text.split(" "))
     width = int(max(columns * (tw + pad) + pad, longest + 2 * pad, min(measure(text, font=font) + 2 * pad, 400)))
     title = _wrap(text, width - 2 * pad, lambda t: measure(t, font=font))
+    if note:        # which channels are shown, and how (latents)
+        title += _wrap(note, width - 2 * pad, lambda t: measure(t, font=font))
     header = len(title) * caption + 6
     canvas = Image.new("RGB", (width, header + grid_rows * (th + caption + pad) + pad), "white")
     draw = ImageDraw.Draw(canvas)
@@ -126,13 +137,14 @@ def save_grid_png(run: Run, path: Union[str, os.PathLike], *, columns: Optional[
 
 
 def export_run(path: Union[str, os.PathLike], output: Union[str, os.PathLike], *, force: bool = False,
-               scale: int = 1) -> List[Path]:
+               scale: int = 1, channels=None) -> List[Path]:
     """Write a run file's finished samples as an NPZ or as one PNG per sample; returns the files written.
 
     ``output`` ending in ``.npz``: one file with ``final`` (S, C, H, W) float32, ``sample_ids``, ``labels``,
     ``seeds``, ``times``, ``patch_sizes`` and ``machine``.  Otherwise a directory (an existing one, or a name
     without an extension, created if its parent exists) with ``sample_000012.png`` per sample (8-bit,
-    :func:`to_uint8`), upscaled ``scale`` times (nearest neighbour).
+    :func:`to_uint8`; latents and other channel counts as :func:`elscli.display.to_display` shows them,
+    ``channels`` as there), upscaled ``scale`` times (nearest neighbour).
 
     Raises ElscliError when the run cannot be read or has no finished sample, ``output`` has another extension
     than ``.npz`` (and is not an existing directory), is a file where a directory is needed, its parent does
@@ -156,6 +168,7 @@ def export_run(path: Union[str, os.PathLike], output: Union[str, os.PathLike], *
                           f"an extension) for one PNG per sample")
     if output.exists() and not output.is_dir():
         raise ElscliError(f"export target {str(output)!r} is a file; give a directory (PNGs) or a .npz path")
+    imgs, _ = display_images(run, rows, channels)       # bad --channels: refused before anything is written
     declare_output_dir(output, "-o")
     # the directory is claimed as a whole (.DIR.lock beside it): a concurrent export into it is refused
     with claim_output(output, check=False):
@@ -166,7 +179,6 @@ def export_run(path: Union[str, os.PathLike], output: Union[str, os.PathLike], *
             raise ElscliError(f"{str(clash[0])!r} exists; pass --force to overwrite")
         from PIL import Image
 
-        imgs = to_uint8(run.final[rows])
         for img, target in zip(imgs, targets):
             pil = _pil_image(img)
             if scale > 1:

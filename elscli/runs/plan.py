@@ -511,6 +511,7 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
         "bank": bank_path if bank_path is not None else (str(bank.path) if getattr(bank, "path", None) else None),
         "bank_content_hash": str(bank.content_hash),
         "image_shape": list(shape),
+        "value_range": str(getattr(bank, "value_range", "-1,1")),
         "seed": root_seed,
         "num_samples": int(total),
         "label": label_desc,
