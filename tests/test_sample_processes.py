@@ -249,6 +249,8 @@ def test_shards_of_another_sampler_do_not_merge(small_file, tmp_path):
     common = ["sample", "--bank", small_file, "-n", 4, "--seed", 4, "--steps", 3, "--noise-schedule", "linear",
               "--patch-size", P, "--quiet"]
     run_cli(*common, "--eta", 1, "--shard", "0/2", "-o", "ddpm.h5", cwd=tmp_path)
+    shown = run_cli("info", "ddpm-shard0of2.h5", cwd=tmp_path).stdout          # values shown as text, not markup
+    assert "default_rng([sample_id, seed])" in shown and "ddim" in shown and "injected_noise" in shown
     for name, extra, message in (("det", [], "eta: 0.0 vs 1.0"),
                                  ("heun", ["--sampler", "heun"], "sampler: 'heun' vs 'ddim'"),
                                  ("edm", ["--eta", 1, "--grid", "edm"], "grid: 'edm' vs 'uniform'")):

@@ -66,12 +66,13 @@ def table(title: str, columns: List[str], rows: List[List[str]]) -> None:
     """Print a table on stdout (rich; first column left-aligned, the others right-aligned)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
         t.add_column(c, justify="left" if i == 0 else "right")
     for r in rows:
-        t.add_row(*r)
+        t.add_row(*(Text(c) if isinstance(c, str) else c for c in r))    # cells are text, never markup
     Console(file=sys.stdout, width=200 if not sys.stdout.isatty() else None).print(t)
 
 
@@ -102,6 +103,7 @@ def emit(data: Dict[str, Any], as_json: bool, title: str = "") -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text          # values are text, never markup: "[sample_id, seed]" must show as is
 
     console = Console(soft_wrap=False)
     t = Table(title=title or None, show_header=False, box=None, pad_edge=False)
@@ -112,12 +114,12 @@ def emit(data: Dict[str, Any], as_json: bool, title: str = "") -> None:
             t.add_row(k, "")
             for k2, v2 in v.items():
                 if not (k2 == "warnings" and "warnings" in data):   # shown in full below
-                    t.add_row(f"  {k2}", _fmt_value(v2, key=str(k2)))
+                    t.add_row(f"  {k2}", Text(_fmt_value(v2, key=str(k2))))
         elif k == "warnings" and isinstance(v, list):
             for i, w in enumerate(v):                               # whole, one row each: they give advice
-                t.add_row(k if i == 0 else "", str(w))
+                t.add_row(k if i == 0 else "", Text(str(w)))
         else:
-            t.add_row(k, _fmt_value(v, key=str(k)))
+            t.add_row(k, Text(_fmt_value(v, key=str(k))))
     console.print(t)
 
 
