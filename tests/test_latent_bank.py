@@ -77,7 +77,12 @@ def test_four_channel_latent_bank_through_build_bank_sample_compare(tmp_path):
     assert run.params["value_range"] == "none" and run.final.shape == (4, C, H, W)
     assert run.params["eta"] == 1.0 and run.noise is not None
     assert np.abs(run.final).max() > 1.5                            # the latents' scale, not clipped to [-1, 1]
-    res = json.loads(cli("compare", "net.npz", "bbels.h5", "--baseline", "is.h5", "--json", cwd=tmp_path).stdout)
+    res = json.loads(cli("compare", "net.npz", "bbels.h5", "--baseline", "is.h5", "--json", "--plot", "figs",
+                         cwd=tmp_path).stdout)
+    side = np.asarray(Image.open(tmp_path / "figs" / "side-by-side.png"))
+    assert side.shape[0] > 100 and side[..., :3].std() > 10       # latents drawn (first three channels), not blank
+    cli("mosaic", "bbels.h5", "--bank", "lat.h5", "-o", "mosaics", cwd=tmp_path)   # provenance of any C
+    assert len(list((tmp_path / "mosaics").glob("*.png"))) == 4
     assert res["inputs"]["bbels"]["r2"]["min"] > 0.9999 and res["inputs"]["is"]["r2"]["median"] < 0.5
     ref = R.read(tmp_path / "net.npz")
     diff = np.abs(run.final - ref.final).max()
