@@ -144,9 +144,17 @@ class ParameterSchedule:
     times: Tuple[float, ...]
     values: Tuple[float, ...]
     source: str = ""
+    noise_schedule: Optional[str] = None
 
     def __post_init__(self) -> None:
         what = self.source or f"{self.name} schedule"
+        if self.noise_schedule is not None:
+            from .noise import get_noise_schedule
+
+            try:
+                get_noise_schedule(self.noise_schedule)
+            except ElscliError as exc:
+                raise ElscliError(f"{what}: {exc}") from None
         if self.name == "patch_sizes" or self.name == "times" or not self.name:
             raise ElscliError(f"{what}: {self.name!r} is not a machine parameter's name")
         _validate_times(self.times, len(self.values), self.name, what)
@@ -155,13 +163,19 @@ class ParameterSchedule:
                     or not math.isfinite(float(v)):
                 raise ElscliError(f"{what}: {self.name} values must be finite numbers, got {v!r}")
 
-    def as_mapping(self) -> Dict[float, float]:
-        """``{t: value}``: the form a denoiser's parameter takes (``make_denoiser(..., NAME={t: value})``)."""
-        return {float(t): float(v) for t, v in zip(self.times, self.values)}
+    def as_mapping(self) -> "TimedValues":
+        """``{t: value}``: the form a denoiser's parameter takes (``make_denoiser(..., NAME={t: value})``), as a
+        :class:`TimedValues` that remembers the noise schedule the times belong to."""
+        return TimedValues({float(t): float(v) for t, v in zip(self.times, self.values)},
+                           noise_schedule=self.noise_schedule, source=self.source)
 
-    def to_dict(self) -> Dict[str, List]:
-        """``{"times": [...], NAME: [...]}``: the JSON form :meth:`load` reads."""
-        return {"times": [float(t) for t in self.times], self.name: [float(v) for v in self.values]}
+    def to_dict(self) -> Dict[str, Any]:
+        """``{"times": [...], NAME: [...]}`` (and ``"noise_schedule"`` when it names one): the JSON form
+        :meth:`load` reads."""
+        out: Dict[str, Any] = {"times": [float(t) for t in self.times], self.name: [float(v) for v in self.values]}
+        if self.noise_schedule is not None:
+            out["noise_schedule"] = str(self.noise_schedule)
+        return out
 
     def to_json(self) -> str:
         """:meth:`to_dict` as one line of JSON."""
@@ -188,7 +202,23 @@ class ParameterSchedule:
         if not isinstance(obj, dict) or not isinstance(obj.get("times"), list) \
                 or not isinstance(obj.get(name), list):
             raise ElscliError(bad)
-        return cls(name, tuple(obj["times"]), tuple(obj[name]), source=os.fspath(path))
+        noise_schedule = obj.get("noise_schedule")
+        if noise_schedule is not None and not isinstance(noise_schedule, str):
+            raise ElscliError(f"{os.fspath(path)!r}: \"noise_schedule\" must be a name such as \"linear\", "
+                              f"got {noise_schedule!r}")
+        return cls(name, tuple(obj["times"]), tuple(obj[name]), source=os.fspath(path),
+                   noise_schedule=noise_schedule)
+
+
+class TimedValues(dict):
+    """A ``{t: value}`` mapping read from a schedule file (:meth:`ParameterSchedule.as_mapping`) that remembers
+    the noise schedule its times belong to (``noise_schedule``, None when the file names none) and its
+    ``source``, so that ``elscli sample`` can refuse it on another noise schedule."""
+
+    def __init__(self, items, noise_schedule: Optional[str] = None, source: str = "") -> None:
+        super().__init__(items)
+        self.noise_schedule = noise_schedule
+        self.source = source
 
 def _check_size(p: Any, what: str) -> int:
     if isinstance(p, bool) or not isinstance(p, (int, np.integer)) and not (

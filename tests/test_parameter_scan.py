@@ -105,7 +105,8 @@ def test_a_sigma_is_recovered_and_sample_reads_its_schedule(tmp_path, small_bank
     assert r.exit_code == 0, r.stderr
     assert "sigma schedule for scfdm" in r.stdout
     sched = json.loads((tmp_path / "sigma.json").read_text())
-    assert sched == {"times": [round(float(t), 12) for t in ref.times[:-1]], "sigma": [0.2] * ref.num_steps}
+    assert sched == {"times": [round(float(t), 12) for t in ref.times[:-1]], "sigma": [0.2] * ref.num_steps,
+                     "noise_schedule": ref.schedule}
     with h5py.File(tmp_path / "scan.h5") as f:
         assert f.attrs["parameter"] == "sigma" and f["candidates"].dtype == np.float64
         np.testing.assert_array_equal(f["best"][()], result.best)

@@ -202,6 +202,23 @@ def test_locality_schedule_of_another_noise_schedule_is_refused(small, tmp_path)
         elscli.sample(small, num_samples=1, steps=2, schedule=str(tmp_path / "cal.json"))
 
 
+def test_parameter_schedule_of_another_noise_schedule_is_refused(small, tmp_path, cli, monkeypatch):
+    """A machine parameter's schedule (locality-scan --parameter) names its noise schedule too: `sample
+    --sigma FILE` on another noise schedule is one line, exit 1, nothing written; on its own it runs."""
+    monkeypatch.chdir(tmp_path)
+    small.save(tmp_path / "b.h5")
+    (tmp_path / "sigma.json").write_text('{"times": [1.0, 0.5], "sigma": [0.2, 0.1], "noise_schedule": "linear"}')
+    base = ["sample", "--bank", "b.h5", "-m", "scfdm", "--sigma", "sigma.json", "-n", 1, "--steps", 2, "-q"]
+    r = cli(*base, "-o", "bad.h5")
+    assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1
+    assert "the sigma schedule 'sigma.json' was calibrated on noise schedule 'linear', not 'cosine-legacy'" in r.stderr
+    assert not list(tmp_path.glob("bad.h5*"))
+    r = cli(*base, "--noise-schedule", "linear", "-o", "ok.h5")
+    assert r.exit_code == 0, r.stderr
+    assert runs.Run.open(tmp_path / "ok.h5").params["machine_params"]["sigma"] == {"times": [1.0, 0.5],
+                                                                                  "values": [0.2, 0.1]}
+
+
 # ------------------------------------------------------------------------------------------ determinism
 SAMPLERS = {
     "ddim-cosine": ["--noise-schedule", "cosine"],

@@ -59,7 +59,7 @@ def schedule_from_scan(scan, how: str = "median"):
         return ParameterSchedule(scan.parameter, tuple(round(float(t), TIME_DIGITS) for t in scan.times),
                                  tuple(float(v) for v in aggregate(scan.best, how)),
                                  source=f"locality-scan {scan.machine} --parameter {scan.parameter} ({how}, "
-                                        f"{scan.metric})")
+                                        f"{scan.metric})", noise_schedule=scan.noise_schedule)
     sizes = aggregate(scan.best, how)
     return LocalitySchedule(tuple(round(float(t), TIME_DIGITS) for t in scan.times), tuple(int(p) for p in sizes),
                             source=f"locality-scan {scan.machine} ({how}, {scan.metric})",

@@ -238,7 +238,9 @@ class RunPlan:
 
 def parameter_value(text: Union[str, float, None], name: str) -> Union[float, Dict[float, float], None]:
     """A machine parameter as given on the command line: a number, or a schedule JSON file written by
-    ``locality-scan --parameter NAME`` (``{"times": [...], NAME: [...]}``) -> {t: value}.  None stays None.
+    ``locality-scan --parameter NAME`` (``{"times": [...], NAME: [...]}``) -> {t: value} (a
+    :class:`~elscli.schedule.TimedValues` naming the noise schedule it was calibrated on, which
+    :func:`plan_run` checks against the run's).  None stays None.
 
     Raises
     ------
@@ -417,6 +419,10 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
         check = dict(machine_params, patch_size={float(t): int(p) for t, p in zip(times[:-1], patch_sizes)})
     # a parameter given as a schedule {t: value} (locality-scan --parameter) is read off at the grid's times
     for name, v in list(machine_params.items()):
+        calibrated_on = getattr(v, "noise_schedule", None)
+        if calibrated_on is not None and calibrated_on != noise_schedule:
+            raise ElscliError(f"the {name} schedule {getattr(v, 'source', '')!r} was calibrated on noise schedule "
+                              f"{calibrated_on!r}, not {noise_schedule!r} (its times are that schedule's)")
         if isinstance(v, dict):
             keys = np.array([float(k) for k in v], dtype=np.float64)
             vals = list(v.values())
