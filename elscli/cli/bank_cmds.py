@@ -105,8 +105,7 @@ def build_bank_cmd(
       elscli build-bank cifar-10-python.tar.gz -o cifar.h5 --classes 3 --limit 1000 --subset-seed 0
       elscli build-bank photos/ -o tiles.h5 --size 0 --grayscale --dedup
       elscli build-bank bank.h5 -o sevens.h5 --classes 7 --size 0
-
-      elscli build-bank latents.npy -o latents.h5 --value-range none --size 0   # VAE latents, 4 channels
+      elscli build-bank latents.npy -o latents.h5 --value-range none --size 0   # VAE latents
     """
     from ..bank import build_bank_file, describe_bank
 

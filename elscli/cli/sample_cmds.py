@@ -59,7 +59,8 @@ def sample_cmd(
         "--late-from", help="With --late-scale: the latest step start time that is scaled.")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Steps N of the time grid; the machine is "
                                                  "evaluated N times (ddim, euler) or 2N-1 times (heun), as EDM "
-                                                 "counts. [default: 20; with --from-seeds the file's]")] = None,
+                                                 "counts; with --from-seeds the file's unless given. "
+                                                 "[default: 20]")] = None,
     start_time: Annotated[Optional[float], typer.Option("--start-time",
                                                         help="First time of the grid. [default: 1.0]")] = None,
     noise_schedule: Annotated[Optional[str], typer.Option(
