@@ -69,6 +69,7 @@ def test_ddpm_ancestral_run_is_ho_et_al_posterior_sampling(small):
     assert run.params["sampler"] == "ddim" and run.params["eta"] == 1.0 and run.params["grid"] == "uniform"
     assert run.params["evaluations"] == steps and run.noise.shape == (3, steps) + SHAPE
     assert run.params["noise_stream"] == runs.plan.STREAM_OWN
+    assert "ddim eta=1 on 4 uniform steps of linear" in runs.export.grid_title(run)   # the PNG's title says so
     for k in range(3):
         eps, label, z = documented_stream(k, seed, steps, classes=[0, 1, 2, 3])
         assert run.labels[k] == label
@@ -108,6 +109,7 @@ def test_heun_on_the_edm_grid_is_edm_algorithm_1(small, monkeypatch):
     times = make_grid("edm", steps, "edm")
     np.testing.assert_array_equal(run.times, times)
     assert run.params["evaluations"] == 2 * steps - 1 and len(calls) == 2 * (2 * steps - 1)
+    assert "heun on 3 edm steps of edm (5 evaluations)" in runs.export.grid_title(run)
     assert run.noise is None and run.attrs["noise_schedule"] == "edm" and run.params["noise_stream"] is None
     sigma = [NOISE_SCHEDULES["edm"].sigma(t) for t in times]
     for k in range(2):

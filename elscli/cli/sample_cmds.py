@@ -156,12 +156,7 @@ def sample_cmd(
     rate = f", {per:.3g} s/sample" if per is not None else ""
     resumed = done - run.samples_computed if resume else 0
     p = run.params
-    process = f"{len(run.times) - 1} steps"
-    if (p.get("sampler"), p.get("eta"), p.get("grid"), run.attrs.get("noise_schedule")) != \
-            ("ddim", 0.0, "uniform", "cosine-legacy"):
-        process = (f"{p.get('sampler')}" + (f" eta={p.get('eta'):g}" if p.get("eta") else "")
-                   + f" on {len(run.times) - 1} {p.get('grid')} steps of {run.attrs.get('noise_schedule')}, "
-                   f"{p.get('evaluations')} evaluations")
+    process = runs.export.process_description(run)
     text = (f"wrote {run.path}: {done}/{len(run)} samples done"
             + (f" ({resumed} from before, {run.samples_computed} now)" if resumed > 0 else "")
             + f" ({run.machine}, {process}, shard {p.get('shard')}{rate})")

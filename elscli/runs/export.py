@@ -35,9 +35,25 @@ def _pil_image(tile: np.ndarray):
     return Image.fromarray(tile[:, :, :3], mode="RGB")
 
 
+def process_description(run: Run) -> str:
+    """The run's reverse process in a few words: ``20 steps`` for the paper's (deterministic DDIM on uniform
+    steps of cosine-legacy), else e.g. ``ddim eta=1 on 20 uniform steps of linear`` or ``heun on 10 edm steps
+    of linear (19 evaluations)``."""
+    p = run.params
+    steps = len(run.times) - 1
+    sampler, eta, grid = p.get("sampler", "ddim"), float(p.get("eta") or 0.0), p.get("grid", "uniform")
+    schedule = run.attrs.get("noise_schedule", p.get("noise_schedule", "cosine-legacy"))
+    if (sampler, eta, grid, schedule) == ("ddim", 0.0, "uniform", "cosine-legacy"):
+        return f"{steps} steps"
+    evals = p.get("evaluations")
+    return (f"{sampler}" + (f" eta={eta:g}" if eta else "") + f" on {steps} {grid} steps of {schedule}"
+            + (f" ({evals} evaluations)" if evals not in (None, steps) else ""))
+
+
 def grid_title(run: Run) -> str:
     """The title of a run's grid: machine, where the seeds come from (root seed, or the file of
-    ``--from-seeds``), steps, and the locality (``P = 7`` for a constant patch size, else the schedule)."""
+    ``--from-seeds``), the reverse process (:func:`process_description`), and the locality (``P = 7`` for a
+    constant patch size, else the schedule)."""
     p = run.params
     if p.get("from_seeds"):
         seeds = f"seeds of {Path(str(p['from_seeds'])).name}"
@@ -51,7 +67,7 @@ def grid_title(run: Run) -> str:
     else:
         sizes = [int(v) for v in run.patch_sizes]
         locality = f"schedule {sched} (P {sizes[0]} to {sizes[-1]})" if sizes else f"schedule {sched}"
-    parts = [run.machine, seeds, f"{len(run.times) - 1} steps", locality]
+    parts = [run.machine, seeds, process_description(run), locality]
     return ",  ".join(x for x in parts if x)
 
 
