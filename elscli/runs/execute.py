@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Union
@@ -33,6 +32,7 @@ from ..progress import Progress
 from ..sample_data import open_bank
 from ..sampler import Step, run_sampler
 from ..shards import ShardSpec, parse_shard, shard_output_path
+from ..stopping import StopRequest as _StopFlag
 from .denoiser import MachineDenoiser
 from .export import save_grid_png
 from .file import FORMAT, SCHEMA_VERSION, Run, check_resumable, create_run_file, empty_arrays, open_for_writing, \
@@ -368,37 +368,6 @@ def run_plan(plan: RunPlan, store: Dict[str, Any], bank, *, threads: int, batch_
     in_memory = not any(hasattr(v, "id") for v in store.values())
     return Run(dict(store) if in_memory else {}, dict(plan.attrs), None, interrupted, time.monotonic() - t0,
                computed)
-
-
-class _StopFlag:
-    """SIGINT/SIGTERM -> stop at a sample boundary; a second signal interrupts at once (outside file writes)."""
-
-    def __init__(self) -> None:
-        self.signum: Optional[int] = None
-        self.writing = False
-        self.pending_interrupt = False
-        self._old: Dict[int, Any] = {}
-        self.on_first: Optional[Callable[[int], None]] = None
-
-    def _handler(self, signum, frame) -> None:
-        if self.signum is not None:
-            if self.writing:  # never tear a write; raise as soon as it is done
-                self.pending_interrupt = True
-                return
-            raise KeyboardInterrupt
-        self.signum = signum
-        if self.on_first is not None:
-            self.on_first(signum)
-
-    def __enter__(self) -> "_StopFlag":
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handler)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
 
 
 class _AbandonBatch(Exception):
