@@ -12,7 +12,13 @@ scalars as root attributes).  elscli adds, all optional so that files of other t
 - ``noise`` (S, T, C, H, W) float32: for a stochastic sampler (ddim with eta > 0), the standard normal ``z``
   injected at step i (zeros at the last step, which injects none), and ``noise_seed`` when it was drawn from
   the samples' own generators.  A machine run ``--from-seeds`` this file replays exactly this noise, so it
-  follows the network's process whatever generator made it.
+  follows the network's process whatever generator made it;
+- a **forward-noised section** (``forward_*``, all or none): held-out images ``forward_x0`` (F, C, H, W)
+  float32 with ``forward_labels`` (F,) int64, each with its own noise ``forward_noise`` (F, C, H, W) float32,
+  the times ``forward_times`` (T',) float64 (descending, in (0, 1]) and the network's noise prediction
+  ``forward_eps`` (F, T', C, H, W) float32 at the states ``x_t = a(t) x0 + b(t) noise`` (:class:`ForwardStates`):
+  what ``locality-scan --states forward`` calibrates against, as the paper's forks do, without following the
+  network's own reverse process.
 
 :func:`read` loads one into a :class:`Reference`; :func:`record` makes one from any noise predictor
 ``eps_fn(x, t, labels) -> eps`` (NumPy in, NumPy out) with any sampler of :mod:`elscli.sampler`, so that a
@@ -52,11 +58,40 @@ _SCALAR_KEYS = ("schedule", "sampler", "eta", "grid", "noise_seed", "evaluations
 
 
 @dataclass
+class ForwardStates:
+    """Held-out images noised forward, and the network's noise prediction at each noised state.
+
+    ``x0`` (F, C, H, W) float32 clean images; ``noise`` (F, C, H, W) float32, image i's own standard normal
+    draw; ``times`` (T',) float64 descending in (0, 1]; ``eps`` (F, T', C, H, W) float32: the network's
+    prediction at ``x_t = a(t) x0 + b(t) noise`` (:meth:`state`); ``labels`` (F,) int64 (-1 unconditional)."""
+
+    x0: np.ndarray
+    noise: np.ndarray
+    times: np.ndarray
+    eps: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def num_images(self) -> int:
+        return int(self.x0.shape[0])
+
+    def state(self, step: int, rows, schedule: str) -> np.ndarray:
+        """The noised images ``a x0 + b noise`` at ``times[step]`` for ``rows``: (len(rows), C, H, W) float64
+        (computed as :func:`record` computed them for the network)."""
+        a, b = get_noise_schedule(schedule)(float(self.times[step]))
+        return a * self.x0[rows].astype(np.float64) + b * self.noise[rows].astype(np.float64)
+
+
+_FORWARD_KEYS = ("forward_x0", "forward_noise", "forward_times", "forward_eps", "forward_labels")
+
+
+@dataclass
 class Reference:
     """A network's run: everything is float32 as stored except ``times`` (float64) and ``labels`` (int64).
 
     ``sampler``/``eta``/``grid`` say how it was sampled; ``noise`` (S, T, C, H, W) is the injected noise of a
-    stochastic sampler (None otherwise, or when the file does not hold it).
+    stochastic sampler (None otherwise, or when the file does not hold it); ``forward``: the optional
+    forward-noised states of held-out images (:class:`ForwardStates`).
     """
 
     seeds: np.ndarray                  # (S, C, H, W)
@@ -72,6 +107,7 @@ class Reference:
     grid: Optional[str] = None         # None: recognised from times (uniform, edm or custom)
     noise: Optional[np.ndarray] = None  # (S, T, C, H, W) float32 or None
     noise_seed: Optional[int] = None
+    forward: Optional[ForwardStates] = None
 
     def __post_init__(self) -> None:
         if self.grid is None:
@@ -124,6 +160,13 @@ class Reference:
                               "'noise' (the injected noise), so no machine can follow its process")
         return self.noise
 
+    def require_forward(self) -> ForwardStates:
+        """The forward-noised states of held-out images; an error when the file holds none."""
+        if self.forward is None:
+            raise ElscliError(f"reference {self.path or ''!r} holds no forward-noised states (forward_*): record "
+                              "them with elscli.reference.record(..., forward_images=...)")
+        return self.forward
+
     def score(self, step: int) -> np.ndarray:
         """The network's implied score ``-eps[:, step] / b(times[step])`` (S, C, H, W), float64."""
         eps = self.require_eps()
@@ -171,7 +214,7 @@ def read(path: os.PathLike | str, *, load_trajectories: bool = True) -> Referenc
         try:
             with np.load(path, allow_pickle=False) as z:
                 for k in z.files:
-                    if k in ("x", "eps") and not load_trajectories:
+                    if k in ("x", "eps", "forward_eps") and not load_trajectories:
                         continue
                     data[k] = z[k]
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
@@ -189,8 +232,8 @@ def read(path: os.PathLike | str, *, load_trajectories: bool = True) -> Referenc
             fmt = _as_str(f.attrs.get("format", ""))
             if fmt not in ("", FORMAT):
                 raise ElscliError(f"{str(path)!r} is an {fmt} file, not a reference trajectory")
-            for k in ("seeds", "labels", "times", "x", "eps", "noise"):
-                if k in f and (load_trajectories or k not in ("x", "eps")):
+            for k in ("seeds", "labels", "times", "x", "eps", "noise") + _FORWARD_KEYS:
+                if k in f and (load_trajectories or k not in ("x", "eps", "forward_eps")):
                     data[k] = f[k][()]
             for k, v in f.attrs.items():
                 attrs[k] = _as_str(v)
@@ -230,9 +273,41 @@ def read(path: os.PathLike | str, *, load_trajectories: bool = True) -> Referenc
         arrays[k] = v
     if arrays["noise"] is not None and not is_stochastic(sampler, eta):
         raise ElscliError(f"{where} holds injected 'noise' but its sampler ({sampler}, eta={eta:g}) injects none")
+    forward = _read_forward(data, seeds.shape[1:], where, load_trajectories)
     return Reference(seeds=seeds, times=times, x=arrays["x"], eps=arrays["eps"], labels=labels,
                      schedule=schedule, path=str(path), attrs=attrs, sampler=sampler, eta=eta, grid=grid,
-                     noise=arrays["noise"], noise_seed=noise_seed)
+                     noise=arrays["noise"], noise_seed=noise_seed, forward=forward)
+
+
+def _read_forward(data: dict, image_shape, where: str, load_trajectories: bool) -> Optional[ForwardStates]:
+    """The forward-noised section of a file's arrays (all of ``_FORWARD_KEYS`` or none), checked."""
+    present = [k for k in _FORWARD_KEYS if k in data]
+    if not present:
+        return None
+    needed = [k for k in _FORWARD_KEYS if k != "forward_eps" or load_trajectories]
+    missing = [k for k in needed if k not in data]
+    if missing:
+        raise ElscliError(f"{where}: its forward-noised section lacks {', '.join(missing)}")
+    x0 = np.asarray(data["forward_x0"], dtype=np.float32)
+    F = x0.shape[0] if x0.ndim == 4 else -1
+    if x0.ndim != 4 or tuple(x0.shape[1:]) != tuple(image_shape) or F < 1:
+        raise ElscliError(f"{where}: 'forward_x0' must be (F, {', '.join(map(str, image_shape))}), got {x0.shape}")
+    times = np.asarray(data["forward_times"], dtype=np.float64)
+    if times.ndim != 1 or len(times) < 1 or not np.all(np.diff(times) < 0) or times[0] > 1 or times[-1] <= 0:
+        raise ElscliError(f"{where}: 'forward_times' must be descending times in (0, 1]")
+    shapes = {"forward_noise": x0.shape, "forward_labels": (F,),
+              "forward_eps": (F, len(times)) + tuple(image_shape)}
+    out = {}
+    for k, shape in shapes.items():
+        if k not in data:
+            out[k] = None
+            continue
+        v = np.asarray(data[k], dtype=np.int64 if k == "forward_labels" else np.float32)
+        if v.shape != shape:
+            raise ElscliError(f"{where}: {k!r} has shape {v.shape}, expected {shape}")
+        out[k] = v
+    return ForwardStates(x0=x0, noise=out["forward_noise"], times=times, eps=out["forward_eps"],
+                         labels=out["forward_labels"])
 
 
 def describe_reference(path: os.PathLike | str) -> dict:
@@ -287,7 +362,8 @@ def record(eps_fn: EpsFn, seeds: np.ndarray, times=None, labels=None, path: os.P
            noise_schedule: str = DEFAULT_NOISE_SCHEDULE, sampler: str = DEFAULT_SAMPLER, eta: float = 0.0,
            grid: Optional[str] = None, steps: Optional[int] = None, noise_seed: Optional[int] = None,
            noise: Optional[np.ndarray] = None, sample_ids=None, batch_size: Optional[int] = None,
-           force: bool = False, attrs: Optional[dict] = None) -> Reference:
+           force: bool = False, attrs: Optional[dict] = None, forward_images=None, forward_labels=None,
+           forward_times=None, forward_noise_seed: int = 0) -> Reference:
     """Sample with a noise predictor ``eps_fn`` from ``seeds`` and write a reference file.
 
     ``eps_fn(x, t, labels)`` receives ``x`` (B, C, H, W) float64, the time ``t`` (float) and ``labels`` (B,)
@@ -304,6 +380,13 @@ def record(eps_fn: EpsFn, seeds: np.ndarray, times=None, labels=None, path: os.P
     its starting noise as elscli makes it; ``sample_ids`` default to 0..S-1), or ``noise`` (S, T, C, H, W),
     the noise itself.  Either way the file records it as ``noise`` (float32, as used), and the result does not
     depend on ``batch_size``.
+
+    ``forward_images`` (F, C, H, W), optional: held-out clean images in the [-1, 1] pixel scale (not in the
+    bank the machines will use), with ``forward_labels`` (F,) (default -1).  Each is noised forward to every
+    time of ``forward_times`` (default: the grid's step start times ``times[:-1]``) as ``x_t = a(t) x0 +
+    b(t) noise`` with one noise per image — image i's ``numpy.random.default_rng([i, forward_noise_seed])
+    .standard_normal((C, H, W))`` — and the network's ``eps_fn`` at those states is recorded
+    (:class:`ForwardStates`, the file's ``forward_*`` arrays) for ``locality-scan --states forward``.
 
     The file is NPZ when ``path`` ends in ``.npz`` and HDF5 otherwise, written atomically; with ``path=None``
     nothing is written.  Bad input raises :class:`ElscliError`.
@@ -364,6 +447,9 @@ def record(eps_fn: EpsFn, seeds: np.ndarray, times=None, labels=None, path: os.P
     if bs < 1 or (batch_size and bs != batch_size):
         raise ElscliError(f"batch_size must be a positive integer, got {batch_size!r}")
 
+    fw_spec = _forward_spec(forward_images, forward_labels, forward_times, forward_noise_seed, seeds.shape[1:],
+                            times)
+
     with contextlib.ExitStack() as claim:
         if path is not None:   # claimed before the network runs (a concurrent writer of it is refused)
             claim.enter_context(claim_output(path, force))
@@ -401,13 +487,57 @@ def record(eps_fn: EpsFn, seeds: np.ndarray, times=None, labels=None, path: os.P
                     source = StreamNoise(gens)
             run_sampler(sampler, denoiser, x, times, callback=on_step, noise_schedule=sched.name, eta=eta,
                         noise=source)
+        forward = None if fw_spec is None else _record_forward(eps_fn, *fw_spec, sched, bs)
         ref = Reference(seeds=seeds.astype(np.float32), times=times, x=xs, eps=epss, labels=labels,
                         schedule=sched.name, path=None if path is None else str(path), attrs=dict(attrs or {}),
                         sampler=sampler, eta=eta, grid=grid, noise=recorded,
-                        noise_seed=noise_seed if stochastic else None)
+                        noise_seed=noise_seed if stochastic else None, forward=forward)
         if path is not None:
             write(ref, path, force=force)
     return ref
+
+
+def _forward_spec(images, labels, times, noise_seed, image_shape, grid_times):
+    """Checked inputs of :func:`record`'s forward section: (x0 float32, labels, times, noise float32), or None."""
+    if images is None:
+        if labels is not None or times is not None:
+            raise ElscliError("forward_labels / forward_times need forward_images")
+        return None
+    x0 = np.asarray(images)
+    if x0.dtype.kind not in "fiu" or x0.ndim != 4 or tuple(x0.shape[1:]) != tuple(image_shape) or len(x0) < 1:
+        raise ElscliError(f"forward_images must be (F, {', '.join(map(str, image_shape))}) numbers, got "
+                          f"{x0.dtype} {x0.shape}")
+    x0 = x0.astype(np.float32)
+    if not np.all(np.isfinite(x0)):
+        raise ElscliError("forward_images must be finite")
+    F = len(x0)
+    labels = np.full(F, -1, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
+    if labels.shape != (F,):
+        raise ElscliError(f"forward_labels must have shape ({F},), got {labels.shape}")
+    times = np.asarray(grid_times[:-1] if times is None else times, dtype=np.float64)
+    if times.ndim != 1 or len(times) < 1 or not np.all(np.diff(times) < 0) or times[0] > 1 or times[-1] <= 0:
+        raise ElscliError("forward_times must be descending times in (0, 1]")
+    if isinstance(noise_seed, bool) or int(noise_seed) != noise_seed or int(noise_seed) < 0:
+        raise ElscliError(f"forward_noise_seed must be a non-negative integer, got {noise_seed!r}")
+    noise = np.stack([np.random.default_rng([i, int(noise_seed)]).standard_normal(x0.shape[1:])
+                      for i in range(F)]).astype(np.float32)
+    return x0, labels, times, noise
+
+
+def _record_forward(eps_fn, x0, labels, times, noise, sched, batch_size) -> ForwardStates:
+    """The network's eps at every forward-noised state (in batches of ``batch_size`` images)."""
+    F = len(x0)
+    eps = np.empty((F, len(times)) + x0.shape[1:], dtype=np.float32)
+    fw = ForwardStates(x0=x0, noise=noise, times=times, eps=eps, labels=labels)
+    for j in range(len(times)):
+        for lo in range(0, F, batch_size):
+            rows = np.arange(lo, min(F, lo + batch_size))
+            x = fw.state(j, rows, sched.name)
+            e = np.asarray(eps_fn(x, float(times[j]), labels[rows]), dtype=np.float64)
+            if e.shape != x.shape:
+                raise ElscliError(f"eps_fn returned shape {e.shape}, expected {x.shape}")
+            eps[rows, j] = e
+    return fw
 
 
 def _scalars(ref: Reference) -> dict:
@@ -426,6 +556,11 @@ def write(ref: Reference, path: os.PathLike | str, *, force: bool = False) -> No
     for k in ("x", "eps", "noise"):
         if getattr(ref, k) is not None:
             arrays[k] = getattr(ref, k)
+    if ref.forward is not None:
+        fw = ref.forward
+        arrays.update({k: v for k, v in (("forward_x0", fw.x0), ("forward_noise", fw.noise),
+                                         ("forward_times", fw.times), ("forward_eps", fw.eps),
+                                         ("forward_labels", fw.labels)) if v is not None})
     scalars = _scalars(ref)
     reserved = set(arrays) | set(scalars) | {"format", "schema_version", "elscli_version", "params"}
     with atomic_output(path, force) as tmp:
