@@ -54,7 +54,11 @@ def schedule_from_scan(scan, how: str = "median"):
     times (rounded to 12 digits), the :func:`aggregate` of the samples' best sizes.  Its JSON
     (:meth:`LocalitySchedule.to_json`) is what ``elscli sample --schedule`` reads; it names the reference's
     noise schedule, so that a run on another one is refused.  A scan of another ``parameter`` gives a
-    :class:`~elscli.schedule.ParameterSchedule` (``sample --PARAMETER FILE``)."""
+    :class:`~elscli.schedule.ParameterSchedule` (``sample --PARAMETER FILE``).  Raises ElscliError for an
+    unfinished (interrupted) scan."""
+    if not scan.finished:
+        raise ElscliError(f"the scan is unfinished ({int(scan.done.sum())} of {scan.done.size} similarities "
+                          "computed): finish it with elscli locality-scan ... --resume")
     if scan.parameter != PATCH_SIZE:
         return ParameterSchedule(scan.parameter, tuple(round(float(t), TIME_DIGITS) for t in scan.times),
                                  tuple(float(v) for v in aggregate(scan.best, how)),
@@ -67,10 +71,18 @@ def schedule_from_scan(scan, how: str = "median"):
 
 
 def spread(best: np.ndarray) -> Dict[str, np.ndarray]:
-    """Per-step spread of the samples' best sizes (S, T): ``min``, ``q1``, ``median``, ``q3``, ``max``, each
-    (T,) float64 (``numpy.percentile``, linear interpolation)."""
-    q = np.percentile(best, [0, 25, 50, 75, 100], axis=0)
-    return {"min": q[0], "q1": q[1], "median": q[2], "q3": q[3], "max": q[4]}
+    """Per-step spread of the samples' best candidates (S, T): ``min``, ``q1``, ``median``, ``q3``, ``max``,
+    each (T,) and each one of the samples' candidates — never an interpolated value (such as an even patch
+    size): ``q1`` is the ``floor(0.25 (S-1))``-th smallest, ``median`` the lower median
+    (:func:`lower_median`), ``q3`` the ``ceil(0.75 (S-1))``-th smallest (``numpy.percentile`` methods
+    ``lower``/``higher``), so [q1, q3] holds at least the middle half of the samples.  int64 for patch
+    sizes, float64 for another parameter's values."""
+    best = np.asarray(best)
+    dtype = np.int64 if best.dtype.kind in "iub" else np.float64
+    lo = np.percentile(best, [0, 25, 50], axis=0, method="lower")
+    hi = np.percentile(best, [75, 100], axis=0, method="higher")
+    return {"min": lo[0].astype(dtype), "q1": lo[1].astype(dtype), "median": lo[2].astype(dtype),
+            "q3": hi[0].astype(dtype), "max": hi[1].astype(dtype)}
 
 
 def per_step(scan, schedule) -> List[dict]:
@@ -81,8 +93,8 @@ def per_step(scan, schedule) -> List[dict]:
     cands = [c.item() for c in scan.candidates]
     values = schedule.patch_sizes if isinstance(schedule, LocalitySchedule) else schedule.values
     key = PATCH_SIZE if isinstance(schedule, LocalitySchedule) else schedule.name
-    return [{"t": float(t), key: _item(p, scan.candidates.dtype), "q1": float(sp["q1"][j]),
-             "q3": float(sp["q3"][j]), "min": _item(sp["min"][j], scan.candidates.dtype),
-             "max": _item(sp["max"][j], scan.candidates.dtype),
+    dt = scan.candidates.dtype
+    return [{"t": float(t), key: _item(p, dt), "q1": _item(sp["q1"][j], dt), "q3": _item(sp["q3"][j], dt),
+             "min": _item(sp["min"][j], dt), "max": _item(sp["max"][j], dt),
              "median_similarity_at_best": float(np.median(scan.similarity[:, cands.index(p), j]))}
             for j, (t, p) in enumerate(zip(schedule.times, values))]

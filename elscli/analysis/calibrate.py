@@ -2,7 +2,14 @@
 aggregate into a :class:`~elscli.schedule.LocalitySchedule`, and write the scan file, the schedule JSON and
 the plots — of the patch size, or of any scalar machine parameter (``parameter``, :mod:`.parameter_scan`).
 Every output is claimed (:mod:`elscli.outputs`) before the work starts and held until it is in
-place, so minutes of scanning are never lost to a refused write, and written atomically."""
+place, so minutes of scanning are never lost to a refused write, and written atomically.
+
+A scan with a scan file (``scan_out``) works in ``SCAN.h5.partial``, rewritten whole after every unit of work
+(a candidate for a batch of samples at one step); SIGINT/SIGTERM stop it at the next unit and rename the
+partial file to ``SCAN.h5`` (its ``done`` array says what is computed; :attr:`Calibration.interrupted` is the
+signal); ``resume=True`` continues ``SCAN.h5.partial`` (left by a hard kill) or an unfinished ``SCAN.h5``.
+Progress (on a terminal a bar, in a batch log a line every ``$ELSCLI_PROGRESS_INTERVAL`` s) counts the
+(sample, candidate, step) similarities, with the steps done and an ETA."""
 from __future__ import annotations
 
 import contextlib
@@ -14,16 +21,19 @@ from typing import List, Optional, Sequence, Union
 from ..errors import ElscliError
 from ..kernels.compilation import COMPILING_NOTE, CompileWatch
 from ..outputs import claim_output
+from ..stopping import StopRequest
 from ..schedule import LocalitySchedule, ParameterSchedule
 from ..shards import WHOLE, Shard, format_shard, shard_output_path
 from .aggregate import AGGREGATES, per_step, schedule_from_scan
 from .parameter_scan import PATCH_SIZE, check_parameter, parse_values
-from .scan import METRICS, Scan, parse_candidates, scan
+from .scan import METRICS, STATES, Scan, parse_candidates, scan
 from .scan_merge import merge
 
 PathLike = Union[str, os.PathLike]
 #: The machines a calibration applies to (IS has no patch size).
 LOCAL_MACHINES = ("ls", "els", "bbels")
+#: The suffix of the scan file a scan works in until it is finished or stopped.
+PARTIAL_SUFFIX = ".partial"
 
 
 @dataclass
@@ -31,30 +41,41 @@ class Calibration:
     """A calibration's result: the (merged) scan, its schedule (a :class:`LocalitySchedule`, or a
     :class:`ParameterSchedule` when another parameter was scanned), and the files written.
 
-    ``warnings`` are for the user (e.g. a scan that covers only some of the reference's samples).
+    ``warnings`` are for the user (e.g. a scan that covers only some of the reference's samples);
+    ``interrupted``: the signal that stopped an unfinished scan (its scan file holds what is computed; no
+    schedule then: ``schedule`` is None); ``computed``: the similarities computed by this call.
     """
 
     scan: Scan
     aggregate: str
-    schedule: Union[LocalitySchedule, ParameterSchedule]
+    schedule: Optional[Union[LocalitySchedule, ParameterSchedule]]
     scan_file: Optional[Path] = None
     output: Optional[Path] = None
     plots: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+    interrupted: Optional[int] = None
+    computed: int = 0
 
     def per_step(self) -> List[dict]:
-        """One row per step (:func:`elscli.analysis.aggregate.per_step`)."""
-        return per_step(self.scan, self.schedule)
+        """One row per step (:func:`elscli.analysis.aggregate.per_step`); none for an unfinished scan."""
+        return [] if self.schedule is None else per_step(self.scan, self.schedule)
 
     def summary(self) -> dict:
         """The JSON payload of ``elscli locality-scan``."""
         s = self.scan
-        out = {"machine": s.machine, "parameter": s.parameter, "metric": s.metric, "aggregate": self.aggregate,
-               "samples": int(len(s.sample_index)), "reference_samples": int(s.num_reference_samples),
-               "complete": s.complete, "candidates": [c.item() for c in s.candidates]}
+        out = {"machine": s.machine, "parameter": s.parameter, "metric": s.metric, "states": s.states,
+               "aggregate": self.aggregate, "samples": int(len(s.sample_index)),
+               "reference_samples": int(s.num_reference_samples), "complete": s.complete, "finished": s.finished,
+               "computed": int(s.done.sum()), "similarities": int(s.done.size),
+               "candidates": [c.item() for c in s.candidates]}
+        if self.interrupted is not None:
+            import signal
+
+            out["interrupted"] = signal.Signals(self.interrupted).name
         if self.scan_file is not None:
             out["scan_file"] = str(self.scan_file)
-        out["schedule"] = self.schedule.to_dict()
+        if self.schedule is not None:
+            out["schedule"] = self.schedule.to_dict()
         out["per_step"] = self.per_step()
         if self.output is not None:
             out["output"] = str(self.output)
@@ -69,7 +90,8 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
               threads: Optional[int] = None, batch_size: int = 64, allow_partial: bool = False,
               force: bool = False, plot_dir: Optional[PathLike] = None, overlay=None, quiet: bool = True,
               command_line: Optional[str] = None, parameter: Optional[str] = None,
-              machine_params: Optional[dict] = None) -> Calibration:
+              machine_params: Optional[dict] = None, resume: bool = False, states: str = "network",
+              handle_signals: bool = True, progress_stream=None) -> Calibration:
     """Calibrate a machine's locality schedule against a network, or merge and aggregate scan files.
 
     Parameters
@@ -88,7 +110,16 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
     scan_out : path-like, optional
         The scan file to write (``{shard}``/``{shards}`` are filled in when scanning a shard).
     force : bool
-        Overwrite existing outputs.
+        Overwrite existing outputs (and start over from an interrupted scan's partial file).
+    resume : bool
+        Continue the interrupted scan of ``scan_out`` (its ``.partial`` file, or an unfinished scan file).
+    states : {"network", "forward"}
+        Scan along the network's own trajectory, or along the reference's forward-noised held-out images
+        (:func:`elscli.analysis.scan.scan`).
+    handle_signals : bool
+        Stop at the next unit of work on SIGINT/SIGTERM (from the main thread), keeping what is computed.
+    progress_stream : file, optional
+        Where progress goes (default stderr).
     plot_dir : path-like, optional
         An existing directory for ``schedule-MACHINE.png`` and ``similarity-MACHINE.png``.
     overlay : schedule spec, optional
@@ -107,37 +138,44 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
     Raises
     ------
     ElscliError
-        Bad metric, aggregate, candidates, machine or parameter; both or neither of ``reference`` and ``scans``; no
-        bank; a shard without ``scan_out``; outputs that exist without ``force``; scans that cannot be
-        merged; or a schedule asked of a partial scan without ``allow_partial``.
+        Bad metric, aggregate, states, candidates, machine or parameter; both or neither of ``reference`` and
+        ``scans``; no bank; a shard or ``resume`` without ``scan_out``; ``resume`` with ``force``; outputs that
+        exist without ``force``, or an interrupted scan's partial file without ``resume`` or ``force``; a scan
+        file to resume that is another scan; scans that cannot be merged; or a schedule asked of a partial
+        scan without ``allow_partial``.
     """
     if metric not in METRICS:
         raise ElscliError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if states not in STATES:
+        raise ElscliError(f"--states must be one of {', '.join(STATES)}, got {states!r}")
+    if resume and force:
+        raise ElscliError("give --resume or --force, not both")
     if aggregate not in AGGREGATES:
         raise ElscliError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     if parameter is not None:
         _check_overlay(overlay, str(parameter).replace("-", "_"))
     with contextlib.ExitStack() as claims:
         if output is not None:
-            claims.enter_context(claim_output(output, force))
+            claims.enter_context(claim_output(output, force, allow_existing=resume))
         if scans:
             if reference is not None:
                 raise ElscliError("give scan files to merge, or --reference to scan, not both")
+            if resume:
+                raise ElscliError("--resume continues a scan: give --reference (and the same --scan-out)")
             scan_path = None if scan_out is None else claims.enter_context(claim_output(scan_out, force))
             result = merge([Scan.read(p) for p in scans])
             if output is not None and not allow_partial and not result.complete:   # refused before any file is written
                 _refuse_partial(len(result.sample_index), result.num_reference_samples)
             if scan_path is not None:
                 result.write(scan_path, force=force, params={**result.params, "merged_from": [str(p) for p in scans]})
-        else:
-            if output is not None and not allow_partial and shard is not None and shard[1] > 1:
-                raise ElscliError(f"not writing a schedule from shard {format_shard(shard)} of the scan (a partial "
-                                  "scan): drop -o and merge the shards' --scan-out files later (elscli locality-scan "
-                                  "scan-*.h5 -o schedule.json), or pass --allow-partial")
-            result, scan_path = _scan_reference(reference, bank, machine, candidates, metric, scan_out, shard,
-                                                threads, batch_size, force, quiet, command_line, claims,
-                                                parameter, machine_params)
-        return _finish(result, scan_path, aggregate, output, allow_partial, force, plot_dir, overlay)
+            return _finish(result, scan_path, aggregate, output, allow_partial, force, plot_dir, overlay)
+        if output is not None and not allow_partial and shard is not None and shard[1] > 1:
+            raise ElscliError(f"not writing a schedule from shard {format_shard(shard)} of the scan (a partial "
+                              "scan): drop -o and merge the shards' --scan-out files later (elscli locality-scan "
+                              "scan-*.h5 -o schedule.json), or pass --allow-partial")
+        return _scan_reference(reference, bank, machine, candidates, metric, scan_out, shard, threads, batch_size,
+                               force, quiet, command_line, claims, resume, states, handle_signals, progress_stream,
+                               (aggregate, output, allow_partial, plot_dir, overlay), parameter, machine_params)
 
 
 def _refuse_partial(covered: int, total: int) -> None:
@@ -163,7 +201,8 @@ def _finish(result: Scan, scan_path, aggregate, output, allow_partial, force, pl
 
 
 def _scan_reference(reference, bank, machine, candidates, metric, scan_out, shard, threads, batch_size, force, quiet,
-                    command_line, claims: contextlib.ExitStack, parameter=None, machine_params=None):
+                    command_line, claims: contextlib.ExitStack, resume, states, handle_signals, progress_stream,
+                    finish_args, parameter=None, machine_params=None) -> Calibration:
     from .. import reference as R
     from ..progress import Progress
     from ..sample_data import open_bank
@@ -184,25 +223,126 @@ def _scan_reference(reference, bank, machine, candidates, metric, scan_out, shar
     shard = WHOLE if shard is None else shard
     if shard[1] > 1 and scan_out is None:
         raise ElscliError("--shard needs --scan-out (each array task writes its partial scan)")
-    scan_path = shard_output_path(scan_out, shard) if scan_out is not None else None
-    if scan_path is not None:    # claimed before the scan: minutes of work are never lost to a refused write
-        claims.enter_context(claim_output(scan_path, force))
+    if resume and scan_out is None:
+        raise ElscliError("--resume needs --scan-out (the scan file of the interrupted scan)")
+    scan_path = partial = previous = None
+    if scan_out is not None:   # claimed before the scan: minutes of work are never lost to a refused write
+        scan_path = claims.enter_context(claim_output(shard_output_path(scan_out, shard), force,
+                                                      allow_existing=True))
+        if scan_path.exists() and not (force or resume):
+            raise ElscliError(_exists_message(scan_path))
+        partial = scan_path.with_name(scan_path.name + PARTIAL_SUFFIX)
+        if partial.exists() and not (resume or force):
+            raise ElscliError(f"{str(partial)!r} exists (an interrupted scan); pass --resume to continue it or "
+                              "--force to start over")
+        if resume:
+            previous = _previous_scan(scan_path, partial)
     ref = R.read(reference)
-    ref.require_eps()
     b = open_bank(bank)
-    n_mine = len(range(shard[0], ref.num_samples, shard[1]))
     params = {"reference": str(reference), "bank": str(bank), "machine": machine, "candidates": cands,
-              "metric": metric, "shard": format_shard(shard), "command_line": command_line}
+              "metric": metric, "states": states, "shard": format_shard(shard), "command_line": command_line}
     if parameter != PATCH_SIZE or machine_params:
         params.update(parameter=parameter, machine_params=dict(machine_params or {}))
+    warnings = _held_out_warnings(ref, b) if states == "forward" else []
+    n_mine, n_steps = _scan_size(ref, states, shard)
+    todo = n_mine * len(cands) * n_steps - (0 if previous is None else int(previous.done.sum()))
+    stop = StopRequest() if handle_signals else contextlib.nullcontext(None)
     watch = CompileWatch(on_first=lambda: bar.log(COMPILING_NOTE))
-    with watch, Progress(n_mine * ref.num_steps, description=f"locality-scan {machine}", quiet=quiet,
-                         unit="sample-steps", compiling=lambda: watch.seconds) as bar:
+    with stop as flag, watch, Progress(todo, description=f"locality-scan {machine}", quiet=quiet,
+                                       unit="similarities", group=(n_mine * len(cands), "steps"),
+                                       stream=progress_stream, compiling=lambda: watch.seconds) as bar:
+        if flag is not None:
+            flag.on_first = lambda s: bar.log(
+                f"elscli: {_signal_name(s)} received: stopping after the evaluation in flight (send it again to "
+                "stop at once)")
+
+        def checkpoint(result: Scan) -> None:
+            if flag is not None:
+                flag.writing = True
+            result.write(partial, force=True)
+            if flag is not None:
+                flag.writing = False
+                if flag.pending_interrupt:
+                    raise KeyboardInterrupt
+
         result = scan(ref, b, machine, cands, metric=metric, shard=shard, threads=threads, batch_size=batch_size,
-                      progress=bar, params=params, parameter=parameter, machine_params=machine_params)
+                      progress=bar, params=params, states=states, resume=previous, parameter=parameter,
+                      machine_params=machine_params,
+                      checkpoint=None if partial is None else checkpoint,
+                      should_stop=None if flag is None else (lambda: flag.signum is not None))
+    computed = int(result.done.sum()) - (0 if previous is None else int(previous.done.sum()))
     if scan_path is not None:
-        result.write(scan_path, force=force)
-    return result, scan_path
+        result.write(scan_path, force=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+    if not result.finished:
+        cal = Calibration(result, finish_args[0], None, scan_file=scan_path,
+                          interrupted=None if flag is None else flag.signum, computed=computed)
+        cal.warnings = warnings
+        return cal
+    aggregate, output, allow_partial, plot_dir, overlay = finish_args
+    cal = _finish(result, scan_path, aggregate, output, allow_partial, force or resume, plot_dir, overlay)
+    cal.computed = computed
+    cal.warnings = warnings + cal.warnings
+    return cal
+
+
+def _exists_message(path: Path) -> str:
+    """Why an existing scan file is not overwritten: an unfinished scan is to be resumed."""
+    try:
+        prev = Scan.read(path)
+    except ElscliError:
+        prev = None
+    if prev is not None and not prev.finished:
+        return (f"{str(path)!r} is an unfinished scan ({int(prev.done.sum())} of {prev.done.size} similarities "
+                "computed); pass --resume to continue it or --force to start over")
+    return f"output {str(path)!r} exists; pass --force to overwrite"
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
+
+
+def _previous_scan(scan_path: Path, partial: Path) -> Optional[Scan]:
+    """The scan to resume: the partial file (a hard kill's), else the scan file (a stopped scan's)."""
+    for path in (partial, scan_path):
+        if path.exists():
+            try:
+                return Scan.read(path)
+            except ElscliError as exc:
+                raise ElscliError(f"cannot resume from {str(path)!r}: {exc}; delete it or pass --force to start "
+                                  "over") from None
+    return None
+
+
+def _scan_size(ref, states: str, shard) -> tuple:
+    """(samples of this shard, steps) of the scan of ``ref`` along ``states``."""
+    if states == "forward":
+        fw = ref.require_forward()
+        return len(range(shard[0], fw.num_images, shard[1])), len(fw.times)
+    ref.require_eps()
+    return len(range(shard[0], ref.num_samples, shard[1])), ref.num_steps
+
+
+def _held_out_warnings(ref, bank) -> List[str]:
+    """A warning when forward images are in the bank (a calibration on them measures memorisation)."""
+    import hashlib
+
+    import numpy as np
+
+    from ..bank import bank_images
+
+    fw = ref.require_forward()
+    seen = {hashlib.blake2b(np.ascontiguousarray(im, dtype=np.float32).tobytes(), digest_size=16).digest()
+            for im in bank_images(bank)}
+    inside = [i for i, im in enumerate(fw.x0)
+              if hashlib.blake2b(np.ascontiguousarray(im, dtype=np.float32).tobytes(), digest_size=16).digest() in seen]
+    if not inside:
+        return []
+    return [f"{len(inside)} of the reference's {fw.num_images} forward images are in the bank (e.g. image "
+            f"{inside[0]}): they are not held out"]
 
 
 def _check_overlay(overlay, parameter: str) -> None:

@@ -98,7 +98,10 @@ def schedule_plot(times: np.ndarray, best: np.ndarray, schedule: Sequence[int], 
                   candidates: Optional[Sequence[int]] = None, paper: Optional[dict] = None,
                   parameter: str = "patch_size") -> str:
     """P (or another scanned ``parameter``) vs t: per-step quartile band and range of the samples' best
-    candidates, and the aggregated schedule."""
+    candidates (candidates the samples chose: :func:`elscli.analysis.aggregate.spread`), and the aggregated
+    schedule."""
+    from .aggregate import spread
+
     size = parameter == "patch_size"
     times = np.asarray(times)
     values = None
@@ -108,7 +111,8 @@ def schedule_plot(times: np.ndarray, best: np.ndarray, schedule: Sequence[int], 
         values = np.asarray(candidates, dtype=np.float64)
         best = np.searchsorted(values, np.asarray(best, dtype=np.float64))
         schedule = np.searchsorted(values, np.asarray(schedule, dtype=np.float64))
-    q = np.percentile(best, [0, 25, 50, 75, 100], axis=0)
+    sp = spread(best)
+    q = [sp["min"], sp["q1"], sp["median"], sp["q3"], sp["max"]]
     fig, ax = plt.subplots(figsize=(5.4, 3.8))
     ax.fill_between(times, q[0], q[4], color="tab:blue", alpha=0.12, step="mid", label="samples: range")
     ax.fill_between(times, q[1], q[3], color="tab:blue", alpha=0.3, step="mid", label="samples: quartiles")

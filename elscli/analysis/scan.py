@@ -16,16 +16,33 @@ Scan file (HDF5, ``format = "elscli.scan"``, ``schema_version = 1``), datasets a
 ``candidates``      (K,) int64          candidate patch sizes (odd)
 ``times``           (T,) float64        start time of each step (the reference's ``times[:-1]``)
 ``similarity``      (S, K, T) float64   cosine similarity, or L2 distance, of network and machine scores
-``best``            (S, T) int64        each sample's best candidate per step
+                                        (NaN where not computed yet)
+``done``            (S, K, T) bool      which similarities are computed (absent in older files: all)
+``best``            (S, T) int64        each sample's best candidate per step (-1 where not all computed)
 ==================  ==================  ===================================================================
 
 Root attributes: ``machine``, ``metric`` (``cosine``|``l2``), ``higher_is_better``, ``bank_hash``,
 ``reference`` (path), ``reference_seeds_hash``, ``num_reference_samples``, ``shard`` (``"i/n"``),
-``noise_schedule``, plus the standard ``format``, ``schema_version``, ``elscli_version``, ``params``.
+``noise_schedule``, ``states`` (``network``: the network's own reverse trajectory, the default;
+``forward``: the reference's forward-noised held-out images), plus the standard ``format``,
+``schema_version``, ``elscli_version``, ``params``.
 
 **Any scalar parameter** (:mod:`.parameter_scan`).  A scan of another parameter than the patch size —
 ``sigma`` of scfdm, ``threshold`` of pca-locality, ... — records it in the root attribute ``parameter``
-(absent: ``patch_size``), and its ``candidates`` and ``best`` are float64 values.
+(absent: ``patch_size``), and its ``candidates`` and ``best`` are float64 values (``best`` NaN where not all
+computed).
+
+**Ties.**  Similarities within :data:`SIMILARITY_TIE` (relative to max(1, |best|)) of a step's best are
+ties, and ties go to the smaller P: exact kernels that sum in different orders differ by rounding, and two
+candidates that are the same machine (e.g. LS windows that both cover the whole image) must not be told apart
+by rounding.  The scan is exhaustive — every candidate at every step for every sample — so it chooses
+exactly what any exact evaluation of the candidates chooses (benchmarks/RESULTS.md, "The locality scan",
+measures why skipping candidates cannot be certified for less than evaluating them).
+
+**Stopping and resuming.**  The scan works in units of (step, batch of samples, candidate) and can report
+each finished unit (``checkpoint``) and stop between units (``should_stop``); a scan given back as
+``resume`` computes only the entries not ``done``.  :mod:`.calibrate` uses them for the ``SCAN.h5.partial``
+file, SIGINT/SIGTERM and ``--resume``.
 """
 from __future__ import annotations
 
@@ -44,6 +61,13 @@ from .parameter_scan import PATCH_SIZE, parameter_evaluator, parse_values
 FORMAT = "elscli.scan"
 SCHEMA_VERSION = 1
 METRICS = ("cosine", "l2")
+#: The states a scan follows: the network's own reverse trajectory, or forward-noised held-out images.
+STATES = ("network", "forward")
+#: Similarities within this much (relative to max(1, |best|)) of a step's best are ties: the smaller P wins.
+#: Far above the rounding of the cosine of exact kernels (~1e-15; x0_hat of kernels summing in other orders
+#: differ by ~1e-13, which moves the cosine by less), far below the gaps measured between candidates
+#: (>= 4e-7 on the reference ResNet at t = 1, the smallest).
+SIMILARITY_TIE = 1e-12
 
 #: evaluate(x (B,C,H,W) float64, t, candidates, label or None) -> x0_hat (K, B, C, H, W) float64
 Evaluator = Callable[[np.ndarray, float, Sequence[int], Optional[int]], np.ndarray]
@@ -128,7 +152,27 @@ def machine_evaluator(machine: str, bank, *, threads: Optional[int] = None,
                                                      noise_schedule=noise_schedule),
                                     dtype=np.float64) for p in candidates])
 
+    # LS evaluates every size in one pass (kernels/window_sizes.py): give it all candidates at once; the other
+    # machines take one size per call anyway, and one at a time lets a scan stop between them
+    evaluate.joint = machine == "ls"
     return evaluate
+
+
+def best_candidates(similarity: np.ndarray, candidates: np.ndarray, higher_is_better: bool = True,
+                    done: Optional[np.ndarray] = None) -> np.ndarray:
+    """(S, T), the candidates' dtype: for each sample and step, the smallest candidate whose similarity is
+    within :data:`SIMILARITY_TIE` (relative to max(1, |best|)) of the best one; -1 (NaN for float values of
+    another parameter) where some candidate of that sample and step is not ``done``.  similarity, done:
+    (S, K, T); candidates ascending."""
+    sim = np.asarray(similarity, dtype=np.float64)
+    sim = sim if higher_is_better else -sim
+    ok = np.ones(sim.shape[::2], bool) if done is None else np.asarray(done, bool).all(axis=1)
+    filled = np.where(np.isnan(sim), -np.inf, sim)
+    top = filled.max(axis=1, keepdims=True)
+    tied = filled >= top - SIMILARITY_TIE * np.maximum(1.0, np.abs(top))
+    cands = np.asarray(candidates)
+    out = cands[np.argmax(tied, axis=1)]
+    return np.where(ok, out, -1 if cands.dtype.kind in "iub" else np.nan).astype(cands.dtype)
 
 
 @dataclass
@@ -136,7 +180,8 @@ class Scan:
     """A scan (or a merged set of shards of one): the file's datasets and attributes in memory.
 
     ``sample_index`` (S,) int64, ``candidates`` (K,) int64 patch sizes (float64 values of another
-    ``parameter``), ``times`` (T,) float64 step start times, ``similarity`` (S, K, T) float64; the other
+    ``parameter``), ``times`` (T,) float64 step start times,
+    ``similarity`` (S, K, T) float64 (NaN where not computed), ``done`` (S, K, T) bool (None: all); the other
     fields are the file's root attributes (module docstring).
     """
 
@@ -153,7 +198,18 @@ class Scan:
     shard: str = "0/1"
     noise_schedule: str = "cosine-legacy"
     params: dict = field(default_factory=dict)
+    done: Optional[np.ndarray] = None
+    states: str = "network"
     parameter: str = PATCH_SIZE
+
+    def __post_init__(self) -> None:
+        if self.done is None:
+            self.done = np.ones(self.similarity.shape, dtype=bool)
+
+    @property
+    def finished(self) -> bool:
+        """Whether every similarity is computed (an interrupted scan is not)."""
+        return bool(self.done.all())
 
     @property
     def higher_is_better(self) -> bool:
@@ -162,9 +218,9 @@ class Scan:
 
     @property
     def best(self) -> np.ndarray:
-        """(S, T), the candidates' dtype: each sample's best candidate per step (ties: the smaller one)."""
-        sim = self.similarity if self.higher_is_better else -self.similarity
-        return self.candidates[np.argmax(sim, axis=1)]
+        """(S, T), the candidates' dtype: each sample's best candidate per step (ties, within
+        :data:`SIMILARITY_TIE`: the smaller one; -1, or NaN, where not every candidate is computed)."""
+        return best_candidates(self.similarity, self.candidates, self.higher_is_better, self.done)
 
     @property
     def complete(self) -> bool:
@@ -172,8 +228,7 @@ class Scan:
         return len(self.sample_index) == self.num_reference_samples
 
     def schedule(self, how: str = "median"):
-        """The schedule of this scan (:func:`elscli.analysis.aggregate.schedule_from_scan`): a locality
-        schedule, or a :class:`~elscli.schedule.ParameterSchedule` of another parameter."""
+        """The locality schedule of this scan (:func:`elscli.analysis.aggregate.schedule_from_scan`)."""
         from .aggregate import schedule_from_scan
 
         return schedule_from_scan(self, how)
@@ -191,7 +246,7 @@ class Scan:
                              bank_hash=self.bank_hash, reference=self.reference,
                              reference_seeds_hash=self.reference_seeds_hash,
                              num_reference_samples=int(self.num_reference_samples), shard=self.shard,
-                             noise_schedule=self.noise_schedule)
+                             noise_schedule=self.noise_schedule, states=self.states)
             if self.parameter != PATCH_SIZE:
                 f.attrs["parameter"] = self.parameter
             dtype = np.int64 if self.parameter == PATCH_SIZE else np.float64
@@ -199,6 +254,7 @@ class Scan:
             f.create_dataset("candidates", data=self.candidates.astype(dtype))
             f.create_dataset("times", data=self.times.astype(np.float64))
             f.create_dataset("similarity", data=self.similarity.astype(np.float64))
+            f.create_dataset("done", data=np.asarray(self.done, dtype=bool))
             f.create_dataset("best", data=self.best.astype(dtype))
 
     @classmethod
@@ -217,22 +273,71 @@ class Scan:
                            reference_seeds_hash=str(a.get("reference_seeds_hash", "")),
                            num_reference_samples=int(a.get("num_reference_samples", 0)),
                            shard=str(a.get("shard", "0/1")), noise_schedule=str(a.get("noise_schedule", "cosine-legacy")),
-                           params=read_params(f), parameter=str(a.get("parameter", PATCH_SIZE)))
+                           params=read_params(f), done=f["done"][()] if "done" in f else None,
+                           states=str(a.get("states", "network")), parameter=str(a.get("parameter", PATCH_SIZE)))
             except KeyError as exc:
                 raise ElscliError(f"scan file {str(path)!r} lacks {exc.args[0]!r}") from None
 
 
+@dataclass
+class _States:
+    """What a scan follows: per sample and step, the state x and the network's eps there."""
+
+    num_samples: int
+    labels: np.ndarray            # (S,) int64
+    times: np.ndarray             # (T,) step times
+    seeds_hash: str
+    state: Callable[[np.ndarray, int], np.ndarray]     # (rows, step) -> x (B, C, H, W) float64
+    eps: Callable[[np.ndarray, int], np.ndarray]       # (rows, step) -> eps (B, C, H, W) float64
+
+
+def _states(reference, states: str) -> _States:
+    if states not in STATES:
+        raise ElscliError(f"--states must be one of {', '.join(STATES)}, got {states!r}")
+    if states == "network":
+        eps = reference.require_eps()
+        xs = reference.require_x()
+        return _States(reference.num_samples, reference.labels, reference.times[:-1].copy(),
+                       seeds_hash(reference.seeds), lambda rows, step: xs[rows, step].astype(np.float64),
+                       lambda rows, step: eps[rows, step].astype(np.float64))
+    fw = reference.require_forward()
+    if fw.eps is None:
+        raise ElscliError(f"reference {reference.path or ''!r}: its forward-noised section has no 'forward_eps'")
+    key = seeds_hash(np.concatenate([fw.x0.ravel(), fw.noise.ravel(), fw.times.astype(np.float32)]))
+    return _States(fw.num_images, fw.labels, fw.times.copy(), key,
+                   lambda rows, step: fw.state(step, rows, reference.schedule),
+                   lambda rows, step: fw.eps[rows, step].astype(np.float64))
+
+
+def _check_resumable(prev: "Scan", want: "Scan") -> None:
+    """Refuse to continue ``prev`` as the scan ``want`` describes unless they are the same scan."""
+    for attr in ("machine", "parameter", "metric", "states", "noise_schedule", "bank_hash",
+                 "reference_seeds_hash", "num_reference_samples", "shard"):
+        if getattr(prev, attr) != getattr(want, attr):
+            raise ElscliError(f"cannot resume: the scan file has {attr} {getattr(prev, attr)!r}, this scan "
+                              f"{getattr(want, attr)!r}")
+    for attr in ("sample_index", "candidates", "times"):
+        a, b = getattr(prev, attr), getattr(want, attr)
+        if a.shape != b.shape or not np.allclose(a, b):
+            raise ElscliError(f"cannot resume: the scan file's {attr} differ from this scan's")
+    if prev.similarity.shape != want.similarity.shape or prev.done.shape != want.similarity.shape:
+        raise ElscliError("cannot resume: the scan file's arrays do not match its samples, candidates and steps")
+
+
 def scan(reference, bank, machine: str, candidates: Sequence[int], *, metric: str = "cosine",
          shard: Shard = WHOLE, evaluator: Optional[Evaluator] = None, threads: Optional[int] = None,
-         batch_size: int = 64, progress=None, params: Optional[dict] = None, parameter: Optional[str] = PATCH_SIZE,
+         batch_size: int = 64, progress=None, params: Optional[dict] = None, states: str = "network",
+         resume: Optional["Scan"] = None, checkpoint: Optional[Callable[["Scan"], None]] = None,
+         should_stop: Optional[Callable[[], bool]] = None, parameter: Optional[str] = PATCH_SIZE,
          machine_params: Optional[dict] = None) -> Scan:
-    """Scan a reference trajectory against a machine's candidate patch sizes (or values of another scalar
-    ``parameter``).
+    """Scan a reference against a machine's candidate patch sizes (or values of another scalar
+    ``parameter``): every candidate, every step, every sample.
 
     Parameters
     ----------
     reference : elscli.reference.Reference
-        The network's trajectory, with ``x`` and ``eps``.
+        The network's trajectory, with ``x`` and ``eps`` (``states="network"``), or with a forward-noised
+        section (``states="forward"``).
     bank : Bank or ndarray (N, C, H, W)
         The training images.
     machine : str
@@ -244,15 +349,28 @@ def scan(reference, bank, machine: str, candidates: Sequence[int], *, metric: st
     shard : (I, N)
         Scan the reference's samples I, I+N, ... (default all).
     evaluator : callable, optional
-        Replaces :func:`machine_evaluator` (tests use an oracle).
+        Replaces :func:`machine_evaluator` (tests use an oracle); it gets every candidate still to do for a
+        batch at once unless it has ``joint = False``, then one candidate per call.
     threads : int, optional
         Numba threads for the machine calls (None: Numba's setting).
     batch_size : int
         Samples (of one label) evaluated together.
     progress : object with ``advance(n)``, optional
-        Told of every sample-step done.
+        Told of every (sample, candidate, step) similarity computed.
     params : dict, optional
         Recorded in the scan file.
+    states : {"network", "forward"}
+        Follow the network's own reverse trajectory (``x``, ``eps``), or the reference's held-out images noised
+        forward (``forward_*``: :class:`elscli.reference.ForwardStates`).
+    resume : Scan, optional
+        An unfinished scan of the same reference, bank, machine, candidates, metric, states and shard (else
+        ElscliError): only its entries not ``done`` are computed.
+    checkpoint : callable(Scan), optional
+        Called with the scan after every unit of work (a candidate, or all candidates of a joint evaluator,
+        for a batch of samples at one step).
+    should_stop : callable() -> bool, optional
+        Asked before every unit; when it answers True the scan returns, unfinished (``done`` says what is
+        computed).
     parameter : str
         The machine parameter the candidates are values of (default the patch size); any other goes
         through :func:`.parameter_scan.parameter_evaluator`, as do the patch sizes of machines other than
@@ -267,8 +385,9 @@ def scan(reference, bank, machine: str, candidates: Sequence[int], *, metric: st
     Raises
     ------
     ElscliError
-        No ``eps``/``x`` in the reference, image shapes that differ from the bank's, an empty shard, or a
-        bad metric or candidate list; a parameter the machine does not have, or a candidate value it refuses.
+        No ``eps``/``x`` (or forward section) in the reference, image shapes that differ from the bank's, an
+        empty shard, a bad metric, states or candidate list, a ``resume`` scan of another scan; a parameter
+        the machine does not have, or a candidate value it refuses.
     """
     parameter = PATCH_SIZE if parameter is None else str(parameter).replace("-", "_")
     if parameter == PATCH_SIZE:
@@ -277,46 +396,63 @@ def scan(reference, bank, machine: str, candidates: Sequence[int], *, metric: st
         candidates = np.array(parse_values(candidates), dtype=np.float64)
     if metric not in METRICS:
         raise ElscliError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    eps = reference.require_eps()
-    xs = reference.require_x()
+    src = _states(reference, states)
     bank_shape = tuple(int(s) for s in bank_images(bank).shape[1:])
     if bank_shape != reference.image_shape:
         raise ElscliError(f"the bank's images have shape {bank_shape} but the reference's have "
                           f"{reference.image_shape}")
     i, n = shard
-    idx = np.arange(reference.num_samples)[i::n]
+    idx = np.arange(src.num_samples)[i::n]
     if len(idx) == 0:
-        raise ElscliError(f"shard {i}/{n} holds no samples (the reference has {reference.num_samples})")
-    T = reference.num_steps
-    times = reference.times[:-1].copy()
+        raise ElscliError(f"shard {i}/{n} holds no samples (the reference has {src.num_samples})")
+    T = len(src.times)
+    K = len(candidates)
+    result = Scan(sample_index=idx, candidates=candidates, times=src.times, similarity=np.full((len(idx), K, T), np.nan),
+                  machine=machine, metric=metric, bank_hash=str(getattr(bank, "content_hash", "")),
+                  reference=str(reference.path or ""), reference_seeds_hash=src.seeds_hash,
+                  num_reference_samples=src.num_samples, shard=format_shard((i, n)),
+                  noise_schedule=reference.schedule, params=dict(params or {}),
+                  done=np.zeros((len(idx), K, T), dtype=bool), states=states, parameter=parameter)
+    if resume is not None:
+        _check_resumable(resume, result)
+        result.similarity = np.array(resume.similarity, dtype=np.float64)
+        result.done = np.array(resume.done, dtype=bool)
+        result.similarity[~result.done] = np.nan
     if evaluator is None and (parameter != PATCH_SIZE or machine not in LOCAL_MACHINES or machine_params):
         evaluator = parameter_evaluator(machine, bank, parameter, threads=threads, machine_params=machine_params,
                                         noise_schedule=reference.schedule)
         evaluator.check(candidates)      # every candidate value checked by the machine before any work
     if evaluator is None:
         evaluator = machine_evaluator(machine, bank, threads=threads, noise_schedule=reference.schedule)
-    sim = np.zeros((len(idx), len(candidates), T), dtype=np.float64)
-    labels = reference.labels[idx]
+    joint = bool(getattr(evaluator, "joint", True))
+    sim, done = result.similarity, result.done
+    labels = src.labels[idx]
     for step in range(T):
-        t = float(reference.times[step])
+        if done[:, :, step].all():
+            continue
+        t = float(src.times[step])
         a, b = scales(t, reference.schedule)
         for lab in np.unique(labels):
             rows_all = np.flatnonzero(labels == lab)
             for lo in range(0, len(rows_all), batch_size):
                 rows = rows_all[lo:lo + batch_size]
-                x = xs[idx[rows], step].astype(np.float64)
-                net = -eps[idx[rows], step].astype(np.float64) / b
-                x0 = evaluator(x, t, [c.item() for c in candidates], None if lab < 0 else int(lab))
-                for k in range(len(candidates)):
-                    mach = -(x - a * x0[k]) / (b * b)
-                    sim[rows, k, step] = similarity(net, mach, metric)
-                if progress is not None:
-                    progress.advance(len(rows))
-    return Scan(sample_index=idx, candidates=candidates, times=times, similarity=sim, machine=machine,
-                metric=metric, bank_hash=str(getattr(bank, "content_hash", "")), reference=str(reference.path or ""),
-                reference_seeds_hash=seeds_hash(reference.seeds), num_reference_samples=reference.num_samples,
-                shard=format_shard((i, n)), noise_schedule=reference.schedule, params=dict(params or {}),
-                parameter=parameter)
+                pending = [k for k in range(K) if not done[rows, k, step].all()]
+                if not pending:
+                    continue
+                x = src.state(idx[rows], step)
+                net = -src.eps(idx[rows], step) / b
+                for ks in ([pending] if joint else [[k] for k in pending]):
+                    if should_stop is not None and should_stop():
+                        return result
+                    x0 = evaluator(x, t, [candidates[k].item() for k in ks], None if lab < 0 else int(lab))
+                    for j, k in enumerate(ks):
+                        sim[rows, k, step] = similarity(net, -(x - a * x0[j]) / (b * b), metric)
+                        done[rows, k, step] = True
+                    if progress is not None:
+                        progress.advance(len(rows) * len(ks))
+                    if checkpoint is not None:
+                        checkpoint(result)
+    return result
 
 
 def describe_scan(path) -> Dict:
@@ -324,13 +460,14 @@ def describe_scan(path) -> Dict:
     from .aggregate import aggregate
 
     s = Scan.read(path)
-    d = {"format": FORMAT, "machine": s.machine, "parameter": s.parameter, "metric": s.metric,
+    d = {"format": FORMAT, "machine": s.machine, "parameter": s.parameter, "metric": s.metric, "states": s.states,
          "reference": s.reference,
          "bank_hash": s.bank_hash, "samples": int(len(s.sample_index)),
-         "reference_samples": int(s.num_reference_samples), "complete": s.complete, "shard": s.shard,
+         "reference_samples": int(s.num_reference_samples), "complete": s.complete, "finished": s.finished,
+         "computed": f"{int(s.done.sum())}/{s.done.size}", "shard": s.shard,
          "candidates": [c.item() for c in s.candidates], "steps": int(len(s.times)),
          "times": [round(float(t), 12) for t in s.times]}
-    if len(s.sample_index):
+    if len(s.sample_index) and s.finished:
         d["schedule_median"] = [p.item() for p in aggregate(s.best, "median")]
     return d
 

@@ -230,20 +230,28 @@ def locality_scan_cmd(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Samples evaluated together.")] = 64,
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Write a schedule from a scan of only "
                                                 "some of the reference's samples (a deliberate subset).")] = False,
+    states: Annotated[str, typer.Option("--states", help="network: the network's own reverse trajectory | "
+                                        "forward: the reference's held-out images noised forward (forward_*, "
+                                        "written by elscli.reference.record(..., forward_images=...)).")] = "network",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted scan of --scan-out (its "
+                                         ".partial file, or an unfinished scan file).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Calibrate a machine's locality schedule against a network, or sweep constant patch sizes.
 
-    Follows the network's own trajectory; at each step compares the network's score -eps/b with each
-    candidate machine's score, keeps each sample's best P, and aggregates per step (lower median).
+    Follows the network's own trajectory (or, with --states forward, held-out images noised forward); at
+    each step compares the network's score -eps/b with every candidate machine's score, keeps each sample's
+    best P (ties: the smaller), and aggregates per step (lower median).  With --scan-out the scan works in
+    SCAN.h5.partial; Ctrl-C or SIGTERM stops it after the evaluation in flight, and --resume continues it.
 
     Examples:
 
     \b
       elscli locality-scan -r net.npz --bank mnist.h5 --machine bbels --candidates 3:31 -o bbels.json --plot figs/
       elscli locality-scan -r net.npz --bank mnist.h5 --shard 0/8 --scan-out 'scan-{shard}.h5'   # array task
+      elscli locality-scan -r net.npz --bank mnist.h5 --scan-out scan.h5 -o bbels.json --resume   # after a stop
       elscli locality-scan scan-*.h5 -o bbels.json --scan-out scan.h5                          # merge shards
       elscli locality-scan --sweep 3,5,9,15,31 --bank mnist.h5 --machine els -n 16 --plot figs/
       elscli locality-scan -r net.npz --bank mnist.h5 -m scfdm --parameter sigma --candidates 0,0.1,0.5 --metric l2 -o sigma.json
@@ -266,10 +274,12 @@ def locality_scan_cmd(
                     metric=metric, aggregate=aggregate, output=output, scan_out=scan_out,
                     shard=environment.resolve_shard(shard), threads=n_threads, batch_size=batch_size,
                     allow_partial=allow_partial, force=force, plot_dir=plot_dir, overlay=overlay, quiet=quiet,
-                    command_line=command_line(), parameter=parameter)
+                    command_line=command_line(), parameter=parameter, resume=resume, states=states)
     for w in cal.warnings:
         warn(w)
     payload = cal.summary()
+    if cal.interrupted is not None:
+        _stopped_scan(cal, payload, as_json)
     if as_json:
         print_json(payload)
         return
@@ -287,6 +297,28 @@ def locality_scan_cmd(
             print(f"wrote {payload[k]}")
     for p in payload.get("plots", []):
         print(f"wrote {p}")
+
+
+def _stopped_scan(cal, payload: dict, as_json: bool) -> None:
+    """A scan stopped by a signal: say what is kept and how to continue, and exit 128 + the signal."""
+    import signal
+    import sys
+
+    from .output import argv
+
+    if as_json:
+        print_json(payload)
+    elif cal.scan_file is not None:
+        print(f"wrote {cal.scan_file}")
+    name = signal.Signals(cal.interrupted).name
+    kept = (f"{payload['computed']}/{payload['similarities']} similarities computed"
+            + (f", kept in {cal.scan_file}" if cal.scan_file is not None else " (no --scan-out: not kept)"))
+    hint = ""
+    if cal.scan_file is not None:
+        hint = ("; run the same command again to continue" if "--resume" in argv()
+                else f"; continue with: {command_line(drop=('--force',))} --resume")
+    print(f"elscli: stopped by {name} with {kept}{hint}", file=sys.stderr)
+    raise typer.Exit(128 + int(cal.interrupted))
 
 
 def _print_sweep(result, as_json: bool) -> None:
