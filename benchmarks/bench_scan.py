@@ -16,8 +16,12 @@ mnist-5k (bbELS, candidates 3:17), and from the same evaluations:
 ``--full MACHINE[:CANDIDATES]``: ``elscli locality-scan`` over all 32 reference samples in a fresh process
 (Numba's cache warm, as after the first run of a checkout; patch-tree builds included), timed.
 
+``--ls-sizes``: LS with every candidate size in one pass (``machines.denoise_candidates``, the integral-image
+kernel) against one ``denoise`` call per size, for all 32 samples at a few steps.
+
     python benchmarks/bench_scan.py [--samples 0,8,16,24] [--reference PATH]
     python benchmarks/bench_scan.py --full ls:3:31 --full bbels:3:17
+    python benchmarks/bench_scan.py --ls-sizes
 """
 from __future__ import annotations
 
@@ -144,6 +148,37 @@ def full(spec: str, args) -> None:
               f"(schedule {out['schedule']['patch_sizes']})", flush=True)
 
 
+def ls_sizes(args) -> None:
+    import elscli
+    from elscli import machines
+    from elscli import reference as R
+    from elscli.analysis.scan import parse_candidates
+
+    bank = mnist_bank(5000)
+    ref = R.read(args.reference)
+    cands = parse_candidates("3:31")
+    rows = []
+    for step in (0, 5, 10, 15, 19):
+        t = float(ref.times[step])
+        x = ref.x[:, step].astype(np.float64)
+        machines.denoise_candidates("ls", x[:1], t, bank, cands)
+        for P in cands:
+            elscli.denoise("ls", x[:1], t, bank, P)
+        best_multi = best_single = float("inf")
+        for _ in range(2):      # alternating, best of 2 each
+            t0 = time.perf_counter()
+            machines.denoise_candidates("ls", x, t, bank, cands)
+            t1 = time.perf_counter()
+            for P in cands:
+                elscli.denoise("ls", x, t, bank, P)
+            t2 = time.perf_counter()
+            best_multi, best_single = min(best_multi, t1 - t0), min(best_single, t2 - t1)
+        rows.append([f"{t:.2f}", f"{best_multi:.2f}", f"{best_single:.2f}", f"{best_single / best_multi:.2f}x"])
+        print(rows[-1], flush=True)
+    print(f"\nLS, 15 sizes 3:31, {len(x)} samples, {len(bank)} images, {threads()} threads")
+    print(markdown_table(["t", "one pass, all sizes (s)", "one call per size (s)", "speed-up"], rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", type=Path, default=SHARED / "data" / "reference-resnet-mnist" / "trajectories.npz")
@@ -152,7 +187,11 @@ def main() -> None:
     ap.add_argument("--candidates", default="3:17")
     ap.add_argument("--save", default=None, help="keep the timings and similarities (.npz)")
     ap.add_argument("--full", action="append", default=[], help="MACHINE[:CANDIDATES], e.g. bbels:3:17")
+    ap.add_argument("--ls-sizes", action="store_true", help="LS: one pass for all sizes against one call per size")
     args = ap.parse_args()
+    if args.ls_sizes:
+        ls_sizes(args)
+        return
     if args.full:
         for spec in args.full:
             full(spec, args)
