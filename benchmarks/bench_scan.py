@@ -16,12 +16,18 @@ mnist-5k (bbELS, candidates 3:17), and from the same evaluations:
 ``--full MACHINE[:CANDIDATES]``: ``elscli locality-scan`` over all 32 reference samples in a fresh process
 (Numba's cache warm, as after the first run of a checkout; patch-tree builds included), timed.
 
+``--certify SAVED.npz``: from a saved profile (``--save``: per-evaluation seconds, similarities and x0_hat),
+the time an ideal certified scan would take: each sample's winner evaluated exactly, each loser only at the
+fraction of its pixels its bound needs (taken as that fraction of its evaluation time — a lower bound of any
+pixel-bounded skipping's cost, as the bounds themselves are free here), against the exhaustive scan.
+
 ``--ls-sizes``: LS with every candidate size in one pass (``machines.denoise_candidates``, the integral-image
 kernel) against one ``denoise`` call per size, for all 32 samples at a few steps.
 
     python benchmarks/bench_scan.py [--samples 0,8,16,24] [--reference PATH]
     python benchmarks/bench_scan.py --full ls:3:31 --full bbels:3:17
     python benchmarks/bench_scan.py --ls-sizes
+    python benchmarks/bench_scan.py --samples 0 --save exh.npz && python benchmarks/bench_scan.py --certify exh.npz
 """
 from __future__ import annotations
 
@@ -126,7 +132,48 @@ def profile(args) -> None:
     print(f"\nexhaustive: {total:.1f} s per sample -> {32 * total / 60:.1f} min for 32 samples; "
           f"winners only (an oracle): {oracle:.1f} s per sample ({oracle / total:.0%}) -> {32 * oracle / 60:.1f} min")
     if args.save:
-        np.savez(args.save, sec=sec, sim=sim, samples=samples, cands=cands, times=ref.times[:-1])
+        np.savez(args.save, sec=np.broadcast_to(per_sample, (S, K, T)), sim=sim, x0=x0, samples=samples,
+                 cands=cands, times=ref.times[:-1])
+
+
+def certify(args) -> None:
+    """The ideal pixel-certified scan's time against the exhaustive one, from a saved profile."""
+    from elscli import reference as R
+    from elscli.noise import scales
+
+    d = np.load(args.certify)
+    sec, sim, x0 = d["sec"], d["sim"], d["x0"]          # (S, K, T) seconds per sample, (S, K, T), (S, K, T, C, H, W)
+    samples, cands = [int(s) for s in d["samples"]], [int(c) for c in d["cands"]]
+    ref = R.read(args.reference)
+    S, K, T = sim.shape
+    rows, tot_exh, tot_cert, tot_win = [], 0.0, 0.0, 0.0
+    for step in range(T):
+        t = float(ref.times[step])
+        a, b = scales(t, ref.schedule)
+        c = a / (b * b)
+        exh = cert = win = 0.0
+        fracs = []
+        for i, s in enumerate(samples):
+            n = (-ref.eps[s, step].astype(np.float64) / b).ravel()
+            u = (-ref.x[s, step].astype(np.float64) / (b * b)).ravel()
+            kb = int(np.argmax(sim[i, :, step]))
+            exh += sec[i, :, step].sum()
+            win += sec[i, kb, step]
+            cert += sec[i, kb, step]
+            for k in range(K):
+                if k != kb:
+                    f = pixels_to_certify(n, u, c, x0[i, k, step].ravel(), sim[i, kb, step])
+                    fracs.append(f)
+                    cert += f * sec[i, k, step]
+        tot_exh, tot_cert, tot_win = tot_exh + exh, tot_cert + cert, tot_win + win
+        rows.append([f"{t:.2f}", f"{exh / S:.1f}", f"{win / S:.1f}", f"{cert / S:.1f}", f"{cert / exh:.0%}",
+                     f"{min(fracs):.2f}–{np.median(fracs):.2f}"])
+    print(f"\n{args.certify}: samples {samples}, candidates {cands}")
+    print(markdown_table(["t", "exhaustive (s per sample)", "winner only (s)", "ideal certified (s)",
+                          "certified / exhaustive", "pixels to certify a loser (min–median)"], rows))
+    print(f"\nper sample: exhaustive {tot_exh / S:.0f} s, winner only {tot_win / S:.0f} s ({tot_win / tot_exh:.0%}), "
+          f"ideal certified {tot_cert / S:.0f} s ({tot_cert / tot_exh:.0%}); for 32 samples "
+          f"{32 * tot_exh / S / 60:.0f} / {32 * tot_win / S / 60:.0f} / {32 * tot_cert / S / 60:.0f} min")
 
 
 def full(spec: str, args) -> None:
@@ -187,10 +234,14 @@ def main() -> None:
     ap.add_argument("--candidates", default="3:17")
     ap.add_argument("--save", default=None, help="keep the timings and similarities (.npz)")
     ap.add_argument("--full", action="append", default=[], help="MACHINE[:CANDIDATES], e.g. bbels:3:17")
+    ap.add_argument("--certify", type=Path, default=None, help="ideal certified scan from a --save file")
     ap.add_argument("--ls-sizes", action="store_true", help="LS: one pass for all sizes against one call per size")
     args = ap.parse_args()
     if args.ls_sizes:
         ls_sizes(args)
+        return
+    if args.certify:
+        certify(args)
         return
     if args.full:
         for spec in args.full:
