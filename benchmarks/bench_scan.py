@@ -22,11 +22,12 @@ fraction of its pixels its bound needs (taken as that fraction of its evaluation
 pixel-bounded skipping's cost, as the bounds themselves are free here), against the exhaustive scan.
 
 ``--ls-sizes``: LS with every candidate size in one pass (``machines.denoise_candidates``, the integral-image
-kernel) against one ``denoise`` call per size, for all 32 samples at a few steps.
+kernel) against one ``denoise`` call per size, for the ``--samples`` (``all``: the 32) at a few steps.
 
     python benchmarks/bench_scan.py [--samples 0,8,16,24] [--reference PATH]
     python benchmarks/bench_scan.py --full ls:3:31 --full bbels:3:17
-    python benchmarks/bench_scan.py --ls-sizes
+    python benchmarks/bench_scan.py --ls-sizes --samples all
+    python benchmarks/bench_scan.py --samples 0 --candidates 3:31 --steps 0,10,19    # 3:31 against 3:17
     python benchmarks/bench_scan.py --samples 0 --save exh.npz && python benchmarks/bench_scan.py --certify exh.npz
 """
 from __future__ import annotations
@@ -81,6 +82,7 @@ def profile(args) -> None:
     samples = [int(s) for s in args.samples.split(",")]
     cands = parse_candidates(args.candidates)
     T = ref.num_steps
+    steps = range(T) if args.steps is None else [int(j) for j in args.steps.split(",")]
     S, K = len(samples), len(cands)
     # compile, and build the patch trees, outside the timings
     for P in cands:
@@ -88,7 +90,7 @@ def profile(args) -> None:
     sec = np.zeros((K, T))
     sim = np.zeros((S, K, T))
     x0 = np.zeros((S, K, T) + ref.image_shape)
-    for step in range(T):
+    for step in steps:
         t = float(ref.times[step])
         a, b = scales(t, ref.schedule)
         x = ref.x[samples, step].astype(np.float64)
@@ -102,7 +104,7 @@ def profile(args) -> None:
     per_sample = sec / S                                   # seconds per sample for each (candidate, step)
     best = np.argmax(sim, axis=1)                          # (S, T); ties: the smaller P (first)
     rows = []
-    for step in range(T):
+    for step in steps:
         t = float(ref.times[step])
         a, b = scales(t, ref.schedule)
         c = a / (b * b)
@@ -123,12 +125,14 @@ def profile(args) -> None:
                      f"{win:.2f}", f"{np.median(gaps):.1e}", f"{np.min(gaps):.1e}", f"{np.median(deltas):.1e}",
                      f"{np.min(fracs):.2f}–{np.median(fracs):.2f}"])
     total = per_sample.sum()
-    oracle = np.mean([sum(per_sample[best[i, j], j] for j in range(T)) for i in range(S)])
+    oracle = np.mean([sum(per_sample[best[i, j], j] for j in steps) for i in range(S)])
     print(f"\n{args.machine}, candidates {cands[0]}:{cands[-1]}, samples {samples} of {args.reference}, "
           f"{len(bank)} images, {threads()} threads")
     print(markdown_table(["t", "best P (per sample)", "s per sample, all candidates", "s, winner only",
                           "gap to 2nd (median)", "gap (min)", "x0 precision needed (median)",
                           "pixels to certify a loser (min–median)"], rows))
+    if args.steps is not None:
+        print(f"(steps {list(steps)} only)")
     print(f"\nexhaustive: {total:.1f} s per sample -> {32 * total / 60:.1f} min for 32 samples; "
           f"winners only (an oracle): {oracle:.1f} s per sample ({oracle / total:.0%}) -> {32 * oracle / 60:.1f} min")
     if args.save:
@@ -205,9 +209,10 @@ def ls_sizes(args) -> None:
     ref = R.read(args.reference)
     cands = parse_candidates("3:31")
     rows = []
-    for step in (0, 5, 10, 15, 19):
+    rows_ref = [int(s) for s in args.samples.split(",")] if args.samples != "all" else list(range(ref.num_samples))
+    for step in ((0, 5, 10, 15, 19) if args.steps is None else [int(j) for j in args.steps.split(",")]):
         t = float(ref.times[step])
-        x = ref.x[:, step].astype(np.float64)
+        x = ref.x[rows_ref, step].astype(np.float64)
         machines.denoise_candidates("ls", x[:1], t, bank, cands)
         for P in cands:
             elscli.denoise("ls", x[:1], t, bank, P)
@@ -229,7 +234,9 @@ def ls_sizes(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", type=Path, default=SHARED / "data" / "reference-resnet-mnist" / "trajectories.npz")
-    ap.add_argument("--samples", default="0,8,16,24")
+    ap.add_argument("--samples", default="0,8,16,24", help="reference samples (--ls-sizes: 'all' for all 32)")
+    ap.add_argument("--steps", default=None, help="only these step indices, e.g. 0,10,19 (default: all; "
+                    "--ls-sizes: 0,5,10,15,19)")
     ap.add_argument("--machine", default="bbels")
     ap.add_argument("--candidates", default="3:17")
     ap.add_argument("--save", default=None, help="keep the timings and similarities (.npz)")
