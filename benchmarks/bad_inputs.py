@@ -388,6 +388,37 @@ def cases() -> List[Case]:
     add("sample-resume-and-force", [*S, "--resume", "--force", "-o", "r.h5"])
     add("sample-rgb-paper-schedule-ls-too-big", ["sample", "--bank", "fx/rgb.h5", "--machine", "els",
                                                  "--patch-size", "17", "-o", "r.h5"])
+    # ---- sample: scaled locality schedules (--schedule-scale, --late-scale/--late-from)
+    add("sample-schedule-scale-zero", [*S, "--schedule-scale", "0", "-o", "r.h5"])
+    add("sample-schedule-scale-negative", [*S, "--schedule-scale", "-2", "-o", "r.h5"])
+    add("sample-schedule-scale-nan", [*S, "--schedule-scale", "nan", "-o", "r.h5"])
+    add("sample-schedule-scale-inf", [*S, "--schedule-scale", "inf", "-o", "r.h5"])
+    add("sample-schedule-scale-junk", [*S, "--schedule-scale", "double", "-o", "r.h5"])
+    add("sample-schedule-scale-and-late", [*S, "--schedule-scale", "2", "--late-scale", "2", "--late-from", "0.5",
+                                           "-o", "r.h5"])
+    add("sample-late-scale-without-from", [*S, "--late-scale", "2", "-o", "r.h5"])
+    add("sample-late-from-without-scale", [*S, "--late-from", "0.5", "-o", "r.h5"])
+    add("sample-late-from-2", [*S, "--late-scale", "2", "--late-from", "2", "-o", "r.h5"])
+    add("sample-schedule-scale-is", ["sample", *B, "--machine", "is", "--steps", "3", "--schedule-scale", "2",
+                                     "-o", "r.h5"])
+    add("sample-schedule-scale-els-too-big", ["sample", *B, "--machine", "els", "--patch-size", "9",
+                                              "--schedule-scale", "3", "--steps", "3", "-o", "r.h5"])
+    # ---- sample: the analytic zoo's machines and their parameters
+    Z = ["sample", *B, "--steps", "3", "-n", "1", "--quiet"]
+    add("zoo-sigma-negative", [*Z, "--machine", "scfdm", "--sigma", "-1", "-o", "r.h5"])
+    add("zoo-sigma-nan", [*Z, "--machine", "scfdm", "--sigma", "nan", "-o", "r.h5"])
+    add("zoo-sigma-junk", [*Z, "--machine", "scfdm", "--sigma", "wide", "-o", "r.h5"])
+    add("zoo-sigma-missing-json", [*Z, "--machine", "scfdm", "--sigma", "nope.json", "-o", "r.h5"])
+    add("zoo-sigma-not-json", [*Z, "--machine", "scfdm", "--sigma", "fx/notjson.json", "-o", "r.h5"])
+    add("zoo-sigma-schedule-without-sigma", [*Z, "--machine", "scfdm", "--sigma", "fx/mismatch.json", "-o", "r.h5"])
+    add("zoo-sigma-for-ls", [*Z, "--machine", "ls", "--patch-size", "3", "--sigma", "0.1", "-o", "r.h5"])
+    add("zoo-temperature-zero", [*Z, "--machine", "is", "--temperature", "0", "-o", "r.h5"])
+    add("zoo-temperature-negative", [*Z, "--machine", "pca-locality", "--temperature", "-1", "-o", "r.h5"])
+    add("zoo-threshold-2", [*Z, "--machine", "pca-locality", "--threshold", "2", "-o", "r.h5"])
+    add("zoo-threshold-for-scfdm", [*Z, "--machine", "scfdm", "--threshold", "0.1", "-o", "r.h5"])
+    add("zoo-wrap-for-ls", [*Z, "--machine", "ls", "--patch-size", "3", "--wrap", "-o", "r.h5"])
+    add("zoo-pspc-even", [*Z, "--machine", "pspc-square", "--patch-size", "4", "-o", "r.h5"])
+    add("zoo-wiener-patch-size", [*Z, "--machine", "wiener", "--patch-size", "3", "-o", "r.h5"])
     # ---- sample: outputs
     add("sample-out-missing-dir", [*S, "-o", "nodir/r.h5"])
     add("sample-out-under-file", [*S, "-o", "fx/afile/r.h5"])
@@ -485,6 +516,17 @@ def cases() -> List[Case]:
     add("scan-plot-is-file", [*LS, "-o", "s.json", "--plot", "fx/afile"])
     add("scan-overlay-unknown", [*LS, "-o", "s.json", "--plot", "figs", "--overlay", "paper:NOPE"])
     add("scan-batch-zero", [*LS, "-o", "s.json", "--batch-size", "0"])
+    add("scan-parameter-unknown", ["locality-scan", "-r", "fx/ref.npz", *B, "--machine", "scfdm",
+                                   "--parameter", "gamma", "--candidates", "0,0.1", "-o", "s.json"])
+    add("scan-parameter-for-ls", ["locality-scan", "-r", "fx/ref.npz", *B, "--machine", "ls",
+                                  "--parameter", "sigma", "--candidates", "0,0.1", "-o", "s.json"])
+    add("scan-parameter-candidates-junk", ["locality-scan", "-r", "fx/ref.npz", *B, "--machine", "scfdm",
+                                           "--parameter", "sigma", "--candidates", "a,b", "-o", "s.json"])
+    add("scan-parameter-candidates-negative", ["locality-scan", "-r", "fx/ref.npz", *B, "--machine", "scfdm",
+                                               "--parameter", "sigma", "--candidates", "-1,0.1", "-o", "s.json"])
+    add("scan-parameter-and-fixed", ["locality-scan", "-r", "fx/ref.npz", *B, "--machine", "scfdm",
+                                     "--parameter", "sigma", "--sigma", "0.1", "--candidates", "0,0.1", "-o", "s.json"])
+    add("scan-parameter-with-sweep", ["locality-scan", "--sweep", "3,5", *B, "--parameter", "sigma"])
     # ---- consistency
     add("consistency-nothing", ["consistency", *B])
     add("consistency-missing-run", ["consistency", "nope.h5", *B])
@@ -501,6 +543,10 @@ def cases() -> List[Case]:
     add("consistency-reference-truncated", ["consistency", "fx/run.h5", *B, "-r", "fx/trunc.npz"])
     add("consistency-reference-shape", ["consistency", "fx/run.h5", *B, "-r", "fx/ref-8x8.npz"])
     add("consistency-bank-missing", ["consistency", "fx/run.h5", "--bank", "nope.h5"])
+    add("consistency-threshold-junk", ["consistency", "fx/run.h5", *B, "--threshold", "ink"])
+    add("consistency-level-negative", ["consistency", "fx/run.h5", *B, "--level", "-0.1"])
+    add("consistency-reference-missing", ["consistency", "fx/run.h5", *B, "-r", "nope.npz"])
+    add("consistency-bank-is-run", ["consistency", "fx/run.h5", "--bank", "fx/run.h5"])
     add("consistency-plot-fails-late", ["consistency", "fx/run.h5", "--bank", "fx/rgb.h5", "--plot", "figs"])
     return C
 

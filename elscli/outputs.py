@@ -131,6 +131,29 @@ def _check_directory(path: Path, what: Optional[str] = None) -> Path:
     return parent
 
 
+def refuse_input_as_output(output: os.PathLike | str, inputs, option: str = "-o") -> None:
+    """Refuse an output that is one of the command's own inputs (``build-bank b.h5 -o b.h5 --force``): the
+    input would be replaced by what was computed from it.  ``inputs``: paths (None entries and paths that do
+    not exist are skipped); the same file is found by device and inode, so other spellings and links count.
+
+    Raises ElscliError naming both.
+    """
+    try:
+        out = os.stat(output)
+    except OSError:
+        return
+    for src in inputs:
+        if src is None or not isinstance(src, (str, os.PathLike)):
+            continue
+        try:
+            same = os.path.samestat(out, os.stat(src))
+        except OSError:
+            continue
+        if same:
+            raise ElscliError(f"{option} {str(output)!r} is the input {str(src)!r}: write the result to another "
+                              "file (nothing was touched)")
+
+
 def temp_path_for(path: os.PathLike | str) -> Path:
     """A unique temporary name beside ``path`` (same filesystem, so the final rename is atomic)."""
     path = Path(path)

@@ -369,3 +369,56 @@ def test_reason_never_names_a_class_or_a_temporary_file():
     for e in (zipfile.BadZipFile(), RuntimeError(), MemoryError()):
         r = reason(e)
         assert r and type(e).__name__ not in r and "\n" not in r
+
+
+# ----------------------------------------------------------------------- the bad-input sweep's last kinds
+def test_a_corrupt_compressed_source_is_one_line_naming_it(cli, tmp_path):
+    """A gzip stream that is corrupt (zlib's own error) or breaks off: one line naming the file, never an
+    internal error."""
+    import gzip
+
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00" + bytes(40))
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(gzip.compress(np.random.default_rng(0).bytes(200000))[:2000])
+    for src in (bad, cut):
+        fails_cleanly(cli, tmp_path, "build-bank", src, "-o", tmp_path / "b.h5", says=(str(src), "corrupt or truncated"))
+    fails_cleanly(cli, tmp_path, "build-bank", bad, "--format", "cifar", "-o", tmp_path / "b.h5", says=(str(bad),))
+
+
+def test_an_input_is_never_its_own_output(cli, d, tmp_path):
+    """build-bank B -o B --force, sample --bank B -o B --force, locality-scan -r R -o R: refused in one line,
+    the input untouched (the same file found by inode, so another spelling counts too)."""
+    import shutil
+
+    bank = tmp_path / "bank.h5"
+    shutil.copy(d / "bank.h5", bank)
+    other_spelling = tmp_path / "." / "bank.h5"
+    fails_cleanly(cli, tmp_path, "build-bank", bank, "-o", other_spelling, "--size", "0", "--force",
+                  says=("is the input", "bank.h5"))
+    fails_cleanly(cli, tmp_path, "sample", "--bank", bank, "-o", bank, "--force", "--patch-size", "3",
+                  says=("is the input",))
+    fails_cleanly(cli, tmp_path, "sample", "--bank", bank, "--png", bank, "--force", "--patch-size", "3",
+                  "-o", tmp_path / "r.h5", says=("--png", "is the input"))
+    fails_cleanly(cli, tmp_path, "locality-scan", "-r", bank, "--bank", d / "bank.h5", "-o", bank, "--force",
+                  says=("is the input",))
+
+
+@pytest.mark.parametrize("args, says", [
+    (["sample", "--machine", "wiener", "--patch-size", "3"], "wiener has no patch size"),
+    (["sample", "--machine", "is", "--schedule", "paper:MNIST_ResNet_zeros"], "IS has no patch size"),
+    (["mosaic", "{run}", "--max-pngs", "-1", "-o", "{tmp}/mos"], "--max-pngs must be 0 or more"),
+    (["locality-scan", "-r", "{run}", "--machine", "ls", "--batch-size", "0", "-o", "{tmp}/s.json"],
+     "--batch-size must be at least 1"),
+    (["locality-scan", "-r", "{run}", "--machine", "ls", "-o", "{tmp}/s.json", "--plot", "{tmp}/figs",
+      "--overlay", "paper:NOPE"], "unknown paper schedule"),
+])
+def test_options_refused_before_any_work(cli, d, tmp_path, args, says):
+    """Options a machine or command cannot use are refused before anything is written (no run file, no
+    schedule JSON, no mosaic directory)."""
+    args = [a.format(run=d / "run.h5", tmp=tmp_path) for a in args]
+    if args[0] == "sample":
+        args += ["--bank", str(d / "bank.h5"), "--steps", "2", "-n", "1", "-o", str(tmp_path / "r.h5")]
+    else:
+        args += ["--bank", str(d / "bank.h5")] if args[0] == "locality-scan" else []
+    fails_cleanly(cli, tmp_path, *args, says=(says,))

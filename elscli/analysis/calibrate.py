@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Union
 
 from ..errors import ElscliError
 from ..kernels.compilation import COMPILING_NOTE, CompileWatch
-from ..outputs import claim_output
+from ..outputs import claim_output, refuse_input_as_output
 from ..stopping import StopRequest
 from ..schedule import LocalitySchedule, ParameterSchedule
 from ..shards import WHOLE, Shard, format_shard, shard_output_path
@@ -154,6 +154,15 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
         raise ElscliError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     if parameter is not None:
         _check_overlay(overlay, str(parameter).replace("-", "_"))
+    if isinstance(batch_size, bool) or int(batch_size) < 1:
+        raise ElscliError(f"--batch-size must be at least 1, got {batch_size}")
+    if overlay is not None:           # an unknown or unreadable --overlay is refused before any file is written
+        from ..schedule import load_schedule
+
+        load_schedule(overlay)
+    for out, option in ((output, "-o"), (scan_out, "--scan-out")):
+        if out is not None:
+            refuse_input_as_output(out, [reference, bank, *scans], option)
     with contextlib.ExitStack() as claims:
         if output is not None:
             claims.enter_context(claim_output(output, force, allow_existing=resume))

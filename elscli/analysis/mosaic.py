@@ -217,9 +217,11 @@ def mosaic_report(run: RunProvenance, *, bank=None, out_dir=None, samples: Optio
     ``out_dir`` is given, at most ``max_pngs``) for the run's samples (``samples``: positions in the run's
     finished rows; default all).
 
-    Raises ElscliError when the run has no provenance, a position is out of range, the bank's content hash
-    differs from the run's, or ``out_dir`` does not exist.
+    Raises ElscliError when the run has no provenance, a position is out of range, ``max_pngs`` is negative,
+    the bank's content hash differs from the run's, or ``out_dir`` does not exist.
     """
+    if isinstance(max_pngs, bool) or int(max_pngs) < 0:
+        raise ElscliError(f"--max-pngs must be 0 or more, got {max_pngs}")
     if run.image is None or run.entropy is None:
         raise ElscliError(f"run {run.path!r} has no provenance (prov_image / prov_entropy); sample it with "
                           "provenance recorded")

@@ -387,8 +387,10 @@ def scan(reference, bank, machine: str, candidates: Sequence[int], *, metric: st
     ElscliError
         No ``eps``/``x`` (or forward section) in the reference, image shapes that differ from the bank's, an
         empty shard, a bad metric, states or candidate list, a ``resume`` scan of another scan; a parameter
-        the machine does not have, or a candidate value it refuses.
+        the machine does not have, or a candidate value it refuses; ``batch_size`` < 1.
     """
+    if isinstance(batch_size, bool) or int(batch_size) < 1:
+        raise ElscliError(f"--batch-size must be at least 1, got {batch_size}")
     parameter = PATCH_SIZE if parameter is None else str(parameter).replace("-", "_")
     if parameter == PATCH_SIZE:
         candidates = np.array(parse_candidates(candidates), dtype=np.int64)

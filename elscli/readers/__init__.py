@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import ElscliError
+from ..errors import ElscliError, reason
 from ..progress import Progress
 from ..pixels import NO_RANGE, U8_OFFSET, U8_SCALE, VALUE_RANGES, float_to_u8_if_exact, u8_to_float
 from ._common import RawImages
@@ -119,14 +119,28 @@ def detect_format(path: Union[str, Path]) -> str:
         return "npy"
     if is_idx_file(path):
         return "idx"
+    if head.startswith(b"\x1f\x8b"):       # gzip (RFC 1952): a stream that is corrupt or breaks off is said so
+        import gzip
+        import zlib
+
+        try:
+            with gzip.open(path) as g:
+                g.read(1 << 16)
+        except PermissionError:
+            pass
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ElscliError(f"{str(path)!r} is a corrupt or truncated gzip file ({reason(exc)})") from None
     if head.startswith(b"\x1f\x8b") or name.endswith((".tar", ".tar.gz", ".tgz")):
         import tarfile
+        import zlib
 
         try:
             if tarfile.is_tarfile(path):
                 return "cifar"
-        except OSError:
-            pass
+        except PermissionError:
+            pass                                  # said by the reader that opens it
+        except (OSError, EOFError, zlib.error) as exc:     # a gzip stream that is corrupt or breaks off
+            raise ElscliError(f"{str(path)!r} is a corrupt or truncated archive ({reason(exc)})") from None
     if is_cifar_pickle(path):
         return "cifar"
     if path.suffix.lower() in IMAGE_SUFFIXES:

@@ -5,13 +5,14 @@ The pixel map (8-bit codes, value ranges) and label coercion live in :mod:`elscl
 from __future__ import annotations
 
 import gzip
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from ..errors import ElscliError
+from ..errors import ElscliError, reason
 
 
 @dataclass
@@ -56,8 +57,8 @@ def read_maybe_gzip(path: Path) -> bytes:
             if head == b"\x1f\x8b":
                 try:
                     return gzip.GzipFile(fileobj=fh).read()
-                except (OSError, EOFError) as exc:
-                    raise ElscliError(f"{str(path)!r} is a corrupt or truncated gzip file ({exc})") from None
+                except (OSError, EOFError, zlib.error) as exc:
+                    raise ElscliError(f"{str(path)!r} is a corrupt or truncated gzip file ({reason(exc)})") from None
             return fh.read()
     except PermissionError:
         raise ElscliError(f"{str(path)!r} is not readable (permission denied)") from None
@@ -74,7 +75,7 @@ def peek(path: Path, n: int = 16) -> bytes:
                 fh.seek(0)
                 try:
                     return gzip.GzipFile(fileobj=fh).read(n)
-                except (OSError, EOFError):
+                except (OSError, EOFError, zlib.error):
                     return b""
             return head
     except OSError:

@@ -12,6 +12,7 @@ import io
 import pickle
 import re
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -113,9 +114,11 @@ def _label_names(meta: Optional[Dict[bytes, Any]], key: str) -> Optional[Dict[st
 def _is_tarfile(path: Path) -> bool:
     try:
         return tarfile.is_tarfile(path)
+    except (EOFError, zlib.error) as exc:
+        raise ElscliError(f"{str(path)!r} is a corrupt or truncated archive ({reason(exc)})") from None
     except OSError as exc:
         refuse_if_permission_denied(exc, repr(str(path)))
-        raise ElscliError(f"{str(path)!r} cannot be read ({exc.strerror or exc})") from None
+        raise ElscliError(f"{str(path)!r} cannot be read ({reason(exc)})") from None
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -158,9 +161,9 @@ def read_cifar(path: Path, coarse: bool = False) -> RawImages:
                     loaded.append((what, _load_pickle(tar.extractfile(members[b]).read(), what)))
                 if meta_name:
                     meta = _load_pickle(tar.extractfile(members[meta_name]).read(), f"{meta_name!r} in {str(path)!r}")
-        except (tarfile.TarError, EOFError, OSError) as exc:
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
             refuse_if_permission_denied(exc, repr(str(path)))
-            raise ElscliError(f"{str(path)!r} is a corrupt or truncated archive ({exc})") from None
+            raise ElscliError(f"{str(path)!r} is a corrupt or truncated archive ({reason(exc)})") from None
         files = [f"{path}:{b}" for b in batch_names]
     else:  # a single batch file
         loaded = [(repr(str(path)), _load_pickle(_read_bytes(path), repr(str(path))))]

@@ -22,12 +22,13 @@ import json
 import math
 import re
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..errors import ElscliError
+from ..errors import ElscliError, reason
 from ._common import RawImages, refuse_if_permission_denied
 from .folder import IMAGE_SUFFIXES, load_image
 
@@ -65,7 +66,7 @@ def is_edm_zip(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as z:
             return any(_is_image_name(n) for n in z.namelist() if not n.endswith("/"))
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error):
         return False
 
 
@@ -96,10 +97,10 @@ class _ZipImages(Sequence):
             if self._zip is None:
                 self._zip = zipfile.ZipFile(self.path)
             data = self._zip.read(name)
-        except (zipfile.BadZipFile, OSError, KeyError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, KeyError, EOFError, zlib.error) as exc:
             refuse_if_permission_denied(exc, repr(str(self.path)))
             raise ElscliError(f"{name!r} in {str(self.path)!r} cannot be read: corrupt or truncated archive "
-                              f"({exc})") from None
+                              f"({reason(exc)})") from None
         return load_image(io.BytesIO(data), name=f"{name!r} in {str(self.path)!r}")
 
     def __del__(self):
@@ -160,9 +161,10 @@ def read_edm(path: Path) -> RawImages:
                 members = [n for n in z.namelist() if not n.endswith("/")]
                 names = sorted(n for n in members if _is_image_name(n))
                 meta_text = z.read(LABELS_FILE).decode("utf-8") if LABELS_FILE in members else None
-        except (zipfile.BadZipFile, OSError, EOFError, UnicodeDecodeError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
             refuse_if_permission_denied(exc, repr(str(path)))
-            raise ElscliError(f"{str(path)!r} is not a readable zip archive: corrupt or truncated ({exc})") from None
+            raise ElscliError(f"{str(path)!r} is not a readable zip archive: corrupt or truncated "
+                              f"({reason(exc)})") from None
         images = _ZipImages(path, names)
         layout, where = "edm-zip", f"{LABELS_FILE!r} in {str(path)!r}"
         shown = [f"{path}:{n}" for n in names]

@@ -27,7 +27,7 @@ from ..errors import ElscliError
 from ..display import parse_channels
 from ..h5io import open_h5, temp_path_for
 from ..kernels.compilation import COMPILING_NOTE, CompileWatch
-from ..outputs import claim_output
+from ..outputs import claim_output, refuse_input_as_output
 from ..progress import Progress
 from ..sample_data import open_bank
 from ..sampler import Step, run_sampler
@@ -158,6 +158,10 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
     # writer of this run (with --force, --resume or neither) finds the claim held and is refused, touching
     # nothing; RUN.h5.partial is created, truncated, replaced or renamed only by the claim's holder.
     shard_t = parse_shard(shard)
+    if output is not None:
+        refuse_input_as_output(shard_output_path(output, shard_t), [bank, from_seeds])
+    if png is not None:
+        refuse_input_as_output(png, [bank, from_seeds], "--png")
     out_path = partial = None
     with contextlib.ExitStack() as claims:
         if output is not None:

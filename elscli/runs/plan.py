@@ -397,6 +397,9 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
         raise ElscliError("give --schedule-scale or --late-scale, not both")
     if (late_scale is None) != (late_from is None):
         raise ElscliError("--late-scale F and --late-from T go together")
+    if "patch_size" not in names and (patch_size is not None or schedule is not None):
+        raise ElscliError(f"{'IS' if machine == 'is' else machine} has no patch size (--patch-size and --schedule "
+                          "are for ls, els, bbels, pspc-square)")
     if "patch_size" not in names and (schedule_scale is not None or late_scale is not None):
         raise ElscliError(f"{'IS' if machine == 'is' else machine} has no patch size to scale (--schedule-scale "
                           "and --late-scale are for ls, els, bbels, pspc-square)")
