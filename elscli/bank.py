@@ -495,8 +495,9 @@ def verify_bank(path: Union[str, os.PathLike]) -> List[str]:
 
 
 def _first_line(exc: BaseException) -> str:
-    s = str(exc)
-    return s.splitlines()[0] if s else type(exc).__name__
+    from .errors import reason
+
+    return reason(exc)
 
 
 def build_bank_file(source: Union[str, os.PathLike], output: Union[str, os.PathLike], fmt: Optional[str] = None, *,

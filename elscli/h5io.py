@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from . import __version__
-from .errors import ElscliError
+from .errors import ElscliError, reason
 from .outputs import atomic_output, check_output_path, claim_output, temp_path_for  # noqa: F401 (re-exported)
 
 
@@ -55,7 +55,7 @@ _READ_LOCKINGS = (False, None, True, "best-effort")
 
 def _open_error(path: Path, exc: BaseException) -> ElscliError:
     """What an HDF5 open failure means, in one line — never "corrupt" for a file that is merely busy."""
-    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    msg = str(exc).splitlines()[0] if str(exc) else reason(exc)
     if "errno = 13" in msg or "Permission denied" in msg:
         return ElscliError(f"{str(path)!r} is not readable (permission denied)")
     if "unable to lock file" in msg:

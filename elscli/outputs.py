@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
-from .errors import ElscliError
+from .errors import ElscliError, reason
 
 try:
     import fcntl
@@ -89,7 +89,7 @@ def _reason(exc: OSError) -> str:
     m = re.search(r"error message = '([^']*)'", text)
     if m:
         return m.group(1)
-    first = text.splitlines()[0] if text else type(exc).__name__
+    first = text.splitlines()[0] if text else reason(exc)
     return re.sub(r"[^\s'\"]*\.tmp-\d+-[0-9a-f]+", "(temporary file)", first)
 
 

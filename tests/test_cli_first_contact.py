@@ -422,3 +422,14 @@ def test_options_refused_before_any_work(cli, d, tmp_path, args, says):
     else:
         args += ["--bank", str(d / "bank.h5")] if args[0] == "locality-scan" else []
     fails_cleanly(cli, tmp_path, *args, says=(says,))
+
+
+def test_no_message_is_built_from_an_exception_class_name():
+    """Messages say why in words (elscli.errors.reason), never ``type(exc).__name__``: a guard over the sources."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "elscli"
+    pattern = re.compile(r"type\((exc|e|err|error)\)\.__name__|(exc|err)\.__class__\.__name__")
+    found = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
+             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert found == []
