@@ -43,7 +43,7 @@ def _usage_error(exc: BaseException) -> int:
     one line ``elscli CMD: error: MESSAGE (see 'elscli CMD --help')`` otherwise (batch logs, pipes).
     Returns its exit code (2)."""
     code = int(getattr(exc, "exit_code", 2))
-    if type(exc).__name__ == "NoArgsIsHelpError" or sys.stderr.isatty():
+    if _is_click(exc, "NoArgsIsHelpError") or sys.stderr.isatty():
         exc.show()
         return code
     ctx = getattr(exc, "ctx", None)
