@@ -403,6 +403,18 @@ def cases() -> List[Case]:
                                      "-o", "r.h5"])
     add("sample-schedule-scale-els-too-big", ["sample", *B, "--machine", "els", "--patch-size", "9",
                                               "--schedule-scale", "3", "--steps", "3", "-o", "r.h5"])
+    # ---- sample: noise schedules and samplers (--noise-schedule, --sampler, --eta, --grid)
+    add("sampler-noise-schedule-unknown", [*S, "--noise-schedule", "sigmoid", "-o", "r.h5"])
+    add("sampler-unknown", [*S, "--sampler", "dpm++", "-o", "r.h5"])
+    add("sampler-eta-2", [*S, "--eta", "2", "-o", "r.h5"])
+    add("sampler-eta-negative", [*S, "--eta", "-0.5", "-o", "r.h5"])
+    add("sampler-eta-nan", [*S, "--eta", "nan", "-o", "r.h5"])
+    add("sampler-eta-junk", [*S, "--eta", "some", "-o", "r.h5"])
+    add("sampler-eta-with-heun", [*S, "--sampler", "heun", "--eta", "0.5", "-o", "r.h5"])
+    add("sampler-grid-unknown", [*S, "--grid", "log", "-o", "r.h5"])
+    add("sampler-from-seeds-other-schedule", [*S, "--from-seeds", "fx/ref.npz", "--noise-schedule", "linear",
+                                              "-o", "r.h5"])
+    add("sampler-resume-other-sampler", [*S, "-n", "3", "--sampler", "euler", "--resume", "-o", "fx/run.h5"])
     # ---- sample: the analytic zoo's machines and their parameters
     Z = ["sample", *B, "--steps", "3", "-n", "1", "--quiet"]
     add("zoo-sigma-negative", [*Z, "--machine", "scfdm", "--sigma", "-1", "-o", "r.h5"])
