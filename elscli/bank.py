@@ -510,11 +510,11 @@ def build_bank_file(source: Union[str, os.PathLike], output: Union[str, os.PathL
     those of :func:`build_bank`.  Returns ``(bank, stats)``.  Raises ElscliError as :func:`build_bank` does,
     and when the output is refused or its directory is missing or read-only.
     """
-    from .outputs import claim_output, refuse_input_as_output
+    from .outputs import claim_output, refuse_same_files
 
     if not Path(source).exists():
         raise ElscliError(f"{str(source)!r} does not exist")
-    refuse_input_as_output(output, [source])
+    refuse_same_files([("SOURCE", source)], [("-o", output)])   # a bank rebuilt onto itself: refused
     with claim_output(output, force) as out:
         bank, stats = build_bank(source, fmt, **options)
         bank.save(out, force=force, params=params)

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 from .errors import ElscliError, reason
 
@@ -93,6 +93,55 @@ def _reason(exc: OSError) -> str:
     return re.sub(r"[^\s'\"]*\.tmp-\d+-[0-9a-f]+", "(temporary file)", first)
 
 
+def file_output(path: os.PathLike | str | None, option: str = "-o") -> Optional[Path]:
+    """An output option that names a **file** (``option`` names it in messages), checked as typed, before any
+    work: None stays None; an empty name, a name ending in ``/``, ``.`` or ``..``, or an existing directory
+    is refused (a file option never writes into a directory, nor replaces one).
+
+    Returns the path; raises :class:`ElscliError` otherwise."""
+    if path is None:
+        return None
+    text = os.fspath(path)
+    if not text.strip():
+        raise ElscliError(f"{option} needs a file name, got an empty one")
+    if text.endswith(("/", os.sep)) or Path(text).name in ("", ".", ".."):
+        raise ElscliError(f"{option} {text!r} names a directory; give a file name")
+    if os.path.isdir(text):
+        raise ElscliError(f"{option} {text!r} is a directory; give a file name")
+    return Path(text)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name one file: the same resolved path (``./x`` and ``x``, symlinks), or,
+    both existing, the same inode (hard links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_same_files(inputs: Sequence[Tuple[str, Any]], outputs: Sequence[Tuple[str, Any]]) -> None:
+    """Refuse, before any work, an output that is the same file as an input or as another output of the
+    same command — one would destroy the other (``sample -o x.h5 --png x.h5``; ``sample --bank b.h5 -o b.h5
+    --force``).  ``inputs``/``outputs`` are ``(option, path)`` pairs (a None path is skipped); files are
+    compared by :func:`os.path.realpath` and, when they exist, :func:`os.path.samefile`.
+
+    Raises :class:`ElscliError` naming both options."""
+    outs = [(o, os.fspath(p)) for o, p in outputs if p is not None]
+    ins = [(o, os.fspath(p)) for o, p in inputs if p is not None]
+    for i, (o, p) in enumerate(outs):
+        for o2, p2 in ins:
+            if _same_file(p, p2):
+                what = f"{o2} {p2!r}" if o2 else repr(p2)
+                raise ElscliError(f"{o} {p!r} is one of the inputs ({what}); writing it would destroy it: "
+                                  f"give another output name")
+        for o2, p2 in outs[:i]:
+            if _same_file(p, p2):
+                raise ElscliError(f"{o} {p!r} and {o2} {p2!r} are the same file; give two different names")
+
+
 def check_output_path(path: os.PathLike | str, force: bool = False, *, allow_existing: bool = False) -> Path:
     """Validate an output path before any work is done: its directory must exist and be writable, and an
     existing file is refused unless ``force`` (or ``allow_existing``, e.g. for ``--resume``).
@@ -132,26 +181,12 @@ def _check_directory(path: Path, what: Optional[str] = None) -> Path:
 
 
 def refuse_input_as_output(output: os.PathLike | str, inputs, option: str = "-o") -> None:
-    """Refuse an output that is one of the command's own inputs (``build-bank b.h5 -o b.h5 --force``): the
-    input would be replaced by what was computed from it.  ``inputs``: paths (None entries and paths that do
-    not exist are skipped); the same file is found by device and inode, so other spellings and links count.
+    """Refuse an output that is one of the command's own inputs (``build-bank b.h5 -o b.h5 --force``):
+    :func:`refuse_same_files` with one output; ``inputs`` are paths (None entries and objects are skipped).
 
     Raises ElscliError naming both.
     """
-    try:
-        out = os.stat(output)
-    except OSError:
-        return
-    for src in inputs:
-        if src is None or not isinstance(src, (str, os.PathLike)):
-            continue
-        try:
-            same = os.path.samestat(out, os.stat(src))
-        except OSError:
-            continue
-        if same:
-            raise ElscliError(f"{option} {str(output)!r} is the input {str(src)!r}: write the result to another "
-                              "file (nothing was touched)")
+    refuse_same_files([("", p) for p in inputs if isinstance(p, (str, os.PathLike))], [(option, output)])
 
 
 def temp_path_for(path: os.PathLike | str) -> Path:
@@ -221,6 +256,8 @@ def claim_output(path: os.PathLike | str, force: bool = False, *, allow_existing
     by another process raises :class:`ElscliError` at once (or after ``wait`` seconds); claims of the same
     output nest within one process.  Yields the path."""
     path = Path(path)
+    if path.name in ("", ".") or (check and path.name == ".."):
+        raise ElscliError(f"output {str(path)!r} names a directory; give a file name")
     parent = _check_directory(path)
     lock = lock_path_for(path)
     key = os.path.join(os.path.realpath(parent), lock.name)

@@ -405,8 +405,8 @@ def test_an_input_is_never_its_own_output(cli, d, tmp_path):
 
 
 @pytest.mark.parametrize("args, says", [
-    (["sample", "--machine", "wiener", "--patch-size", "3"], "wiener has no patch size"),
-    (["sample", "--machine", "is", "--schedule", "paper:MNIST_ResNet_zeros"], "IS has no patch size"),
+    (["sample", "--machine", "wiener", "--patch-size", "3"], "machine 'wiener' has no parameter 'patch_size'"),
+    (["sample", "--machine", "is", "--schedule", "paper:MNIST_ResNet_zeros"], "machine 'is' has no parameter 'patch_size'"),
     (["mosaic", "{run}", "--max-pngs", "-1", "-o", "{tmp}/mos"], "--max-pngs must be 0 or more"),
     (["locality-scan", "-r", "{run}", "--machine", "ls", "--batch-size", "0", "-o", "{tmp}/s.json"],
      "--batch-size must be at least 1"),

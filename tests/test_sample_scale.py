@@ -70,7 +70,7 @@ def test_bad_scales_are_refused(small, kw, message):
 
 
 def test_is_has_nothing_to_scale(small):
-    with pytest.raises(ElscliError, match="IS has no patch size"):
+    with pytest.raises(ElscliError, match="machine .is. has no parameter .patch_size.: --schedule-scale does not apply"):
         runs.sample(small, machine="is", steps=2, num_samples=1, schedule_scale=2.0)
 
 
@@ -84,7 +84,7 @@ def test_cli_sweep_end_to_end(cli, small, tmp_path):
         assert res.exit_code == 0, res.stderr
     res = cli("sample", "--bank", tmp_path / "bank.h5", "--machine", "is", "-n", "1", "--schedule-scale", "2",
               "-o", tmp_path / "is.h5")
-    assert res.exit_code == 1 and "IS has no patch size" in res.stderr and res.stdout == ""
+    assert res.exit_code == 1 and "has no parameter 'patch_size': --schedule-scale does not apply" in res.stderr and res.stdout == ""
     res = cli("consistency", "--sweep", tmp_path / "F2.h5", tmp_path / "F0.5.h5", tmp_path / "F1.h5",
               "--bank", tmp_path / "bank.h5", "--json", "--plot", tmp_path / "figs")
     assert res.exit_code == 0, res.stderr

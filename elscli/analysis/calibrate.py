@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Union
 
 from ..errors import ElscliError
 from ..kernels.compilation import COMPILING_NOTE, CompileWatch
-from ..outputs import claim_output, refuse_input_as_output
+from ..outputs import claim_output, refuse_same_files
 from ..stopping import StopRequest
 from ..schedule import LocalitySchedule, ParameterSchedule
 from ..shards import WHOLE, Shard, format_shard, shard_output_path
@@ -160,9 +160,12 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
         from ..schedule import load_schedule
 
         load_schedule(overlay)
-    for out, option in ((output, "-o"), (scan_out, "--scan-out")):
-        if out is not None:
-            refuse_input_as_output(out, [reference, bank, *scans], option)
+    scan_named = scan_out
+    if scan_out is not None and not scans and shard is not None:
+        scan_named = shard_output_path(scan_out, shard)
+    refuse_same_files([("-r", reference), ("--bank", bank if isinstance(bank, (str, os.PathLike)) else None),
+                       ("--overlay", overlay)] + [("", p) for p in (scans or ())],
+                      [("-o", output), ("--scan-out", scan_named)])
     with contextlib.ExitStack() as claims:
         if output is not None:
             claims.enter_context(claim_output(output, force, allow_existing=resume))
@@ -178,6 +181,9 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
             if scan_path is not None:
                 result.write(scan_path, force=force, params={**result.params, "merged_from": [str(p) for p in scans]})
             return _finish(result, scan_path, aggregate, output, allow_partial, force, plot_dir, overlay)
+        for option, path in (("--reference", reference), ("--bank", bank)):   # inputs first (then the rules)
+            if isinstance(path, (str, os.PathLike)) and not Path(path).exists():
+                raise ElscliError(f"{option} {str(path)!r} does not exist")
         if output is not None and not allow_partial and shard is not None and shard[1] > 1:
             raise ElscliError(f"not writing a schedule from shard {format_shard(shard)} of the scan (a partial "
                               "scan): drop -o and merge the shards' --scan-out files later (elscli locality-scan "

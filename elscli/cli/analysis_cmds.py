@@ -7,6 +7,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from ..errors import ElscliError
+from ..outputs import file_output
 from . import environment
 from .app import app
 from .output import command_line, output_dir, print_csv, print_json, table, warn
@@ -208,9 +209,9 @@ def locality_scan_cmd(
                                                                  "0,0.05,0.1).")] = "3:31",
     metric: Annotated[str, typer.Option("--metric", help="cosine (higher is better) | l2 (lower)")] = "cosine",
     aggregate: Annotated[str, typer.Option("--aggregate", help="median (lower median) | mode")] = "median",
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Schedule JSON to write (what "
+    output: Annotated[Optional[str], typer.Option("-o", "--output", help="Schedule JSON to write (what "
                                                    "`elscli sample --schedule` reads).")] = None,
-    scan_out: Annotated[Optional[Path], typer.Option("--scan-out", help="Scan file (HDF5) keeping every "
+    scan_out: Annotated[Optional[str], typer.Option("--scan-out", help="Scan file (HDF5) keeping every "
                                                      "per-sample similarity; {shard}/{shards} are filled in.")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="I/N: scan samples I, I+N, ... (needs "
                                                  "--scan-out) [default: in a Slurm array task, (ID - MIN)/STEP "
@@ -259,6 +260,7 @@ def locality_scan_cmd(
     from ..analysis.calibrate import calibrate
     from ..analysis.sweep import run_sweep
 
+    output, scan_out = file_output(output, "-o"), file_output(scan_out, "--scan-out")
     plot_dir = output_dir(plot)
     n_threads = environment.resolve_threads(threads)
     if sweep is not None:
@@ -266,10 +268,18 @@ def locality_scan_cmd(
             raise ElscliError("--sweep samples from noise: give no --reference and no scan files")
         if parameter is not None:
             raise ElscliError("--sweep sweeps the patch size: not with --parameter")
+        for option, value in (("-o", output), ("--scan-out", scan_out), ("--shard", shard), ("--overlay", overlay),
+                              ("--allow-partial", allow_partial or None)):
+            if value is not None:      # a calibration option: --sweep writes runs and plots, not a schedule
+                raise ElscliError(f"give --sweep or {option}, not both (--sweep samples constant patch sizes; "
+                                  f"{option} is for a calibration against a reference)")
         result = run_sweep(bank, machine, sweep, num_samples=num_samples, seed=seed, steps=steps, label=label,
                            run_dir=run_dir, plot_dir=plot_dir, force=force, quiet=quiet, threads=n_threads)
         _print_sweep(result, as_json)
         return
+    for option, value in (("--label", label), ("--run-dir", run_dir)):
+        if value is not None:
+            raise ElscliError(f"{option} is for --sweep only (a calibration follows the reference's samples)")
     cal = calibrate(reference=reference, scans=scans or (), bank=bank, machine=machine, candidates=candidates,
                     metric=metric, aggregate=aggregate, output=output, scan_out=scan_out,
                     shard=environment.resolve_shard(shard), threads=n_threads, batch_size=batch_size,

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Dict, Optional
 
 import typer
 
+from ..errors import ElscliError
 from .app import app
 from .output import argv, emit, note, warnings_to_stderr
 
@@ -75,10 +76,10 @@ def build_bank_cmd(
                                                         case_sensitive=False)] = None,
     size: Annotated[int, typer.Option("--size", min=0, help="Resize to S×S with Pillow BILINEAR on the 8-bit image "
                                                               "(0 keeps the native size).")] = 32,
-    grayscale: Annotated[Optional[bool], typer.Option("--grayscale/--rgb",
-                                                      help="Convert to grey (ITU-R 601 luma) or to RGB "
-                                                           "[default: keep the source's channels]",
-                                                      show_default=False)] = None,
+    grayscale: Annotated[bool, typer.Option("--grayscale", help="Convert to grey (ITU-R 601 luma) "
+                                            "[default: keep the source's channels]", show_default=False)] = False,
+    rgb: Annotated[bool, typer.Option("--rgb", help="Convert to RGB (not with --grayscale) "
+                                      "[default: keep the source's channels]", show_default=False)] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Keep at most N images (after --classes).")] = None,
     classes: Annotated[Optional[str], typer.Option("--classes", help="Keep only these labels, e.g. 0,3,7 "
                                                                      "(folder class names work too).")] = None,
@@ -108,9 +109,13 @@ def build_bank_cmd(
       elscli build-bank latents.npy -o latents.h5 --value-range none --size 0   # VAE latents
     """
     from ..bank import build_bank_file, describe_bank
+    from ..outputs import file_output
 
+    file_output(output, "-o")
     t0 = time.perf_counter()
-    color = None if grayscale is None else ("grayscale" if grayscale else "rgb")
+    if grayscale and rgb:
+        raise ElscliError("give --grayscale or --rgb, not both")
+    color = "grayscale" if grayscale else ("rgb" if rgb else None)
     params: Dict[str, Any] = {
         "command": "build-bank", "source": source, "format": fmt.value if fmt else None, "size": size,
         "color": color, "limit": limit, "classes": classes, "subset_seed": subset_seed, "dedup": dedup,

@@ -112,6 +112,9 @@ def consistency_cmd(
             ref.name = f"reference:{ref.name}"
     bank_path = bank if bank is not None else _default_bank(finals)
     b = Bank.open(bank_path)
+    if b.value_range != "none" and not -1.0 < threshold < 1.0:   # a pixel bank is on [-1, 1]: no ink, or all ink
+        raise ElscliError(f"--threshold must lie inside the bank's value range (-1, 1), got {threshold:g} "
+                          f"(bank {str(bank_path)!r})")
     if b.shape[0] != 1:
         raise ElscliError(f"the consistency measure is for line images (one channel); bank {str(bank_path)!r} has "
                           f"{b.shape[0]} channels")

@@ -9,6 +9,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from ..errors import ElscliError
+from ..outputs import file_output
 from . import environment
 from .app import app
 from .output import argv, command_line, note, print_json, warnings_to_stderr
@@ -23,8 +24,8 @@ def _emit(payload: dict, as_json: bool, text: str) -> None:
 
 @app.command("sample", no_args_is_help=False, short_help="Sample with a score machine; write a run file.")
 def sample_cmd(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Run file to write (HDF5). With shards, "
-                                         "{shard}/{shards} in the name are filled in.")] = Path("run.h5"),
+    output: Annotated[str, typer.Option("-o", "--output", help="Run file to write (HDF5). With shards, "
+                                        "{shard}/{shards} in the name are filled in.")] = "run.h5",
     bank: Annotated[Optional[Path], typer.Option("--bank", envvar="ELSCLI_BANK",
                                                  help="Patch bank (elscli build-bank). [default: the bundled "
                                                       "sample_data bank, built on first use into "
@@ -86,7 +87,7 @@ def sample_cmd(
         "--from-seeds", help="Take seeds, labels, the time grid, the noise schedule and the sampler (with its "
                              "injected noise) from a reference trajectory (NPZ/HDF5) or an earlier run; "
                              "--sampler/--eta/--grid/--steps given explicitly override the file's.")] = None,
-    png: Annotated[Optional[Path], typer.Option("--png", help="Also write a labelled grid of the finals.")] = None,
+    png: Annotated[Optional[str], typer.Option("--png", help="Also write a labelled grid of the finals.")] = None,
     channels: Annotated[Optional[str], typer.Option(
         "--channels", help="Channels the --png shows: one (grey) or three (RGB) indices such as 0,1,2, or 'each' "
                            "(every channel in grey). [default: all of 1 or 3 channels, else the first three]")] = None,
@@ -122,6 +123,7 @@ def sample_cmd(
     """
     from .. import runs
 
+    output, png = file_output(output, "-o"), file_output(png, "--png")
     if label is not None and labels is not None:
         raise ElscliError("give --label L or --labels random, not both")
     if labels is not None and labels.lower() != "random":
@@ -174,7 +176,7 @@ def sample_cmd(
 @app.command("merge", short_help="Merge the shards of one run into one run file.")
 def merge_cmd(
     shards: Annotated[List[Path], typer.Argument(metavar="SHARDS...", help="Shard run files of one run.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Merged run file.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Merged run file.")],
     allow_missing: Annotated[bool, typer.Option("--allow-missing",
                                                 help="Merge even if some samples are missing or unfinished.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
@@ -190,6 +192,7 @@ def merge_cmd(
     """
     from .. import runs
 
+    output = file_output(output, "-o")
     run = runs.merge_runs(shards, output, allow_missing=allow_missing, force=force, command_line=command_line())
     payload = {"output": str(output), "inputs": [str(s) for s in shards], "samples": len(run),
                "num_samples": run.params.get("num_samples")}

@@ -27,7 +27,7 @@ from ..errors import ElscliError
 from ..display import parse_channels
 from ..h5io import open_h5, temp_path_for
 from ..kernels.compilation import COMPILING_NOTE, CompileWatch
-from ..outputs import claim_output, refuse_input_as_output
+from ..outputs import claim_output, refuse_same_files
 from ..progress import Progress
 from ..sample_data import open_bank
 from ..sampler import Step, run_sampler
@@ -43,6 +43,11 @@ DEFAULT_BATCH_SIZE = 1  # the machines gain nothing from batching yet; 1 stops s
 #: Seconds a stop request may wait for the samples in flight (Slurm sends SIGKILL 30 s after SIGTERM).
 DEFAULT_STOP_GRACE = 20.0
 PARTIAL_SUFFIX = ".partial"
+
+
+def _file_arg(value: Any) -> Any:
+    """``value`` when it may name a file (a str or path), else None (an object: a bank, a schedule)."""
+    return value if isinstance(value, (str, os.PathLike)) else None
 
 
 def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] = None,
@@ -158,11 +163,10 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
     # writer of this run (with --force, --resume or neither) finds the claim held and is refused, touching
     # nothing; RUN.h5.partial is created, truncated, replaced or renamed only by the claim's holder.
     shard_t = parse_shard(shard)
-    if output is not None:
-        refuse_input_as_output(shard_output_path(output, shard_t), [bank, from_seeds])
-    if png is not None:
-        refuse_input_as_output(png, [bank, from_seeds], "--png")
     out_path = partial = None
+    refuse_same_files([("--bank", _file_arg(bank)), ("--from-seeds", from_seeds), ("--schedule", _file_arg(schedule))]
+                      + [(f"--{k}", _file_arg(v)) for k, v in (machine_params or {}).items()],
+                      [("-o", None if output is None else shard_output_path(output, shard_t)), ("--png", png)])
     with contextlib.ExitStack() as claims:
         if output is not None:
             out_path = claims.enter_context(claim_output(shard_output_path(output, shard_t), force,

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..display import to_display
 from ..errors import ElscliError
-from ..outputs import atomic_output, claim_output, declare_output_dir
+from ..outputs import atomic_output, claim_output, declare_output_dir, refuse_same_files
 from .file import Run
 
 
@@ -168,6 +168,7 @@ def export_run(path: Union[str, os.PathLike], output: Union[str, os.PathLike], *
     :mod:`elscli.outputs`; a directory is claimed as a whole).  The directory is made when its first PNG is
     written, so a failure before leaves none behind.
     """
+    refuse_same_files([("RUN", path)], [("-o", output)])
     run = Run.open(path, trajectories=False)
     rows = np.flatnonzero(run.done)
     if rows.size == 0:

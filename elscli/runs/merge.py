@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ElscliError
-from ..outputs import claim_output
+from ..outputs import claim_output, refuse_same_files
 from ..shards import WHOLE, format_shard
 from .file import IDENTITY_KEYS, Run, identity
 from .plan import default_command_line
@@ -43,9 +43,8 @@ def merge_runs(paths: Sequence[Union[str, os.PathLike]], output: Union[str, os.P
 
 
 def _merge(paths, out: Path, *, allow_missing: bool, force: bool, command_line: Optional[str]) -> Run:
+    refuse_same_files([("", p) for p in paths], [("-o", out)])
     resolved = {Path(p).resolve() for p in paths}
-    if out.resolve() in resolved:
-        raise ElscliError(f"-o {str(out)!r} is one of the inputs")
     if len(resolved) != len(paths):
         raise ElscliError("a run file is given twice")
     runs = [Run.open(p) for p in paths]

@@ -338,10 +338,16 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
     if "patch_size" in machine_params:
         raise ElscliError("give the patch size as patch_size= / --patch-size or a schedule, not as a machine "
                           "parameter")
-    unknown = sorted(set(machine_params) - names)
-    if unknown:
-        raise ElscliError(f"machine {machine!r} has no parameter {unknown[0]!r} "
-                          f"(its parameters: {', '.join(sorted(names)) or 'none'})")
+    # one rule for every option of a parameter: refused, in one line, when the machine has no such parameter
+    # (--sigma for ls, --patch-size or --schedule-scale for wiener) instead of being recorded and ignored
+    given = [(k, f"--{k.replace('_', '-')}") for k in sorted(machine_params)]
+    given += [("patch_size", opt) for opt, v in (("--patch-size", patch_size), ("--schedule", schedule),
+                                                 ("--schedule-scale", schedule_scale), ("--late-scale", late_scale),
+                                                 ("--late-from", late_from)) if v is not None]
+    for name, option in given:
+        if name not in names:
+            raise ElscliError(f"machine {machine!r} has no parameter {name!r}: {option} does not apply "
+                              f"(its parameters: {', '.join(sorted(names)) or 'none'})")
     if noise_schedule is not None:
         noise_schedule = get_noise_schedule(noise_schedule).name
     if sampler is not None:
@@ -397,12 +403,6 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
         raise ElscliError("give --schedule-scale or --late-scale, not both")
     if (late_scale is None) != (late_from is None):
         raise ElscliError("--late-scale F and --late-from T go together")
-    if "patch_size" not in names and (patch_size is not None or schedule is not None):
-        raise ElscliError(f"{'IS' if machine == 'is' else machine} has no patch size (--patch-size and --schedule "
-                          "are for ls, els, bbels, pspc-square)")
-    if "patch_size" not in names and (schedule_scale is not None or late_scale is not None):
-        raise ElscliError(f"{'IS' if machine == 'is' else machine} has no patch size to scale (--schedule-scale "
-                          "and --late-scale are for ls, els, bbels, pspc-square)")
     if "patch_size" not in names:
         sched_desc = None
         patch_sizes = np.zeros(len(times) - 1, dtype=np.int64)
