@@ -560,6 +560,27 @@ def cases() -> List[Case]:
     add("consistency-reference-missing", ["consistency", "fx/run.h5", *B, "-r", "nope.npz"])
     add("consistency-bank-is-run", ["consistency", "fx/run.h5", "--bank", "fx/run.h5"])
     add("consistency-plot-fails-late", ["consistency", "fx/run.h5", "--bank", "fx/rgb.h5", "--plot", "figs"])
+    # ---- guard: outputs that destroy inputs or each other, file outputs named as directories, exclusive
+    # options, thresholds outside the value range, options of parameters the machine lacks, inputs first
+    add("guard-sample-o-is-png", [*S, "-n", "1", "-o", "x.h5", "--png", "./x.h5"])
+    add("guard-sample-o-is-bank", [*S, "-n", "1", "-o", "fx/bank.h5", "--force"])
+    add("guard-sample-png-is-bank", [*S, "-n", "1", "-o", "r.h5", "--png", "fx/bank.h5", "--force"])
+    add("guard-sample-o-is-from-seeds", [*S, "--from-seeds", "fx/run.h5", "-o", "fx/run.h5", "--force"])
+    add("guard-merge-o-is-input", ["merge", "fx/run.h5", "-o", "./fx/run.h5", "--force"])
+    add("guard-export-o-is-run", ["export", "fx/run.h5", "-o", "fx/run.h5", "--force"])
+    add("guard-scan-out-is-input", ["locality-scan", "fx/run.h5", "--scan-out", "fx/run.h5", "--force"])
+    add("guard-scan-o-is-scan-out", [*LS, "-o", "s.h5", "--scan-out", "s.h5"])
+    add("guard-bank-o-dot", ["build-bank", "fx/imgs.npz", "-o", "."])
+    add("guard-bank-o-slash", ["build-bank", "fx/imgs.npz", "-o", "sub/"])
+    add("guard-sample-o-slash", [*S, "-n", "1", "-o", "sub/"])
+    add("guard-merge-o-dir", ["merge", "fx/run.h5", "-o", "fx/emptydir"])
+    add("guard-scan-o-empty", [*LS, "-o", ""])
+    add("guard-bank-grayscale-rgb", ["build-bank", "fx/imgs.npz", "-o", "b.h5", "--grayscale", "--rgb"])
+    add("guard-scan-sweep-with-o", ["locality-scan", "--sweep", "3,5", *B, "-o", "s.json"])
+    add("guard-consistency-threshold-5", ["consistency", "fx/run.h5", *B, "--threshold", "5"])
+    add("guard-sample-wiener-patch-size", ["sample", *B, "--machine", "wiener", "--patch-size", "5", "-o", "r.h5"])
+    add("guard-sample-is-schedule-scale", ["sample", *B, "--machine", "is", "--schedule-scale", "2", "-o", "r.h5"])
+    add("guard-scan-missing-ref-shard", ["locality-scan", "-r", "nonexist.npz", *B, "--shard", "0/16", "-o", "s.json"])
     return C
 
 
