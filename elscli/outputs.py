@@ -135,8 +135,8 @@ def refuse_same_files(inputs: Sequence[Tuple[str, Any]], outputs: Sequence[Tuple
         for o2, p2 in ins:
             if _same_file(p, p2):
                 what = f"{o2} {p2!r}" if o2 else repr(p2)
-                raise ElscliError(f"{o} {p!r} is one of the inputs ({what}); writing it would destroy it: "
-                                  f"give another output name")
+                raise ElscliError(f"{o} {p!r} is the input {what} (one of the inputs): write the result to "
+                                  f"another file (nothing was touched)")
         for o2, p2 in outs[:i]:
             if _same_file(p, p2):
                 raise ElscliError(f"{o} {p!r} and {o2} {p2!r} are the same file; give two different names")
