@@ -195,6 +195,9 @@ BAD_SAMPLE = [
     (["--from-seeds", "lin.npz", "--start-time", "0.5"], "--start-time cannot be combined with --from-seeds"),
     (["--from-seeds", "custom.npz", "--steps", "5"], "has a custom time grid; give --grid with --steps"),
     (["--from-seeds", "ddpm-no-noise.npz"], "holds no 'noise'"),
+    # a root seed that nothing would use (the starting states, and any noise, are the file's)
+    (["--from-seeds", "lin.npz", "--seed", "3"], "--seed is not used with --from-seeds here"),
+    (["--from-seeds", "lin.npz", "--seed", "0"], "--seed is not used with --from-seeds here"),
 ]
 
 

@@ -79,8 +79,10 @@ def sample_cmd(
     num_samples: Annotated[Optional[int], typer.Option("--num-samples", "-n",
                                                        help="Samples in the whole run (all shards). "
                                                             "[default: 16; with --from-seeds all the file's samples]")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Root seed R: sample i starts from "
-                                                     "default_rng([i, R]).standard_normal.")] = 0,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Root seed R: sample i starts from "
+                                                     "default_rng([i, R]).standard_normal. [default: 0; with "
+                                                     "--from-seeds only for a stochastic sampler the file was "
+                                                     "not sampled with]")] = None,
     label: Annotated[Optional[int], typer.Option("--label", help="Class-conditional on this label.")] = None,
     labels: Annotated[Optional[str], typer.Option("--labels", help="'random': a random class per sample.")] = None,
     from_seeds: Annotated[Optional[Path], typer.Option(

@@ -52,7 +52,7 @@ def _file_arg(value: Any) -> Any:
 
 def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] = None,
            schedule: Any = None, steps: Optional[int] = None, start_time: Optional[float] = None,
-           num_samples: Optional[int] = None, seed: int = 0, label: Union[int, str, None] = None,
+           num_samples: Optional[int] = None, seed: Optional[int] = None, label: Union[int, str, None] = None,
            from_seeds: Union[str, os.PathLike, None] = None, output: Union[str, os.PathLike, None] = None,
            force: bool = False, resume: bool = False, shard: ShardSpec = None,
            save_trajectory: bool = False, threads: Optional[int] = None, batch_size: Optional[int] = None,
@@ -104,8 +104,10 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
         :func:`elscli.noise.make_grid`); with ``from_seeds``, the file's.
     num_samples : int, optional
         Samples in the whole run, all shards (default 16; with ``from_seeds``, all of the file's).
-    seed : int
-        Root seed R: sample i starts from ``default_rng([i, R]).standard_normal((C, H, W))``.
+    seed : int, optional
+        Root seed R: sample i starts from ``default_rng([i, R]).standard_normal((C, H, W))`` (None: 0).  With
+        ``from_seeds`` it is used only for the injected noise of a stochastic sampler the file was not sampled
+        with; given otherwise, ElscliError.
     label : int, "random" or None
         Class-conditional on one label, a random class per sample, or unconditional.
     from_seeds : path-like, optional

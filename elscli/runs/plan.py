@@ -287,7 +287,7 @@ def _from_file(what: str, given, recorded, path: str):
 
 def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] = None,
              schedule: Any = None, steps: Optional[int] = None, start_time: Optional[float] = None,
-             num_samples: Optional[int] = None, seed: int = 0, label: Union[int, str, None] = None,
+             num_samples: Optional[int] = None, seed: Optional[int] = None, label: Union[int, str, None] = None,
              from_seeds: Union[str, os.PathLike, None] = None, shard: ShardSpec = None,
              save_trajectory: bool = False, noise_schedule: Optional[str] = None, sampler: Optional[str] = None,
              eta: Optional[float] = None, grid: Optional[str] = None,
@@ -468,8 +468,13 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
             raise ElscliError(f"--from-seeds {source.path!r} was sampled with ddim eta={source.eta:g} but holds no "
                               "'noise' (the injected noise); record it, or give another --eta/--steps/--grid")
         elif stochastic:        # another process than the file's: each sample's own generator, root seed --seed
-            root_seed = _check_seed(seed)
+            root_seed = _check_seed(0 if seed is None else seed)
             noise_stream = STREAM_FROM_SEEDS
+        if seed is not None and root_seed is None:
+            raise ElscliError(f"--seed is not used with --from-seeds here (the starting states come from "
+                              f"{source.path!r}{' and so does the injected noise' if noise is not None else ''}; "
+                              "a root seed only draws the injected noise of a stochastic sampler the file was "
+                              "not sampled with)")
         seeds_hash = hash_arrays(*hashed)
         label_desc: Any = "from-seeds"
         random_labels = False
@@ -477,7 +482,7 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
         total = DEFAULT_NUM_SAMPLES if num_samples is None else int(num_samples)
         if total < 1:
             raise ElscliError(f"--num-samples must be at least 1, got {total}")
-        root_seed = _check_seed(seed)
+        root_seed = _check_seed(0 if seed is None else seed)
         noise_stream = STREAM_OWN if stochastic else None
         sample_ids = np.arange(total, dtype=np.int64)[shard[0]::shard[1]]
         random_labels = False
