@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import elscli
-from elscli import runs
+from elscli import machines, runs
 from elscli.cli import environment
 from elscli.runs import denoiser as runs_denoiser
 from elscli.bank import Bank, build_bank
@@ -264,9 +264,9 @@ def test_paper_schedule_sizes_reach_the_machine_at_the_right_times(small, monkey
     seen = []
 
     def rec(i):
-        def f(machine, x, t, bank, patch, label, **k):
-            seen.append((round(float(t), 10), patch))
-            return real[i](machine, x, t, bank, patch, label, **k)
+        def f(denoiser, x, t, label):
+            seen.append((round(float(t), 10), denoiser.values_at(t)["patch_size"]))
+            return real[i](denoiser, x, t, label)
         return f
 
     monkeypatch.setattr(runs_denoiser, "_machine_api", lambda: (rec(0), rec(1)))
@@ -280,6 +280,79 @@ def test_paper_schedule_sizes_reach_the_machine_at_the_right_times(small, monkey
     run = elscli.sample(small, num_samples=1, steps=19, start_time=0.95)
     assert seen == list(as_run.items())
     assert run.patch_sizes.tolist() == list(as_run.values())
+
+
+@pytest.mark.parametrize("machine", sorted(machines.MACHINES))
+def test_a_run_equals_one_machine_call_per_step(small, machine):
+    """A run builds its denoiser once with the patch size as a schedule of t and prepares it ahead: every
+    trajectory array and the provenance are bitwise what calling :func:`elscli.denoise` at each step with that
+    step's patch size gives (the way runs called the machines before), for every machine, with random labels
+    and the paper's locality schedule (several patch sizes in one run)."""
+    kw = dict(num_samples=3, seed=2, steps=6, label="random", save_trajectory=True, threads=1, batch_size=2)
+    run = elscli.sample(small, machine=machine, **kw)
+    has_patch = any(p.name == "patch_size" for p in machines.machine_class(machine).parameters)
+    if has_patch:
+        assert len(set(run.patch_sizes.tolist())) > 1          # really a schedule of several sizes
+    sizes = dict(zip(run.times[:-1].tolist(), run.patch_sizes.tolist()))
+    last = float(run.times[-2])
+    for rows in ([0, 1], [2]):
+        labels = run.labels[rows]
+        prov = {}
+
+        def per_call(x, t):
+            P = sizes[float(t)] if has_patch else None
+            if float(t) == last and machines.machine_class(machine).has_provenance:
+                x0, prov["p"] = elscli.denoise_with_provenance(machine, x, t, small, P, labels, threads=1)
+                return x0
+            return elscli.denoise(machine, x, t, small, P, labels, threads=1)
+
+        steps = []
+        final = ddim(per_call, run.seeds[rows].astype(np.float64), run.times, callback=steps.append)
+        np.testing.assert_array_equal(run.final[rows], final.astype(np.float32))
+        for i, st in enumerate(steps):
+            np.testing.assert_array_equal(run.x0_hat[rows, i], st.x0_hat.astype(np.float32))
+            np.testing.assert_array_equal(run.x[rows, i + 1], st.x_next.astype(np.float32))
+        if "p" in prov:
+            for k in ("image", "row", "col"):
+                np.testing.assert_array_equal(run.provenance[k][rows], getattr(prov["p"], k))
+            np.testing.assert_array_equal(run.provenance["weight"][rows], prov["p"].weight.astype(np.float32))
+
+
+def test_a_run_builds_and_prepares_its_denoiser_once(small, monkeypatch):
+    """One denoiser for the whole run (three batches), prepared before the first machine call for every time
+    of the grid and every label of the samples to compute: bbELS has the image blocks and constant patch of
+    every patch size of the schedule and every label when it is first called."""
+    from elscli.runs import execute
+
+    built, prepared, first_call = [], [], []
+    real_build, real_api = execute.run_denoiser, runs_denoiser._machine_api()
+
+    def build(*a, **k):
+        d = real_build(*a, **k)
+        real_prepare = d.prepare
+        d.prepare = lambda times, labels=None: prepared.append((np.array(times), np.array(labels))) or \
+            real_prepare(times, labels=labels)
+        built.append(d)
+        return d
+
+    def observe(i):
+        def f(denoiser, x, t, label):
+            if not first_call:
+                first_call.append({key: d.blocks is not None and d.constant is not None
+                                   for key, d in denoiser._pinned.items()})
+            return real_api[i](denoiser, x, t, label)
+        return f
+
+    monkeypatch.setattr(execute, "run_denoiser", build)
+    monkeypatch.setattr(runs_denoiser, "_machine_api", lambda: (observe(0), observe(1)))
+    run = elscli.sample(small, machine="bbels", num_samples=5, seed=3, steps=8, label="random", batch_size=2,
+                        threads=1)
+    assert len(built) == 1 and len(prepared) == 1
+    times, labels = prepared[0]
+    np.testing.assert_array_equal(times, run.times[:-1])
+    assert sorted(labels.tolist()) == sorted(run.labels.tolist())
+    n_labels, n_sizes = len(set(run.labels.tolist())), len(set(run.patch_sizes.tolist()))
+    assert n_sizes > 1 and len(first_call[0]) == n_labels * n_sizes and all(first_call[0].values())
 
 
 def test_is_copies_training_images_and_records_no_patch_size(small):

@@ -33,7 +33,7 @@ from ..sample_data import open_bank
 from ..sampler import Step, run_sampler
 from ..shards import ShardSpec, parse_shard, shard_output_path
 from ..stopping import StopRequest as _StopFlag
-from .denoiser import MachineDenoiser
+from .denoiser import MachineDenoiser, run_denoiser
 from .export import save_grid_png
 from .file import FORMAT, SCHEMA_VERSION, Run, check_resumable, create_run_file, empty_arrays, open_for_writing, \
     write_rows
@@ -304,7 +304,9 @@ def run_plan(plan: RunPlan, store: Dict[str, Any], bank, *, threads: int, batch_
 
     ``store`` holds the run's datasets (:func:`elscli.runs.file.empty_arrays`, or the datasets of an open
     run file, flushed by ``flush`` after each batch).  Each batch is denoised by a
-    :class:`~elscli.runs.denoiser.MachineDenoiser`; finished rows are written and marked ``done``.  On
+    :class:`~elscli.runs.denoiser.MachineDenoiser` over one denoiser built for the run and prepared, before
+    the loop, for the run's times and the labels of the samples to compute
+    (:func:`~elscli.runs.denoiser.run_denoiser`); finished rows are written and marked ``done``.  On
     SIGINT/SIGTERM (``handle_signals``) the loop stops at the next sample boundary, finishing the batch in
     flight when that takes less than ``stop_grace`` seconds, else dropping it.
 
@@ -328,13 +330,17 @@ def run_plan(plan: RunPlan, store: Dict[str, Any], bank, *, threads: int, batch_
             flag.on_first = lambda s: bar.log(
                 f"elscli: {signal.Signals(s).name} received: stopping at the next sample boundary "
                 "(send it again to stop at once)")
+        machine = None
+        if len(todo):   # built once, and prepared (blocks, constant patches, trees...) for every step and label
+            machine = run_denoiser(plan.machine, bank, plan.times, plan.patch_sizes, threads=threads,
+                                   noise_schedule=plan.noise_schedule, machine_params=plan.machine_params)
+            machine.prepare(plan.times[:-1], labels=np.asarray(plan.labels[todo], dtype=np.int64))
         for start in range(0, len(todo), batch_size):
             if flag is not None and flag.signum is not None:
                 break
             rows = todo[start:start + batch_size]
             x_init = plan.seeds[rows].astype(np.float64)
-            den = MachineDenoiser(plan.machine, bank, plan.times, plan.patch_sizes, plan.labels[rows], threads,
-                                  plan.noise_schedule, plan.machine_params)
+            den = MachineDenoiser(machine, plan.times, plan.labels[rows])
             traj_x = traj_x0 = None
             if plan.save_trajectory:
                 traj_x = np.empty((len(rows), T + 1) + plan.shape, np.float32)
