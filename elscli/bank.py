@@ -353,7 +353,7 @@ def build_bank(source: Union[str, os.PathLike], fmt: Optional[str] = None, *, co
         Reader options (:func:`elscli.readers.read_raw`).
     **options
         Selection and transforms (:func:`elscli.readers.prepare`: ``size``, ``color``, ``limit``,
-        ``classes``, ``subset_seed``, ``dedup``, ``progress``).
+        ``classes``, ``subset_seed``, ``dedup``, ``progress``, ``progress_interval``).
 
     Returns
     -------

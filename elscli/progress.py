@@ -5,14 +5,14 @@
 ...         bar.advance()
 
 On a terminal (the stream is a TTY) this shows a rich progress bar; otherwise (a Slurm log, a pipe) it
-writes one plain line every ``interval`` seconds (and one at the end), e.g.
+writes one plain line every ``interval`` seconds (:data:`DEFAULT_INTERVAL`, 10, unless given; the CLI gives
+``$ELSCLI_PROGRESS_INTERVAL``: :func:`elscli.cli.environment.progress_interval`) and one at the end, e.g.
 ``sample: 3/10 samples, 60/200 steps (30%), 0.42 samples/s, ETA 17s``.  ``quiet=True`` silences both.
 Everything goes to stderr, never stdout.  Time spent compiling the kernels on a first run (``compiling``,
 e.g. :class:`elscli.kernels.compilation.CompileWatch`) is left out of the rate and the ETA.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Callable, List, Optional, TextIO, Tuple
@@ -21,6 +21,9 @@ from typing import Callable, List, Optional, TextIO, Tuple
 #: after its inputs were checked: the CLI shows the warnings it held back until then (see
 #: :func:`elscli.cli.output.warnings_to_stderr`).
 START_LISTENERS: List[Callable[[], None]] = []
+
+#: Seconds between two plain progress lines when no ``interval`` is given.
+DEFAULT_INTERVAL = 10.0
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -40,7 +43,7 @@ class Progress:
     """Context manager counting ``total`` units of work; call :meth:`advance` as work completes.
 
     ``group=(k, "samples")`` additionally reports whole groups of ``k`` units (e.g. steps per sample).
-    ``interval`` (seconds between plain lines) defaults to ``$ELSCLI_PROGRESS_INTERVAL`` or 10.  ``stream``
+    ``interval`` (seconds between plain lines; None: :data:`DEFAULT_INTERVAL`, 10).  ``stream``
     defaults to stderr; ``quiet`` prints nothing; ``force_plain`` never uses the rich bar.  Never raises
     for its own reasons.  ``compiling()`` returns the seconds spent so far compiling kernels rather than
     working on the units; they are left out of the rate and the ETA, and the final line says how many there
@@ -58,12 +61,7 @@ class Progress:
         self.units = unit if unit.endswith("s") else unit + "s"  # "step" -> "steps", "sample-steps" stays
         self.group = group
         self.stream = stream if stream is not None else sys.stderr
-        if interval is None:
-            try:
-                interval = float(os.environ.get("ELSCLI_PROGRESS_INTERVAL", "10"))
-            except ValueError:
-                interval = 10.0
-        self.interval = interval
+        self.interval = DEFAULT_INTERVAL if interval is None else float(interval)
         self.compiling = compiling
         self.completed = 0
         self._start = 0.0

@@ -1,28 +1,32 @@
 """The bundled sample data (1,000 MNIST digits in ``sample_data/mnist-1k``) and the default bank built from it.
 
-``elscli sample`` without ``--bank`` uses a bank of the bundled digits, built on first use into
-:func:`cache_dir` (``$ELSCLI_CACHE``, else ``~/.cache/elscli``) and reused afterwards.  :func:`open_bank`
-turns whatever a caller gives as a bank (a :class:`~elscli.bank.Bank`, a path, or None for this default) into
-a Bank.
+``elscli sample`` without ``--bank`` uses a bank of the bundled digits, built on first use into a
+cache directory (``~/.cache/elscli`` unless given; the CLI gives ``$ELSCLI_CACHE``) and reused afterwards.
+:func:`open_bank` turns whatever a caller gives as a bank (a :class:`~elscli.bank.Bank`, a path, or None for
+this default) into a Bank.  This module reads no environment variables: the CLI maps ``ELSCLI_CACHE`` and
+``ELSCLI_SAMPLE_DATA`` to the ``cache`` and ``sample_data`` arguments (:mod:`elscli.cli.environment`).
 """
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Union
+
+PathLike = Union[str, os.PathLike]
 
 from .bank import Bank, build_bank
 from .errors import ElscliError
 from .outputs import claim_output
 
 
-def sample_data_dir() -> Path:
-    """The repository's ``sample_data/`` directory (editable install or a checkout).
+def sample_data_dir(override: Optional[PathLike] = None) -> Path:
+    """The repository's ``sample_data/`` directory (editable install or a checkout), or ``override`` when it
+    is a directory (the CLI passes ``$ELSCLI_SAMPLE_DATA``).
 
-    ``$ELSCLI_SAMPLE_DATA`` overrides it.  Raises ElscliError when none is found."""
-    env = os.environ.get("ELSCLI_SAMPLE_DATA")
-    cands = [Path(env)] if env else []
+    Looks at ``override``, then beside the elscli package, then in the current directory.  Raises
+    ElscliError when none is found."""
+    cands = [Path(override)] if override else []
     here = Path(__file__).resolve().parent
     cands += [here.parent / "sample_data", here / "sample_data", Path.cwd() / "sample_data"]
     for c in cands:
@@ -32,14 +36,16 @@ def sample_data_dir() -> Path:
                       "directory; set ELSCLI_SAMPLE_DATA)")
 
 
-def cache_dir() -> Path:
-    """Where elscli caches derived files: ``$ELSCLI_CACHE``, else ``~/.cache/elscli`` (not created here)."""
-    env = os.environ.get("ELSCLI_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "elscli"
+def cache_dir(cache: Optional[PathLike] = None) -> Path:
+    """Where elscli caches derived files: ``cache`` when given (the CLI passes ``$ELSCLI_CACHE``), else
+    ``~/.cache/elscli`` (not created here)."""
+    return Path(cache) if cache else Path.home() / ".cache" / "elscli"
 
 
-def default_bank_path() -> Path:
-    """The bank of the bundled ``sample_data/mnist-1k``, built on first use into :func:`cache_dir`.
+def default_bank_path(cache: Optional[PathLike] = None, sample_data: Optional[PathLike] = None) -> Path:
+    """The bank of the bundled ``sample_data/mnist-1k``, built on first use into :func:`cache_dir` (``cache``;
+    None: ``~/.cache/elscli``); ``sample_data``: where the bundled data are (None: :func:`sample_data_dir`'s
+    search).
 
     The build claims the file (:mod:`elscli.outputs`), writes a temporary file and renames it into place, so
     concurrent array tasks are safe: one builds, the others wait for it (up to 10 minutes) and use it.  The
@@ -48,7 +54,7 @@ def default_bank_path() -> Path:
 
     Raises ElscliError when the sample data are missing or the cache directory cannot be created.
     """
-    src = Path(sample_data_dir()) / "mnist-1k"
+    src = Path(sample_data_dir(sample_data)) / "mnist-1k"
     if not src.is_dir():
         raise ElscliError(f"the bundled sample data {str(src)!r} is missing; pass --bank BANK.h5")
     h = hashlib.sha256()
@@ -56,7 +62,7 @@ def default_bank_path() -> Path:
         if p.is_file() and not p.name.startswith("."):
             h.update(p.name.encode())
             h.update(p.read_bytes())
-    target = cache_dir() / f"sample-mnist-1k-{h.hexdigest()[:12]}.h5"
+    target = cache_dir(cache) / f"sample-mnist-1k-{h.hexdigest()[:12]}.h5"
     if target.exists():
         return target
     try:
@@ -71,15 +77,16 @@ def default_bank_path() -> Path:
     return target
 
 
-def open_bank(bank: Any = None) -> Bank:
+def open_bank(bank: Any = None, *, cache: Optional[PathLike] = None,
+              sample_data: Optional[PathLike] = None) -> Bank:
     """A :class:`~elscli.bank.Bank` from a Bank (returned as is), a bank file path, or None (the bundled
-    sample bank, :func:`default_bank_path`).
+    sample bank, :func:`default_bank_path` with ``cache`` and ``sample_data``).
 
     Raises ElscliError when the file does not exist or cannot be read as a bank.
     """
     if isinstance(bank, Bank):
         return bank
-    path = default_bank_path() if bank is None else Path(bank)
+    path = default_bank_path(cache, sample_data) if bank is None else Path(bank)
     if not path.exists():
         raise ElscliError(f"bank {str(path)!r} does not exist")
     try:

@@ -217,8 +217,9 @@ def test_default_sample_data_dir(monkeypatch, tmp_path):
     assert (d / "mnist-1k" / "train-images-idx3-ubyte.gz").is_file()
     bank, _ = build_bank(d / "mnist-1k")
     assert len(bank) == 1000 and np.bincount(bank.labels).tolist() == [100] * 10
-    monkeypatch.setenv("ELSCLI_SAMPLE_DATA", str(tmp_path))
-    assert default_sample_data_dir() == tmp_path
+    assert default_sample_data_dir(tmp_path) == tmp_path          # the override (the CLI's ELSCLI_SAMPLE_DATA)
+    monkeypatch.setenv("ELSCLI_SAMPLE_DATA", str(tmp_path))       # the library reads no environment
+    assert default_sample_data_dir() == d
 
 
 def test_bank_file_is_read_only_friendly(tmp_path):

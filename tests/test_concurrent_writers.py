@@ -333,8 +333,8 @@ def held_by_another_process(output: Path):
 
 def test_bundled_bank_cache_built_once_by_concurrent_tasks(tmp_path):
     """Array tasks all starting at once on the bundled bank: one builds it, the others wait and use it."""
-    script = "from elscli.runs import default_bank_path; print(default_bank_path())"
-    e = {**env(), "ELSCLI_CACHE": str(tmp_path / "cache")}
+    script = f"from elscli.runs import default_bank_path; print(default_bank_path({str(tmp_path / 'cache')!r}))"
+    e = env()
     procs = [subprocess.Popen([sys.executable, "-c", script], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(3)]
     outs = [p.communicate(timeout=600) for p in procs]

@@ -169,3 +169,48 @@ def test_the_sweep_reads_no_slurm_variables(small_bank, tmp_path, clean_env):
     pts = sweep(Bank.open(small_bank), "ls", [3], num_samples=3, steps=2, run_dir=tmp_path)
     assert [p.patch_size for p in pts] == [3]
     assert elscli.Run.open(tmp_path / "sweep-ls-P3.h5").sample_ids.tolist() == [0, 1, 2]
+
+
+# ------------------------------------------------------------------------------ elscli's own variables
+def test_elscli_variables_are_read_by_the_edge():
+    """ELSCLI_PROGRESS_INTERVAL, ELSCLI_CACHE, ELSCLI_SAMPLE_DATA, ELSCLI_TREE_CACHE: read in
+    elscli.cli.environment, with the library's defaults when unset."""
+    from elscli.progress import DEFAULT_INTERVAL
+
+    assert environment.progress_interval({"ELSCLI_PROGRESS_INTERVAL": "0.5"}) == 0.5
+    assert environment.progress_interval({}) == DEFAULT_INTERVAL == 10.0
+    assert environment.progress_interval({"ELSCLI_PROGRESS_INTERVAL": "often"}) == DEFAULT_INTERVAL
+    assert environment.cache_dir({"ELSCLI_CACHE": "/c"}) == Path("/c")
+    assert environment.cache_dir({}) == Path.home() / ".cache" / "elscli"
+    assert environment.tree_cache_dir({"ELSCLI_CACHE": "/c"}) == Path("/c/patch-trees")
+    assert environment.tree_cache_dir({"ELSCLI_CACHE": "/c", "ELSCLI_TREE_CACHE": "off"}) is None
+    assert environment.sample_data_dir({"ELSCLI_SAMPLE_DATA": "/s"}) == Path("/s")
+    assert environment.sample_data_dir({}) is None
+
+
+def test_sample_without_a_bank_follows_the_variables(cli, tmp_path, monkeypatch):
+    """`elscli sample` without --bank builds the bundled bank from $ELSCLI_SAMPLE_DATA into $ELSCLI_CACHE and
+    writes progress lines every $ELSCLI_PROGRESS_INTERVAL seconds; the library, given none of them, ignores
+    the variables (its own defaults)."""
+    import io
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(REPO / "sample_data" / "mnist-1k", data / "mnist-1k")
+    monkeypatch.setenv("ELSCLI_SAMPLE_DATA", str(data))
+    monkeypatch.setenv("ELSCLI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ELSCLI_PROGRESS_INTERVAL", "0")
+    monkeypatch.delenv("ELSCLI_BANK", raising=False)
+    res = cli("sample", "--machine", "ls", "-p", 3, "-n", 2, "--steps", 3, "-o", tmp_path / "r.h5")
+    assert res.exit_code == 0, res.stderr
+    banks = list((tmp_path / "cache").glob("sample-mnist-1k-*.h5"))
+    assert len(banks) == 1 and elscli.Run.open(tmp_path / "r.h5").params["bank"] == str(banks[0])
+    progress = [ln for ln in res.stderr.splitlines() if ln.startswith("sample: ")]
+    assert len(progress) == 7, res.stderr           # a line at every one of the 6 steps, and the final one
+    log = io.StringIO()
+    elscli.sample(banks[0], machine="ls", patch_size=3, num_samples=2, steps=3, quiet=False, progress_stream=log)
+    assert len(log.getvalue().strip().splitlines()) == 1           # the library's 10 s: only the final line
+    log = io.StringIO()
+    elscli.sample(banks[0], machine="ls", patch_size=3, num_samples=2, steps=3, quiet=False, progress_stream=log,
+                  progress_interval=0)
+    assert len(log.getvalue().strip().splitlines()) == 7

@@ -495,11 +495,15 @@ def test_describe_export_and_grid(small, tmp_path):
 
 
 def test_default_bank_is_built_once_into_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ELSCLI_CACHE", str(tmp_path / "cache"))
-    p = runs.default_bank_path()
-    assert p.parent == tmp_path / "cache" and p.exists()
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ELSCLI_CACHE", str(tmp_path / "elsewhere"))   # the library reads no environment:
+    assert runs.cache_dir() == tmp_path / "home" / ".cache" / "elscli"  # its default is ~/.cache/elscli
+    assert environment.cache_dir() == tmp_path / "elsewhere"            # the CLI's is $ELSCLI_CACHE
+    p = runs.default_bank_path(cache)
+    assert p.parent == cache and p.exists()
     mtime = p.stat().st_mtime_ns
-    assert runs.default_bank_path() == p and p.stat().st_mtime_ns == mtime
-    assert os.listdir(tmp_path / "cache") == [p.name]
-    bank = runs.open_bank(None)
+    assert runs.default_bank_path(cache) == p and p.stat().st_mtime_ns == mtime
+    assert os.listdir(cache) == [p.name]
+    bank = runs.open_bank(None, cache=cache)
     assert len(bank) == 1000 and bank.shape == (1, 32, 32)

@@ -149,10 +149,9 @@ def test_progress_lines_in_a_batch_log(setting, tmp_path, monkeypatch):
     """Not a terminal: plain lines with the steps done, the similarities computed of samples x candidates x
     steps, and an ETA; a final line with the total time."""
     d, bank = setting
-    monkeypatch.setenv("ELSCLI_PROGRESS_INTERVAL", "0")
     log = io.StringIO()
     calibrate(reference=d / "net.npz", bank=bank, machine="bbels", candidates="3:7", quiet=False,
-              progress_stream=log, handle_signals=False)
+              progress_stream=log, handle_signals=False, progress_interval=0)
     lines = log.getvalue().strip().splitlines()
     assert len(lines) >= 5
     total = 6 * 3 * 5

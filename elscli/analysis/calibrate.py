@@ -91,7 +91,8 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
               force: bool = False, plot_dir: Optional[PathLike] = None, overlay=None, quiet: bool = True,
               command_line: Optional[str] = None, parameter: Optional[str] = None,
               machine_params: Optional[dict] = None, resume: bool = False, states: str = "network",
-              handle_signals: bool = True, progress_stream=None) -> Calibration:
+              handle_signals: bool = True, progress_stream=None,
+              progress_interval: Optional[float] = None) -> Calibration:
     """Calibrate a machine's locality schedule against a network, or merge and aggregate scan files.
 
     Parameters
@@ -120,6 +121,9 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
         Stop at the next unit of work on SIGINT/SIGTERM (from the main thread), keeping what is computed.
     progress_stream : file, optional
         Where progress goes (default stderr).
+    progress_interval : float, optional
+        Seconds between plain progress lines when that is not a terminal (None: 10,
+        :data:`elscli.progress.DEFAULT_INTERVAL`; the CLI gives ``$ELSCLI_PROGRESS_INTERVAL``).
     plot_dir : path-like, optional
         An existing directory for ``schedule-MACHINE.png`` and ``similarity-MACHINE.png``.
     overlay : schedule spec, optional
@@ -190,7 +194,8 @@ def calibrate(*, reference: Optional[PathLike] = None, scans: Sequence[PathLike]
                               "scan-*.h5 -o schedule.json), or pass --allow-partial")
         return _scan_reference(reference, bank, machine, candidates, metric, scan_out, shard, threads, batch_size,
                                force, quiet, command_line, claims, resume, states, handle_signals, progress_stream,
-                               (aggregate, output, allow_partial, plot_dir, overlay), parameter, machine_params)
+                               (aggregate, output, allow_partial, plot_dir, overlay), parameter, machine_params,
+                               progress_interval)
 
 
 def _refuse_partial(covered: int, total: int) -> None:
@@ -217,7 +222,7 @@ def _finish(result: Scan, scan_path, aggregate, output, allow_partial, force, pl
 
 def _scan_reference(reference, bank, machine, candidates, metric, scan_out, shard, threads, batch_size, force, quiet,
                     command_line, claims: contextlib.ExitStack, resume, states, handle_signals, progress_stream,
-                    finish_args, parameter=None, machine_params=None) -> Calibration:
+                    finish_args, parameter=None, machine_params=None, progress_interval=None) -> Calibration:
     from .. import reference as R
     from ..progress import Progress
     from ..sample_data import open_bank
@@ -265,7 +270,8 @@ def _scan_reference(reference, bank, machine, candidates, metric, scan_out, shar
     watch = CompileWatch(on_first=lambda: bar.log(COMPILING_NOTE))
     with stop as flag, watch, Progress(todo, description=f"locality-scan {machine}", quiet=quiet,
                                        unit="similarities", group=(n_mine * len(cands), "steps"),
-                                       stream=progress_stream, compiling=lambda: watch.seconds) as bar:
+                                       stream=progress_stream, interval=progress_interval,
+                                       compiling=lambda: watch.seconds) as bar:
         if flag is not None:
             flag.on_first = lambda s: bar.log(
                 f"elscli: {_signal_name(s)} received: stopping after the evaluation in flight (send it again to "

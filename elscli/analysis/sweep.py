@@ -73,13 +73,14 @@ def sweep_point(patch_size: int, final: np.ndarray, entropy: Optional[np.ndarray
 def sweep(bank, machine: str, patch_sizes: Sequence[int], *, num_samples: int = 16, seed: int = 0,
           steps: int = 20, start_time: float = 1.0, label: Optional[int] = None, run_dir=None,
           sample_fn: Optional[Callable] = None, force: bool = False, quiet: bool = True,
-          threads: Optional[int] = None) -> List[SweepPoint]:
+          threads: Optional[int] = None, progress_interval: Optional[float] = None) -> List[SweepPoint]:
     """Sample the same seeds at each constant patch size and measure memorisation and posterior entropy.
 
     ``sample_fn(patch_size, output) -> (final (S,C,H,W), prov_entropy (S,H,W) or None)``; by default
     :func:`elscli.runs.sample` computes every sample (no shard) into ``run_dir/sweep-MACHINE-P{P}.h5`` (or a
     temporary directory, removed after) and its provenance gives the entropy.  Returns one point per size,
-    in increasing P.  Raises ElscliError for bad sizes or sampling input.
+    in increasing P.  ``quiet`` and ``progress_interval`` (seconds between plain progress lines, None: 10) are
+    those of each run's progress.  Raises ElscliError for bad sizes or sampling input.
     """
     sizes = parse_candidates(patch_sizes)
     tmpdir = None
@@ -89,7 +90,8 @@ def sweep(bank, machine: str, patch_sizes: Sequence[int], *, num_samples: int = 
     run_dir = Path(run_dir)
     if sample_fn is None:
         sample_fn = _runs_sample_fn(bank, machine, num_samples=num_samples, seed=seed, steps=steps,
-                                    start_time=start_time, label=label, force=force, quiet=quiet, threads=threads)
+                                    start_time=start_time, label=label, force=force, quiet=quiet, threads=threads,
+                                    progress_interval=progress_interval)
     points = []
     try:
         for p in sizes:
@@ -104,7 +106,7 @@ def sweep(bank, machine: str, patch_sizes: Sequence[int], *, num_samples: int = 
 
 def run_sweep(bank, machine: str, patch_sizes, *, num_samples: int = 16, seed: int = 0, steps: int = 20,
               label: Optional[int] = None, run_dir=None, plot_dir=None, force: bool = False, quiet: bool = True,
-              threads: Optional[int] = None) -> Sweep:
+              threads: Optional[int] = None, progress_interval: Optional[float] = None) -> Sweep:
     """:func:`sweep` from a bank path (or Bank), plus the plot ``sweep-MACHINE.png`` in ``plot_dir``.
 
     What ``elscli locality-scan --sweep`` runs.  Raises ElscliError when the bank is missing, ``run_dir``
@@ -119,7 +121,7 @@ def run_sweep(bank, machine: str, patch_sizes, *, num_samples: int = 16, seed: i
         raise ElscliError(f"--run-dir {str(run_dir)!r} is not a directory")
     b = open_bank(bank)
     points = sweep(b, machine, sizes, num_samples=num_samples, seed=seed, steps=steps, label=label,
-                   run_dir=run_dir, force=force, quiet=quiet, threads=threads)
+                   run_dir=run_dir, force=force, quiet=quiet, threads=threads, progress_interval=progress_interval)
     result = Sweep(machine, num_samples, seed, steps, points)
     if plot_dir is not None:
         from .plots import sweep_plot
@@ -136,7 +138,7 @@ def _runs_sample_fn(bank, machine, **kw):
         run = runs.sample(bank, machine=machine, patch_size=None if machine == "is" else int(p), steps=kw["steps"],
                           start_time=kw["start_time"], num_samples=kw["num_samples"], seed=kw["seed"],
                           output=str(out), force=kw["force"], quiet=kw["quiet"], label=kw.get("label"),
-                          threads=kw.get("threads"), shard=None)
+                          threads=kw.get("threads"), shard=None, progress_interval=kw.get("progress_interval"))
         done = np.asarray(run.done, bool)
         prov = run.provenance
         return np.asarray(run.final)[done], None if prov is None else np.asarray(prov["entropy"])[done]

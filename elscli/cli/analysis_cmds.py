@@ -274,7 +274,8 @@ def locality_scan_cmd(
                 raise ElscliError(f"give --sweep or {option}, not both (--sweep samples constant patch sizes; "
                                   f"{option} is for a calibration against a reference)")
         result = run_sweep(bank, machine, sweep, num_samples=num_samples, seed=seed, steps=steps, label=label,
-                           run_dir=run_dir, plot_dir=plot_dir, force=force, quiet=quiet, threads=n_threads)
+                           run_dir=run_dir, plot_dir=plot_dir, force=force, quiet=quiet, threads=n_threads,
+                           progress_interval=environment.progress_interval())
         _print_sweep(result, as_json)
         return
     for option, value in (("--label", label), ("--run-dir", run_dir)):
@@ -284,7 +285,8 @@ def locality_scan_cmd(
                     metric=metric, aggregate=aggregate, output=output, scan_out=scan_out,
                     shard=environment.resolve_shard(shard), threads=n_threads, batch_size=batch_size,
                     allow_partial=allow_partial, force=force, plot_dir=plot_dir, overlay=overlay, quiet=quiet,
-                    command_line=command_line(), parameter=parameter, resume=resume, states=states)
+                    command_line=command_line(), parameter=parameter, resume=resume, states=states,
+                    progress_interval=environment.progress_interval())
     for w in cal.warnings:
         warn(w)
     payload = cal.summary()

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Dict, Optional
 import typer
 
 from ..errors import ElscliError
+from . import environment
 from .app import app
 from .output import argv, emit, note, warnings_to_stderr
 
@@ -126,7 +127,8 @@ def build_bank_cmd(
         bank, stats = build_bank_file(source, output, fmt.value if fmt else None, force=force, params=params,
                                       size=size, color=color, limit=limit, classes=classes, subset_seed=subset_seed,
                                       dedup=dedup, value_range=params["value_range"], layout=params["layout"],
-                                      coarse=coarse, progress=True)
+                                      coarse=coarse, progress=True,
+                                      progress_interval=environment.progress_interval())
     if dedup:
         note(f"--dedup dropped {stats['duplicates_dropped']} duplicate image(s)")
     summary = describe_bank(output)

@@ -7,13 +7,22 @@ sample, without ``threads`` uses Numba's setting); the commands turn the environ
 - ``--threads`` defaults to ``SLURM_CPUS_PER_TASK``, else the cores this process may run on;
 - the grace time of a stop request comes from ``ELSCLI_STOP_GRACE`` (seconds, default 20);
 - the machines keep their patch trees between processes in :func:`tree_cache_dir` (``ELSCLI_TREE_CACHE``,
-  ``ELSCLI_CACHE``).
+  ``ELSCLI_CACHE``);
+- ``sample`` without ``--bank`` builds the bundled sample bank into :func:`cache_dir` (``ELSCLI_CACHE``) from
+  :func:`sample_data_dir` (``ELSCLI_SAMPLE_DATA``);
+- plain progress lines (not on a terminal) come every :func:`progress_interval` seconds
+  (``ELSCLI_PROGRESS_INTERVAL``, default 10);
+- ``ELSCLI_DEBUG`` (read by :func:`elscli.cli.main`) shows tracebacks.
+
+No module outside :mod:`elscli.cli` reads the environment (``tests/test_imports.py`` checks it): the library
+takes all of these as arguments, with the defaults its docstrings give.
 
 (``--bank`` reads ``ELSCLI_BANK`` through Typer's ``envvar``.)
 """
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Mapping, Optional
 
 from ..errors import ElscliError
@@ -112,15 +121,38 @@ def stop_grace(env: Optional[Mapping[str, str]] = None) -> float:
         return DEFAULT_STOP_GRACE
 
 
-def tree_cache_dir(env: Optional[Mapping[str, str]] = None):
+def cache_dir(env: Optional[Mapping[str, str]] = None) -> Path:
+    """Where elscli keeps derived files (the bundled sample bank, patch trees): ``$ELSCLI_CACHE``, else
+    ``~/.cache/elscli`` (:func:`elscli.sample_data.cache_dir`; not created here)."""
+    from ..sample_data import cache_dir as library_cache_dir
+
+    return library_cache_dir(_environ(env).get("ELSCLI_CACHE") or None)
+
+
+def sample_data_dir(env: Optional[Mapping[str, str]] = None) -> Optional[Path]:
+    """``$ELSCLI_SAMPLE_DATA``: where the bundled ``sample_data/`` is, or None (the library looks beside the
+    package, then in the current directory: :func:`elscli.sample_data.sample_data_dir`)."""
+    value = _environ(env).get("ELSCLI_SAMPLE_DATA")
+    return Path(value) if value else None
+
+
+def progress_interval(env: Optional[Mapping[str, str]] = None) -> float:
+    """Seconds between plain progress lines (stderr not a terminal): ``$ELSCLI_PROGRESS_INTERVAL``, else
+    :data:`elscli.progress.DEFAULT_INTERVAL` (10); a value that is not a number gives the default."""
+    from ..progress import DEFAULT_INTERVAL
+
+    try:
+        return float(_environ(env).get("ELSCLI_PROGRESS_INTERVAL", DEFAULT_INTERVAL))
+    except ValueError:
+        return DEFAULT_INTERVAL
+
+
+def tree_cache_dir(env: Optional[Mapping[str, str]] = None) -> Optional[Path]:
     """Where the machines keep their patch trees between processes (:func:`elscli.machines.set_tree_cache`):
     ``$ELSCLI_TREE_CACHE`` (empty, ``0`` or ``off``: nowhere, None), else ``$ELSCLI_CACHE/patch-trees``, else
     ``~/.cache/elscli/patch-trees``."""
-    from pathlib import Path
-
     env = _environ(env)
     value = env.get("ELSCLI_TREE_CACHE")
     if value is not None:
         return None if value.strip().lower() in ("", "0", "off", "none") else Path(value)
-    base = env.get("ELSCLI_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "elscli") / "patch-trees"
+    return cache_dir(env) / "patch-trees"

@@ -143,6 +143,8 @@ def sample_cmd(
                           shard=environment.resolve_shard(shard), save_trajectory=save_trajectory,
                           threads=environment.resolve_threads(threads), batch_size=batch_size, quiet=quiet, png=png,
                           stop_grace=environment.stop_grace(), command_line=command_line(),
+                          progress_interval=environment.progress_interval(),
+                          cache_dir=environment.cache_dir(), sample_data_dir=environment.sample_data_dir(),
                           schedule_scale=schedule_scale, late_scale=late_scale, late_from=late_from)
     done = int(run.done.sum())
     per = run.elapsed / run.samples_computed if run.samples_computed else None

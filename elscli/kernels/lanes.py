@@ -18,6 +18,8 @@ from numba.extending import intrinsic
 
 
 def _host_has_avx512f() -> bool:
+    # Numba's own setting (NUMBA_CPU_FEATURES, read by Numba at import) decides what it compiles for, so it
+    # decides here too: a documented exception to "the environment only at the CLI edge" (tests/test_imports.py).
     try:
         from numba.core import config
         features = config.CPU_FEATURES if config.CPU_FEATURES is not None else \

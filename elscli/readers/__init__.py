@@ -310,7 +310,8 @@ def parse_classes(classes: Union[None, str, Sequence], label_names: Optional[Dic
 
 
 def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limit: Optional[int] = None,
-            classes=None, subset_seed: Optional[int] = None, dedup: bool = False, progress: bool = False) -> Images:
+            classes=None, subset_seed: Optional[int] = None, dedup: bool = False, progress: bool = False,
+            progress_interval: Optional[float] = None) -> Images:
     """Selection, colour conversion, resizing and de-duplication (in that order; see the module docstring).
 
     Parameters
@@ -332,6 +333,9 @@ def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limi
         Drop images identical (SHA-256 of their final bytes) to an earlier one.
     progress : bool
         Report the decoding of large image folders on stderr.
+    progress_interval : float, optional
+        Seconds between plain progress lines when stderr is not a terminal (None: 10,
+        :data:`elscli.progress.DEFAULT_INTERVAL`; the CLI gives ``$ELSCLI_PROGRESS_INTERVAL``).
 
     Returns
     -------
@@ -390,7 +394,7 @@ def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limi
     else:  # lazily-read images (folders): decode only the selected ones, once, with progress on big reads
         selected = []
         with Progress(total=int(idx.size), description="reading images", unit="image",
-                      quiet=not progress or idx.size < 2000) as bar:
+                      quiet=not progress or idx.size < 2000, interval=progress_interval) as bar:
             for i in idx:
                 selected.append(imgs[i])
                 bar.advance()
@@ -466,10 +470,10 @@ def _compact_ranges(idx: np.ndarray) -> List[List[int]]:
 def load_images(path: Union[str, Path], fmt: Optional[str] = None, *, size: int = 32, color: Optional[str] = None,
                 limit: Optional[int] = None, classes=None, subset_seed: Optional[int] = None, dedup: bool = False,
                 value_range: Optional[str] = None, layout: Optional[str] = None, coarse: bool = False,
-                progress: bool = False) -> Images:
+                progress: bool = False, progress_interval: Optional[float] = None) -> Images:
     """:func:`read_raw` then :func:`prepare`: the images a bank will hold (see both for the options).
 
     Returns :class:`Images`; raises ElscliError as they do."""
     raw = read_raw(path, fmt, coarse=coarse, value_range=value_range, layout=layout)
     return prepare(raw, size=size, color=color, limit=limit, classes=classes, subset_seed=subset_seed, dedup=dedup,
-                   progress=progress)
+                   progress=progress, progress_interval=progress_interval)

@@ -61,7 +61,9 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
            progress_stream=None, schedule_scale: Optional[float] = None, late_scale: Optional[float] = None,
            late_from: Optional[float] = None, machine_params: Optional[dict] = None,
            noise_schedule: Optional[str] = None, sampler: Optional[str] = None, eta: Optional[float] = None,
-           grid: Optional[str] = None, channels=None) -> Run:
+           grid: Optional[str] = None, channels=None, progress_interval: Optional[float] = None,
+           cache_dir: Union[str, os.PathLike, None] = None, sample_data_dir: Union[str, os.PathLike, None] = None
+           ) -> Run:
     """Sample a run with a score machine through a reverse process (default: the paper's deterministic DDIM on
     20 equal steps of the cosine-legacy noise schedule).
 
@@ -124,11 +126,18 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
     save_trajectory : bool
         Keep ``x`` and ``x0_hat`` at every step.
     threads : int, optional
-        Numba threads (capped at ``numba.config.NUMBA_NUM_THREADS``); results do not depend on it.
+        Numba threads (capped at Numba's thread pool, ``NUMBA_NUM_THREADS``); results do not depend on it.
     batch_size : int, optional
         Samples denoised together (default 1); results do not depend on it.
     quiet : bool
         No progress on stderr (or ``progress_stream``).
+    progress_interval : float, optional
+        Seconds between plain progress lines when stderr is not a terminal (None: 10,
+        :data:`elscli.progress.DEFAULT_INTERVAL`; the CLI gives ``$ELSCLI_PROGRESS_INTERVAL``).
+    cache_dir, sample_data_dir : path-like, optional
+        For ``bank=None``: where the bundled sample bank is built and kept (None: ``~/.cache/elscli``) and
+        where the bundled ``sample_data/`` is (None: beside the package, else the current directory); the CLI
+        gives ``$ELSCLI_CACHE`` and ``$ELSCLI_SAMPLE_DATA`` (:func:`elscli.sample_data.default_bank_path`).
     png : path-like, optional
         Also write a labelled grid of the finished samples (:func:`elscli.runs.export.save_grid_png`).
     channels : str or sequence of int, optional
@@ -180,7 +189,7 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
         if png is not None:
             claims.enter_context(claim_output(png, force or resume))
         bank_path = None if (bank is None or hasattr(bank, "images")) else str(bank)
-        bank_obj = open_bank(bank)
+        bank_obj = open_bank(bank, cache=cache_dir, sample_data=sample_data_dir)
         if bank_path is None and getattr(bank_obj, "path", None) is not None:
             bank_path = str(bank_obj.path)
         plan = plan_run(bank_obj, machine=machine, patch_size=patch_size, schedule=schedule, steps=steps,
@@ -197,7 +206,8 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
         plan.params["threads"] = n_threads
         plan.params["batch_size"] = int(batch_size)
         loop = dict(threads=n_threads, batch_size=int(batch_size), quiet=quiet, handle_signals=handle_signals,
-                    stop_grace=float(stop_grace), progress_stream=progress_stream)
+                    stop_grace=float(stop_grace), progress_stream=progress_stream,
+                    progress_interval=progress_interval)
 
         if out_path is None:
             store = empty_arrays(plan.sample_ids, plan.seeds, plan.labels, plan.times, plan.patch_sizes,
@@ -241,18 +251,21 @@ def _label_names(bank) -> Optional[Dict[str, str]]:
 
 
 def effective_threads(threads: Optional[int]) -> int:
-    """The Numba thread count a run uses: ``threads`` capped at ``numba.config.NUMBA_NUM_THREADS``, or
+    """The Numba thread count a run uses: ``threads`` capped at Numba's thread pool
+    (:func:`elscli.kernels.threads.thread_limit`), or
     Numba's current setting when None.  Raises ElscliError when ``threads`` < 1.
 
     The machines set it for each call and restore the previous setting after (``numba.set_num_threads``),
     so sampling from Python leaves the caller's Numba setting alone."""
     import numba
 
+    from ..kernels.threads import thread_limit
+
     if threads is None:
         return int(numba.get_num_threads())
     if isinstance(threads, bool) or int(threads) < 1:
         raise ElscliError(f"--threads must be at least 1, got {threads}")
-    return max(1, min(int(threads), int(numba.config.NUMBA_NUM_THREADS)))
+    return max(1, min(int(threads), thread_limit()))
 
 
 def _open_partial(out_path: Path, partial: Path, plan: RunPlan, resume: bool):
@@ -299,6 +312,7 @@ def _open_partial(out_path: Path, partial: Path, plan: RunPlan, resume: bool):
 
 def run_plan(plan: RunPlan, store: Dict[str, Any], bank, *, threads: int, batch_size: int, quiet: bool = True,
              handle_signals: bool = True, stop_grace: float = DEFAULT_STOP_GRACE, progress_stream=None,
+             progress_interval: Optional[float] = None,
              flush: Optional[Callable[[], None]] = None) -> Run:
     """The sampling loop: every unfinished sample of ``store``, in batches, through the plan's sampler.
 
@@ -322,7 +336,8 @@ def run_plan(plan: RunPlan, store: Dict[str, Any], bank, *, threads: int, batch_
     interrupted = None
     watch = CompileWatch(on_first=lambda: bar.log(COMPILING_NOTE))
     with stop as flag, watch, Progress(len(todo) * T, "sample", quiet=quiet, unit="step", group=(T, "samples"),
-                                       stream=progress_stream, compiling=lambda: watch.seconds) as bar:
+                                       stream=progress_stream, interval=progress_interval,
+                                       compiling=lambda: watch.seconds) as bar:
         if done.any():
             bar.log(f"elscli: resuming: {int(done.sum())} of {len(done)} samples already done; computing the "
                     f"other {len(todo)}")
