@@ -58,6 +58,33 @@ def one_line_error(res, *needles):
     assert res.stdout == ""
 
 
+def test_compare_montage_rows_say_what_they_are(cli, files, tmp_path, monkeypatch):
+    """The side-by-side grid labels the reference's row by what it is (the network, and its file), not by the
+    file's stem ("net"), and each run's row by its machine; no text overlaps another or a panel."""
+    from figures import capture_layout_faults
+
+    from elscli.analysis import plots
+
+    d = files
+    labels = {}
+    real = plots.side_by_side
+
+    def spy(columns, path, **kw):
+        labels["rows"] = list(columns)
+        return real(columns, path, **kw)
+
+    monkeypatch.setattr(plots, "side_by_side", spy)
+    faults = capture_layout_faults(monkeypatch)
+    (d / "run-1.h5").write_bytes((d / "ls.h5").read_bytes())       # a run whose name is not its machine
+    res = cli("compare", d / "net.npz", d / "run-1.h5", "--baseline", d / "is.h5", "--plot", tmp_path / "p")
+    assert res.exit_code == 0, res.stderr
+    assert labels["rows"] == ["network (net.npz)", "ls (run-1.h5)", "is"]
+    res = cli("compare", d / "is.h5", d / "ls.h5", "--plot", tmp_path / "q")     # a run as the reference
+    assert res.exit_code == 0, res.stderr
+    assert labels["rows"] == ["is", "ls"]
+    assert faults and all(v == [] for v in faults.values()), "; ".join(f"{k}: {f}" for k, v in faults.items() for f in v)
+
+
 def test_compare_table_json_csv_plots(cli, files, tmp_path):
     d = files
     res = cli("compare", d / "net.npz", d / "ls.h5", "--baseline", d / "is.h5")

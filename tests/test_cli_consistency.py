@@ -97,6 +97,21 @@ def test_table_json_csv_and_plots(cli, files, tmp_path):
                              "branch_points", "tail_probability", "bank_percentile", "inconsistent", "copy"]
 
 
+def test_figures_have_no_overlapping_texts(cli, files, tmp_path, monkeypatch):
+    """Every figure of --plot: no title over the column numbers (the paired grid's suptitle sat on its "#k"
+    titles), no label over a panel or outside the figure — for 6 samples and for the paired grid's 16 columns."""
+    from figures import capture_layout_faults
+
+    d = files
+    faults = capture_layout_faults(monkeypatch)
+    res = cli("consistency", d / "ls.h5", d / "is.h5", "--bank", d / "bank.h5", "--reference", d / "net.npz",
+              "--plot", tmp_path / "figs")
+    assert res.exit_code == 0, res.stderr
+    assert set(faults) == {"histograms.png", "grid-network.png", "grid-ls.png", "grid-is.png", "agreement.png",
+                           "paired.png"}
+    assert all(v == [] for v in faults.values()), "; ".join(f"{k}: {f}" for k, v in faults.items() for f in v)
+
+
 def test_values_match_the_library(cli, files):
     """The CLI's per-sample numbers are the library's on the same finals."""
     d = files

@@ -293,8 +293,12 @@ def _finals(name, images, seeds, params):
                     np.full(S, -1, np.int64), seeds.astype(np.float32), params)
 
 
-def test_sweep_orders_by_scale_over_shared_seeds(digits, tmp_path):
+def test_sweep_orders_by_scale_over_shared_seeds(digits, tmp_path, monkeypatch):
+    from figures import capture_layout_faults
+
     from elscli.analysis.consistency_plots import consistency_plots
+
+    faults = capture_layout_faults(monkeypatch)
 
     images, labels = digits
     dist = C.BankDistribution.from_images(images[::2], labels[::2])
@@ -316,6 +320,7 @@ def test_sweep_orders_by_scale_over_shared_seeds(digits, tmp_path):
     written = consistency_plots(rep, tmp_path, sweep=True)
     assert {p.split("/")[-1] for p in written} == {"histograms.png", "grid-wide.png", "grid-narrow.png",
                                                   "grid-mid.png", "sweep.png"}
+    assert len(faults) == 5 and all(v == [] for v in faults.values()), faults     # no text over another
 
 
 @pytest.mark.parametrize("params, seeds_ok, message", [

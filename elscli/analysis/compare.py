@@ -45,6 +45,19 @@ class Outputs:
         """A short label for tables and plots."""
         return self.name if self.machine is None else f"{self.name} ({self.machine})"
 
+    @property
+    def what(self) -> str:
+        """What made the samples: ``network`` for a reference trajectory (a network's), else the run's machine
+        (its name when the run records none)."""
+        return "network" if self.kind == "reference" else (self.machine or self.name)
+
+    @property
+    def figure_label(self) -> str:
+        """A figure's label for this input: :attr:`what`, with the file's name when that is not the same
+        word — ``network (trajectories.npz)``, ``pca-locality (pca.h5)``, ``bbels`` for ``bbels.h5``."""
+        file = Path(self.path).name if self.path else self.name
+        return self.what if self.name == self.what else f"{self.what} ({file})"
+
 
 def load_outputs(path: os.PathLike | str, name: Optional[str] = None) -> Outputs:
     """Read the finals of a run file (finished samples only, through :func:`elscli.runs.read_finished`) or

@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .plots import fitted_suptitle  # noqa: E402
 from .consistency import FEATURES, ConsistencyReport, InputResult, ink_masks, skeleton_points  # noqa: E402
 
 _LABELS = {"components": "components (ink, 8-connected)", "holes": "holes (background, 4-connected)",
@@ -29,13 +30,12 @@ _COLOURS = ["tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab
 
 
 def _save(fig, path) -> str:
-    """Write the figure as PNG, claimed and renamed into place whole (:func:`elscli.outputs.atomic_output`;
-    an existing figure is replaced)."""
-    from ..outputs import atomic_output
+    """Write the figure as PNG (:func:`elscli.analysis.plots.save_figure`: claimed and renamed into place
+    whole; an existing figure is replaced) and close it."""
+    from . import plots
 
     try:
-        with atomic_output(path, force=True) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
+        plots.save_figure(fig, path, dpi=110)
     finally:
         plt.close(fig)
     return str(path)
@@ -85,7 +85,7 @@ def feature_histograms(report: ConsistencyReport, path) -> str:
         ax.grid(alpha=0.3, axis="y")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle(f"topology of the bank and the inputs — {_score_text(report)}", fontsize=9)
+    fitted_suptitle(fig, f"topology of the bank and the inputs — {_score_text(report)}", fontsize=9)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return _save(fig, path)
 
@@ -135,7 +135,7 @@ def extremes_grid(result: InputResult, path, *, report: ConsistencyReport, per_r
                     sp.set_linewidth(2.0)
         axes[ri, 0].set_ylabel(title, fontsize=9)
     n_inc = int(np.count_nonzero(s.inconsistent))
-    fig.suptitle(f"{f.name}: {n_inc} of {S} samples inconsistent (red frames: more inconsistent than "
+    fitted_suptitle(fig, f"{f.name}: {n_inc} of {S} samples inconsistent (red frames: more inconsistent than "
                  f"{report.bank.level:.0%} of the bank)\n"
                  f"cyan: skeleton, red ○: end points, yellow □: branch pixels; C/H/E/B: components, holes, end "
                  f"points, branch points; p: tail probability | share of the bank more consistent", fontsize=8)
@@ -191,7 +191,7 @@ def sweep_plot(points: List[Dict], path, *, report: ConsistencyReport,
         ax.set_xlabel("schedule scale F" + (f" (steps with t ≤ {points[0]['late_from']:g})" if late else
                                            " (every step)") + " — patch size first→last step")
     n = points[0]["samples"]
-    fig.suptitle(f"locality vs spatial consistency: {n} samples per scale, the same seeds", fontsize=10)
+    fitted_suptitle(fig, f"locality vs spatial consistency: {n} samples per scale, the same seeds", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -202,7 +202,7 @@ def agreement_plot(report: ConsistencyReport, path) -> str:
     counts of the 2x2 table in the quadrants."""
     ref = report.reference
     names = list(report.agreements)
-    fig, axes = plt.subplots(1, len(names), figsize=(max(4.6 * len(names), 6.0), 5.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(max(4.6 * len(names), 6.0), 5.6), squeeze=False)
     alpha = 1 - report.bank.level
     floor = 1.0 / (2 * len(report.bank.topology))
     rng = np.random.default_rng(0)
@@ -238,7 +238,7 @@ def agreement_plot(report: ConsistencyReport, path) -> str:
                      f"{'undefined' if rho is None or np.isnan(rho) else f'{rho:.2f}'}", fontsize=9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"sample by sample: left of / below the dashed lines = inconsistent\n(more inconsistent than "
+    fitted_suptitle(fig, f"sample by sample: left of / below the dashed lines = inconsistent\n(more inconsistent than "
                  f"{report.bank.level:.0%} of the bank; {_score_text(report).split(';')[0]}; beyond the whole "
                  f"bank: drawn at 1/2N)", fontsize=9)
     fig.tight_layout()
@@ -280,7 +280,7 @@ def paired_grid(report: ConsistencyReport, path, *, max_samples: int = 16) -> st
                 ax.set_title(f"#{int(ref.finals.sample_ids[k])}", fontsize=8, pad=2)
             if j == 0:
                 ax.set_ylabel(res.finals.name, fontsize=8)
-    fig.suptitle(f"the same seeds: {ref.finals.name} (top) and each run; red frame: inconsistent (more than "
+    fitted_suptitle(fig, f"the same seeds: {ref.finals.name} (top) and each run; red frame: inconsistent (more than "
                  f"{report.bank.level:.0%} of the bank); C/E/B: components, end points, branch points", fontsize=8)
     fig.tight_layout(pad=0.3, h_pad=0.4, w_pad=0.2)
     return _save(fig, path)

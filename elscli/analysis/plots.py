@@ -28,6 +28,23 @@ def save_figure(fig, path, *, dpi: int) -> None:
         fig.savefig(tmp, dpi=dpi, format=fmt)
 
 
+def fitted_suptitle(fig, text: str, *, fontsize: float):
+    """``fig.suptitle(text)`` wrapped at spaces to lines that fit the figure's width (DejaVu Sans averages
+    about 0.55 em per character; explicit newlines are kept), so that a title of a narrow grid is not cut at
+    the figure's edges.  Returns the Text; lay the figure out after (``tight_layout`` keeps the title above
+    the panels' titles).  The figure grows by the height of the lines the wrapping adds, so that the panels
+    keep their room."""
+    import textwrap
+
+    width_pt = fig.get_figwidth() * 72.0 * 0.96
+    per_line = max(20, int(width_pt / (0.55 * fontsize)))
+    lines = [w for part in text.split("\n") for w in (textwrap.wrap(part, per_line) or [""])]
+    added = len(lines) - (text.count("\n") + 1)
+    if added > 0:
+        fig.set_figheight(fig.get_figheight() + added * 1.25 * fontsize / 72.0)
+    return fig.suptitle("\n".join(lines), fontsize=fontsize)
+
+
 def show_image(ax, img: np.ndarray, value_range: Optional[str] = None) -> None:
     """Show a (C, H, W) image: on the [-1, 1] scale, clipped, grey for C = 1 or RGB for C = 3; other channel
     counts (latents), or ``value_range="none"``, as :func:`elscli.display.to_display` shows them (the first
@@ -86,8 +103,8 @@ def side_by_side(columns: Dict[str, np.ndarray], path, *, r2: Optional[Dict[str,
                 ax.set_title(f"#{sample_labels[j]}", fontsize=8)
             if r2 is not None and n in r2:
                 ax.set_xlabel(f"r²={r2[n][j]:.2f}", fontsize=7, labelpad=1)
-            if j == 0:
-                ax.set_ylabel(n, fontsize=9)
+            if j == 0:      # "network (trajectories.npz)": the file on a second line, within the row's height
+                ax.set_ylabel(n.replace(" (", "\n("), fontsize=9)
     fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.2)
     save_figure(fig, path, dpi=110)
     plt.close(fig)
@@ -209,12 +226,12 @@ def comparison_plots(comparison, out_dir, *, max_samples: int = 16) -> List[str]
         if base is not None and o.name != base:
             written.append(scatter_r2(comparison.metrics[o.name]["r2"], comparison.metrics[base]["r2"],
                                       out_dir / f"scatter-{o.name}.png", machine=o.machine or o.name,
-                                      baseline=base, reference=ref.name))
-    cols = {ref.name: ref.final[comparison.ref_index]}
+                                      baseline=base, reference=ref.what))
+    cols = {ref.figure_label: ref.final[comparison.ref_index]}     # rows say what they are, not a file stem
     r2 = {}
     for o, oi in zip(comparison.others, comparison.other_index):
-        cols[o.name] = o.final[oi]
-        r2[o.name] = comparison.metrics[o.name]["r2"]
+        cols[o.figure_label] = o.final[oi]
+        r2[o.figure_label] = comparison.metrics[o.name]["r2"]
     written.append(side_by_side(cols, out_dir / "side-by-side.png", r2=r2, sample_labels=comparison.ref_index,
                                 max_samples=max_samples))
     return written
