@@ -7,7 +7,9 @@ an output that cannot be written, a file that would be overwritten, a partial in
 - exits with a non-zero code,
 - prints exactly one line on stderr (stderr is a pipe, not a terminal), and no traceback, no Python exception
   name (``BadZipFile:``...) and no ``internal error`` (an unexpected exception: a bug),
-- leaves the work directory as it found it: no new file or directory, no file changed.
+- leaves the work directory as it found it: no new file or directory, no file changed,
+- says it in elscli's words: none of the libraries' wording ("Input should be…", "Value error, …", "[Errno N]")
+  and, where a case names them, the words it must say (the option, "must be odd", …).
 
 Usage (the fixtures are made with the elscli under test, in a fresh temporary directory)::
 
@@ -197,7 +199,8 @@ class Sweep:
         before = self.snapshot()
         t0 = time.monotonic()
         try:
-            p = subprocess.run([self.elscli, *case.args], cwd=self.root, capture_output=True, text=True, env=self.env,
+            env = self.env if case.env is None else {**self.env, **{k: v.format(root=self.root) for k, v in case.env.items()}}
+            p = subprocess.run([self.elscli, *case.args], cwd=self.root, capture_output=True, text=True, env=env,
                                timeout=self.timeout, stdin=subprocess.DEVNULL)
             rc, err = p.returncode, p.stderr
         except subprocess.TimeoutExpired as exc:
@@ -225,6 +228,12 @@ class Sweep:
             problems.append(f"Python exception name {', '.join(names)}")
         if len(lines) != 1:
             problems.append(f"{len(lines)} stderr lines")
+        leaks = [w for w in LIBRARY_WORDING if w in err]
+        if leaks:
+            problems.append(f"library wording {', '.join(map(repr, leaks))}")
+        missing = [w for w in case.says if w not in err]
+        if missing:
+            problems.append(f"does not say {', '.join(map(repr, missing))}")
         rel = lambda ps: [os.path.relpath(p.rstrip("/"), self.root) + ("/" if p.endswith("/") else "") for p in ps]
         if left:
             problems.append(f"left {', '.join(rel(left))}")
@@ -236,9 +245,16 @@ class Sweep:
                 "problems": problems, "exit_code": rc, "stderr": err, "seconds": round(seconds, 2)}
 
 
+#: Wording of the libraries under elscli (pydantic through Typer, the OS) that must never reach a user.
+LIBRARY_WORDING = ("Input should", "Value error,", "[Errno", "Invalid value for")
+
+
 class Case:
     def __init__(self, id: str, args: Sequence[str], setup: Optional[Callable[[Path], None]] = None,
-                 teardown: Optional[Callable[[Path], None]] = None) -> None:
+                 teardown: Optional[Callable[[Path], None]] = None, says: Sequence[str] = (),
+                 env: Optional[Dict[str, str]] = None) -> None:
+        self.says = list(says)
+        self.env = env
         self.id = id
         self.args = list(args)
         self.command = self.args[0] if self.args and self.args[0] in COMMANDS else ""
@@ -581,6 +597,46 @@ def cases() -> List[Case]:
     add("guard-sample-wiener-patch-size", ["sample", *B, "--machine", "wiener", "--patch-size", "5", "-o", "r.h5"])
     add("guard-sample-is-schedule-scale", ["sample", *B, "--machine", "is", "--schedule-scale", "2", "-o", "r.h5"])
     add("guard-scan-missing-ref-shard", ["locality-scan", "-r", "nonexist.npz", *B, "--shard", "0/16", "-o", "s.json"])
+    # ---- polish: elscli's words for bad option values (never the parser's or the OS's), odd patch sizes said as
+    # such, options that would be accepted and ignored refused
+    says = lambda id, args, words, setup=None, teardown=None, env=None: C.append(
+        Case(id, args, setup, teardown, says=words, env=env))
+    says("polish-bank-limit-negative", ["build-bank", "fx/imgs.npz", "-o", "b.h5", "--limit", "-5"],
+         ["--limit must be at least 1"])
+    says("polish-bank-value-range-reversed", ["build-bank", "fx/imgs.npz", "-o", "b.h5", "--value-range", "1,-1"],
+         ["--value-range must be one of"])
+    says("polish-bank-subset-seed-negative", ["build-bank", "fx/imgs.npz", "-o", "b.h5", "--limit", "3",
+                                              "--subset-seed", "-3"], ["--subset-seed"])
+    says("polish-bank-subset-seed-without-limit", ["build-bank", "fx/imgs.npz", "-o", "b.h5", "--subset-seed", "3"],
+         ["--limit"])
+    says("polish-bank-coarse-not-cifar", ["build-bank", "fx/imgs.npz", "-o", "b.h5", "--coarse"], ["--coarse"])
+    says("polish-bank-layout-of-bank", ["build-bank", "fx/bank.h5", "-o", "b.h5", "--layout", "nhwc"], ["--layout"])
+    says("polish-sample-steps-not-int", [*S, "-o", "r.h5", "--steps", "many"], ["--steps must be a whole number"])
+    says("polish-sample-seed-huge", [*S, "-o", "r.h5", "--seed", str(2 ** 70)], ["--seed"])
+    says("polish-sample-patch-size-even", ["sample", *B, "--steps", "3", "--patch-size", "4", "-o", "r.h5"],
+         ["--patch-size 4", "must be odd"])
+    says("polish-sample-schedule-even", ["sample", *B, "--steps", "3", "--schedule", "4", "-o", "r.h5"],
+         ["--schedule 4", "must be odd"])
+    says("polish-sample-schedule-json-even", ["sample", *B, "--steps", "3", "--schedule", "fx/even.json",
+                                              "-o", "r.h5"], ["must be odd"])
+    says("polish-sample-cache-under-file", ["sample", "--steps", "3", "-n", "1", "-o", "r.h5"],
+         ["ELSCLI_CACHE", "is a file, not a directory"], env={"ELSCLI_CACHE": "{root}/fx/afile/cache"})
+    says("polish-scan-candidates-even-range", [*LS[:-3], "--candidates", "4:8", "-o", "s.json"],
+         ["must be odd", "even size 4"])
+    says("polish-scan-candidates-even-list", [*LS[:-3], "--candidates", "4,6", "-o", "s.json"],
+         ["must be odd", "4, 6 are even"])
+    says("polish-scan-sweep-even", ["locality-scan", "--sweep", "4,6", *B], ["--sweep", "must be odd"])
+    says("polish-scan-sweep-batch-size", ["locality-scan", "--sweep", "3", *B, "--batch-size", "4"], ["--batch-size"])
+    says("polish-scan-calibration-steps", [*LS, "-o", "s.json", "--steps", "4"], ["--steps is for --sweep only"])
+    says("polish-export-npz-scale", ["export", "fx/run.h5", "-o", "f.npz", "--scale", "4"], ["--scale", ".npz"])
+    says("polish-mosaic-tolerance-without-bank", ["mosaic", "fx/run.h5", "--tolerance", "0.1"], ["--tolerance"])
+    says("polish-mosaic-tolerance-nan", ["mosaic", "fx/run.h5", *B, "--tolerance", "nan"], ["--tolerance"])
+    says("polish-mosaic-max-pngs-without-o", ["mosaic", "fx/run.h5", "--max-pngs", "3"], ["--max-pngs"])
+    says("polish-consistency-grid-size-without-plot", ["consistency", "fx/run.h5", *B, "--grid-size", "4"],
+         ["--grid-size"])
+    says("polish-compare-bank-without-nearest", ["compare", "fx/ref.npz", "fx/run.h5", *B], ["--nearest"])
+    says("polish-compare-per-sample-csv", ["compare", "fx/ref.npz", "fx/run.h5", "--per-sample", "--csv"],
+         ["--per-sample"])
     return C
 
 

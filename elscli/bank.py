@@ -367,13 +367,15 @@ def build_bank(source: Union[str, os.PathLike], fmt: Optional[str] = None, *, co
     ElscliError
         Missing, unreadable or malformed source; an empty selection; bad options.
     """
-    from .readers import detect_format, finish_raw, normalise_format, prepare, read_raw
+    from .readers import (detect_format, finish_raw, normalise_format, prepare, read_raw,
+                          refuse_unused_reader_options)
 
     path = Path(source)
     if not path.exists():
         raise ElscliError(f"{str(path)!r} does not exist")
     fmt = normalise_format(fmt) or detect_format(path)
     if fmt == "bank":
+        refuse_unused_reader_options(fmt, path, coarse=coarse, value_range=value_range, layout=layout)
         raw = finish_raw(read_bank_source(path), path, fmt)
     else:
         raw = read_raw(path, fmt, coarse=coarse, value_range=value_range, layout=layout)

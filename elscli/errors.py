@@ -6,8 +6,11 @@ Input that is probably, but not certainly, wrong gives an :class:`ElscliWarning`
 CLI prints it as one ``elscli: warning:`` line on stderr.
 
 :func:`reason` turns any other exception (an ``OSError`` of a library, a ``BadZipFile`` of NumPy...) into the
-words to show after the user's path — never a Python class name, never a temporary file's name.
+words to show after the user's path — never a Python class name, never a temporary file's name;
+:func:`option_words` does the same for the messages of the command-line parser (Typer validates option values
+with pydantic, whose messages read "Input should be greater than or equal to 1" or "Value error, …").
 """
+import re
 
 
 class ElscliError(ValueError):
@@ -53,3 +56,43 @@ def reason(exc: BaseException) -> str:
         if cls.__name__ in _PLAIN_REASONS:
             return _PLAIN_REASONS[cls.__name__]
     return "an unexpected failure"
+
+
+# The parser's phrases for a bad option value (pydantic's, as Typer reports them, and Click's own), and ours.
+_OPTION_PHRASES = [
+    (r"Input should be a valid integer.*|.* is not a valid integer.*", "must be a whole number"),
+    (r"Input should be a finite number.*", "must be a finite number"),
+    (r"Input should be a valid number.*|.* is not a valid float.*", "must be a number"),
+    (r"Input should be a valid boolean.*|.* is not a valid boolean.*", "must be true or false"),
+    (r"Input should be greater than or equal to (\S+?)\.?", r"must be at least \1"),
+    (r"Input should be greater than (\S+?)\.?", r"must be greater than \1"),
+    (r"Input should be less than or equal to (\S+?)\.?", r"must be at most \1"),
+    (r"Input should be less than (\S+?)\.?", r"must be less than \1"),
+    (r".* is not in the range x>=(\S+?)\.?", r"must be at least \1"),
+    (r".* is not in the range x<=(\S+?)\.?", r"must be at most \1"),
+    (r".* is not in the range (\S+?)<=x<=(\S+?)\.?", r"must lie in [\1, \2]"),
+]
+
+
+def option_words(message: str) -> str:
+    """Plain words for the command-line parser's message about a bad option value, to follow the option's
+    name: ``"Input should be greater than or equal to 1"`` -> ``"must be at least 1"``, ``"Value error, 'x'
+    is not one of 'a', 'b'."`` -> ``"must be one of a, b"``, ``"Input should be a valid integer, unable to
+    parse string as an integer"`` -> ``"must be a whole number"``.  A message it does not know is returned
+    on one line, without pydantic's ``"Value error, "`` prefix.
+
+    Parameters: ``message`` the parser's message (``click.BadParameter.message``).  Returns: a non-empty
+    ``str`` without newlines.  Raises: nothing.
+    """
+    text = " ".join(str(message).split())
+    text = re.sub(r"^(Value error|Assertion failed),\s*", "", text)
+    choices = re.fullmatch(r"'?.*?'? is not one of (.*?)\.?", text) or re.fullmatch(
+        r"'?.*?'? is not (?:one of|a valid choice)[:]? (.*?)\.?", text)
+    if choices:
+        names = re.findall(r"'([^']*)'", choices.group(1)) or [c.strip() for c in choices.group(1).split(",")]
+        return "must be one of " + " | ".join(n for n in names if n)
+    for pattern, words in _OPTION_PHRASES:
+        m = re.fullmatch(pattern, text)
+        if m:
+            return m.expand(words)
+    return text or "is not a valid value"

@@ -29,7 +29,7 @@ def describe_generic(path: Union[str, os.PathLike]) -> Dict[str, Any]:
             f.visititems(visit)
         except (OSError, KeyError, ValueError) as exc:
             raise ElscliError(f"{str(path)!r} is corrupt or truncated "
-                              f"({str(exc).splitlines()[0] if str(exc) else exc})") from None
+                              f"({reason(exc)})") from None
         return {"path": str(path), "format": file_format(f) or "unknown", "attrs": attrs, "datasets": datasets}
 
 

@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 PathLike = Union[str, os.PathLike]
 
 from .bank import Bank, build_bank
-from .errors import ElscliError
+from .errors import ElscliError, reason
 from .outputs import claim_output
 
 
@@ -42,6 +42,28 @@ def cache_dir(cache: Optional[PathLike] = None) -> Path:
     return Path(cache) if cache else Path.home() / ".cache" / "elscli"
 
 
+def usable_cache_dir(path: Path) -> Path:
+    """Create the cache directory ``path`` (:func:`cache_dir`) if needed and check that elscli can write there.
+
+    Returns ``path``.  Raises ElscliError, in words naming the path and ``ELSCLI_CACHE``, when it (or a
+    parent) is a file, cannot be created, or is not writable.
+    """
+    where = f"the cache directory {str(path)!r} (ELSCLI_CACHE, default ~/.cache/elscli)"
+    blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        what = "it" if blocker == path else f"{str(blocker)!r}"
+        raise ElscliError(f"{where} cannot be used: {what} is a file, not a directory; set ELSCLI_CACHE to "
+                          f"a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ElscliError(f"{where} cannot be created: {reason(exc)}; set ELSCLI_CACHE to a writable "
+                          f"directory") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ElscliError(f"{where} is not writable; set ELSCLI_CACHE to a writable directory")
+    return path
+
+
 def default_bank_path(cache: Optional[PathLike] = None, sample_data: Optional[PathLike] = None) -> Path:
     """The bank of the bundled ``sample_data/mnist-1k``, built on first use into :func:`cache_dir` (``cache``;
     None: ``~/.cache/elscli``); ``sample_data``: where the bundled data are (None: :func:`sample_data_dir`'s
@@ -65,10 +87,7 @@ def default_bank_path(cache: Optional[PathLike] = None, sample_data: Optional[Pa
     target = cache_dir(cache) / f"sample-mnist-1k-{h.hexdigest()[:12]}.h5"
     if target.exists():
         return target
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ElscliError(f"cannot create the cache directory {str(target.parent)!r}: {exc}") from None
+    usable_cache_dir(target.parent)
     # One task builds it (claimed, temporary name, atomic rename); concurrent tasks wait for it, then use it.
     with claim_output(target, force=True, wait=600.0):
         if not target.exists():
@@ -94,4 +113,4 @@ def open_bank(bank: Any = None, *, cache: Optional[PathLike] = None,
     except ElscliError:
         raise
     except (OSError, KeyError, ValueError) as exc:
-        raise ElscliError(f"bank {str(path)!r} cannot be read (corrupt?): {str(exc).splitlines()[0]}") from None
+        raise ElscliError(f"bank {str(path)!r} cannot be read (corrupt?): {reason(exc)}") from None

@@ -36,7 +36,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .errors import ElscliError
+from .errors import ElscliError, reason
 
 PAPER_PREFIX = "paper:"
 DEFAULT_SCHEDULE = "paper:MNIST_ResNet_zeros"
@@ -225,15 +225,27 @@ def _check_size(p: Any, what: str) -> int:
             isinstance(p, float) and p.is_integer()):
         raise ElscliError(f"{what}: patch sizes must be integers, got {p!r}")
     p = int(p)
-    if p < 1 or p % 2 == 0:
+    if p < 1:
         raise ElscliError(f"{what}: patch sizes must be odd and positive, got {p}")
+    if p % 2 == 0:
+        raise ElscliError(f"{what}: patch sizes must be odd; {p} is even")
     return p
 
 
 def _validate(times: Sequence[float], sizes: Sequence[int], what: str) -> None:
     _validate_times(times, len(sizes), "patch sizes", what)
     for p in sizes:
-        _check_size(p, what)
+        if not _is_even_int(p):
+            _check_size(p, what)
+    even = sorted({int(p) for p in sizes if _is_even_int(p)})
+    if even:         # every even size at once: a schedule file may hold several
+        raise ElscliError(f"{what}: patch sizes must be odd; {', '.join(map(str, even))} "
+                          f"{'is' if len(even) == 1 else 'are'} even")
+
+
+def _is_even_int(p: Any) -> bool:
+    return (not isinstance(p, bool) and isinstance(p, (int, np.integer, float)) and float(p).is_integer()
+            and int(p) >= 1 and int(p) % 2 == 0)
 
 
 def _validate_times(times: Sequence[float], n_values: int, values: str, what: str) -> None:
@@ -351,14 +363,17 @@ def load_schedule(spec: Union[str, int, os.PathLike, Dict, LocalitySchedule, Non
         return paper_schedule(text[len(PAPER_PREFIX):])
     stripped = text.strip()
     if stripped.lstrip("+-").isdigit() and not Path(text).exists():
-        return LocalitySchedule.constant(int(stripped))
+        try:
+            return LocalitySchedule.constant(int(stripped))
+        except ElscliError as exc:              # "--schedule 4: patch sizes must be odd; 4 is even"
+            raise ElscliError(f"--schedule {stripped}: {str(exc).split(': ', 1)[-1]}") from None
     path = Path(text)
     if not path.exists():
         raise ElscliError(f"schedule {text!r}: no such file (and not paper:NAME or an integer)")
     try:
         obj = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as exc:
-        raise ElscliError(f"schedule {text!r}: cannot read it ({exc})") from None
+        raise ElscliError(f"schedule {text!r}: cannot read it ({reason(exc)})") from None
     except json.JSONDecodeError as exc:
         raise ElscliError(f"schedule {text!r} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     sched = from_mapping(obj, source=text)
@@ -393,7 +408,7 @@ def scale_patch_size(patch_size: int, factor: float) -> int:
     Raises :class:`ElscliError` for a non-positive or non-finite factor or a size that is not odd and positive.
     """
     p = _check_size(patch_size, f"patch size {patch_size!r}")
-    f = _factor(factor, "the schedule scale")
+    f = _factor(factor, "the schedule scale factor (--schedule-scale, --late-scale)")
     k2 = (f * p - 1) / 2               # the nearest odd size is 2k + 1 for the integer k nearest to k2
     lo = math.floor(k2)
     rem = k2 - lo
@@ -419,7 +434,7 @@ def scale_patch_sizes(patch_sizes: Sequence[int], times: Sequence[float], factor
     times = np.asarray(times, dtype=np.float64)
     if times.ndim != 1 or len(times) != len(sizes) + 1:
         raise ElscliError(f"{len(sizes)} patch sizes need a grid of {len(sizes) + 1} times, got {times.shape}")
-    _factor(factor, "the schedule scale")
+    _factor(factor, "the schedule scale factor (--schedule-scale, --late-scale)")
     if late_from is not None:
         lf = float(late_from)
         if not 0.0 <= lf <= 1.0:

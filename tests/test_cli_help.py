@@ -95,7 +95,7 @@ def test_version():
 @pytest.mark.parametrize("args, says", [
     (["frobnicate"], "No such command 'frobnicate'"),
     (["sample", "--frobnicate"], "No such option: --frobnicate"),
-    (["sample", "--steps", "many"], "'--steps'"),
+    (["sample", "--steps", "many"], "--steps must be a whole number, got 'many'"),
     (["info"], "Missing argument"),
 ])
 def test_usage_errors_are_one_line_off_a_terminal(tmp_path, args, says):

@@ -241,7 +241,7 @@ class BankDistribution:
         images."""
         feats = _check_features(score_features)
         if not 0.0 < float(level) < 1.0:
-            raise ElscliError(f"the level must lie in (0, 1), got {level!r}")
+            raise ElscliError(f"--level (a fraction of the bank) must lie in (0, 1), got {level!r}")
         if len(images) < 2:
             raise ElscliError("the bank needs at least two images to give a distribution")
         topo = topology(images, threshold)

@@ -130,19 +130,35 @@ def nearest_files(paths: Sequence[os.PathLike | str], bank, *, clamp: bool = Fal
     """:func:`nearest` for the finals of run or reference files (``elscli compare --nearest``).
 
     ``bank``: a Bank or a bank path.  ``clamp`` clamps the finals to [-1, 1] first.  Returns ``(summaries,
-    rows)``: per input name, its path, machine and :meth:`NearestResult.summary`; and one row per (input,
-    sample).  Raises ElscliError as :func:`elscli.analysis.compare.load_outputs` and :func:`nearest` do.
+    rows)``: per input name, its path, machine, ``same_bank`` (whether the run records this bank's content
+    hash; None for a reference, which records none) and :meth:`NearestResult.summary`; and one row per
+    (input, sample).  Runs sampled from another bank (their recorded content hash differs) give one
+    :class:`~elscli.errors.ElscliWarning`: their distances are then to another training set.  Raises
+    ElscliError as :func:`elscli.analysis.compare.load_outputs` and :func:`nearest` do.
     """
+    import warnings
+
+    from ..errors import ElscliWarning
     from ..sample_data import open_bank
     from .compare import load_outputs
 
     b = open_bank(bank)
     results: Dict[str, dict] = {}
     rows: List[dict] = []
+    others: List[str] = []
     for fp in paths:
         out = load_outputs(fp)
+        recorded = (out.attrs or {}).get("bank_content_hash") if out.kind == "run" else None
+        same = None if not recorded else bool(recorded == b.content_hash)
+        if same is False and str(fp) not in others:
+            others.append(str(fp))
         fin = np.clip(out.final, -1, 1) if clamp else out.final
         nn = nearest(fin, b.images, b.labels)
-        results[out.name] = {"path": str(fp), "machine": out.machine, **nn.summary()}
+        results[out.name] = {"path": str(fp), "machine": out.machine, "same_bank": same, **nn.summary()}
         rows += [{"input": out.name, **r} for r in nn.rows()]
+    if others:
+        where = str(bank) if not hasattr(bank, "content_hash") else "the bank given"
+        warnings.warn(f"{', '.join(others)} {'was' if len(others) == 1 else 'were'} sampled from another bank "
+                      f"than {where} (content hashes differ): the nearest-training-image distances are to "
+                      f"another training set", ElscliWarning, stacklevel=2)
     return results, rows

@@ -75,13 +75,15 @@ Evaluator = Callable[[np.ndarray, float, Sequence[int], Optional[int]], np.ndarr
 LOCAL_MACHINES = ("ls", "els", "bbels")
 
 
-def parse_candidates(spec) -> List[int]:
+def parse_candidates(spec, option: str = "--candidates") -> List[int]:
     """Candidate patch sizes: ``"3,5,7"``, ``"3:31"`` / ``"3-31"`` (every odd size in the range, inclusive),
     or a sequence of ints -> sorted unique odd sizes.
 
-    Raises ElscliError for an unreadable spec, an empty or even-started range, or a size that is not odd
-    and positive.
+    ``option`` names the option in messages (``--candidates``, ``--sweep``).  Raises ElscliError for an
+    unreadable spec, an empty range, a range that starts at an even size, or sizes that are not odd and
+    positive (the message says patch sizes must be odd, and lists the even ones).
     """
+    shown = f"{option} {spec!r}" if isinstance(spec, str) else option
     if isinstance(spec, str):
         sizes: List[int] = []
         for part in spec.replace(" ", "").split(","):
@@ -91,22 +93,33 @@ def parse_candidates(spec) -> List[int]:
             try:
                 if sep:
                     lo, hi = (int(v) for v in part.split(sep, 1))
-                    if lo > hi:
-                        raise ElscliError(f"candidate range {part!r} is empty")
-                    if lo % 2 == 0:
-                        raise ElscliError(f"candidate range {part!r} must start at an odd size")
-                    sizes.extend(range(lo, hi + 1, 2))
                 else:
-                    sizes.append(int(part))
+                    lo = hi = int(part)
             except ValueError:
-                raise ElscliError(f"cannot read candidate patch sizes {spec!r} (expected e.g. 3,5,7 or 3:31)") from None
+                raise ElscliError(f"cannot read {shown}: expected odd patch sizes such as 3,5,7 or a range "
+                                  f"3:31") from None
+            if not sep:
+                sizes.append(lo)
+                continue
+            if lo > hi:
+                raise ElscliError(f"{shown}: the range {part!r} is empty (write it low:high, e.g. 3:31)")
+            if lo % 2 == 0:
+                raise ElscliError(f"{shown}: patch sizes must be odd, and the range {part!r} starts at the even "
+                                  f"size {lo} (a range takes every other size from its start: {lo + 1}{sep}{hi}"
+                                  + (f" or {lo - 1}{sep}{hi})" if lo > 1 else ")"))
+            sizes.extend(range(lo, hi + 1, 2))
     else:
         sizes = [int(v) for v in spec]
     if not sizes:
-        raise ElscliError("no candidate patch sizes given")
-    for p in sizes:
-        if p < 1 or p % 2 == 0:
-            raise ElscliError(f"candidate patch size {p} must be odd and positive")
+        raise ElscliError(f"{shown}: no candidate patch sizes given")
+    even = sorted({p for p in sizes if p % 2 == 0})
+    if even:
+        raise ElscliError(f"{shown}: patch sizes must be odd; {', '.join(map(str, even))} "
+                          f"{'is' if len(even) == 1 else 'are'} even")
+    small = sorted({p for p in sizes if p < 1})
+    if small:
+        raise ElscliError(f"{shown}: patch sizes must be odd and positive; {', '.join(map(str, small))} "
+                          f"{'is' if len(small) == 1 else 'are'} not")
     return sorted(set(sizes))
 
 

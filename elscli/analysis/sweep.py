@@ -82,7 +82,7 @@ def sweep(bank, machine: str, patch_sizes: Sequence[int], *, num_samples: int = 
     in increasing P.  ``quiet`` and ``progress_interval`` (seconds between plain progress lines, None: 10) are
     those of each run's progress.  Raises ElscliError for bad sizes or sampling input.
     """
-    sizes = parse_candidates(patch_sizes)
+    sizes = parse_candidates(patch_sizes, "--sweep")
     tmpdir = None
     if run_dir is None:
         tmpdir = tempfile.TemporaryDirectory(prefix="elscli-sweep-")
@@ -116,7 +116,7 @@ def run_sweep(bank, machine: str, patch_sizes, *, num_samples: int = 16, seed: i
 
     if bank is None:
         raise ElscliError("--sweep needs --bank BANK")
-    sizes = parse_candidates(patch_sizes)
+    sizes = parse_candidates(patch_sizes, "--sweep")
     if run_dir is not None and not Path(run_dir).is_dir():
         raise ElscliError(f"--run-dir {str(run_dir)!r} is not a directory")
     b = open_bank(bank)

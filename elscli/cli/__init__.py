@@ -43,14 +43,52 @@ def _usage_error(exc: BaseException) -> int:
     one line ``elscli CMD: error: MESSAGE (see 'elscli CMD --help')`` otherwise (batch logs, pipes).
     Returns its exit code (2)."""
     code = int(getattr(exc, "exit_code", 2))
+    _plain_option_message(exc)
     if _is_click(exc, "NoArgsIsHelpError") or sys.stderr.isatty():
         exc.show()
         return code
     ctx = getattr(exc, "ctx", None)
     command = ctx.command_path if ctx is not None else "elscli"
     message = " ".join(exc.format_message().split())
+    param = getattr(exc, "param", None)
+    if _is_click(exc, "BadParameter") and getattr(param, "param_type_name", "") == "option" and param.opts:
+        message = f"{max(param.opts, key=len)} {exc.message}"      # "--limit must be at least 1, got '-5'"
     print(f"{command}: error: {message} (see '{command} --help')", file=sys.stderr)
     return code
+
+
+def _given_value(opts) -> "str | None":
+    """The value given on the command line to the option named by any of ``opts`` (the last one given)."""
+    from .output import argv
+
+    args, value = argv(), None
+    for i, a in enumerate(args):
+        if a == "--":
+            break
+        for o in opts:
+            if a == o and i + 1 < len(args):
+                value = args[i + 1]
+            elif o.startswith("--") and a.startswith(o + "="):
+                value = a[len(o) + 1:]
+    return value
+
+
+def _plain_option_message(exc: BaseException) -> None:
+    """Reword a bad option value's message (Click's ``BadParameter``; Typer's come from pydantic: "Input
+    should be greater than or equal to 1", "Value error, …") in elscli's words — the option, what it allows,
+    and the value given (:func:`elscli.errors.option_words`) — for both the terminal's box and the one line."""
+    from ..errors import option_words
+
+    param = getattr(exc, "param", None)
+    if not _is_click(exc, "BadParameter") or param is None or not getattr(exc, "message", None):
+        return
+    opts = list(getattr(param, "opts", []) or [])
+    words = option_words(exc.message)
+    value = _given_value(opts) if getattr(param, "param_type_name", "") == "option" else None
+    exc.message = words + (f", got {value!r}" if value is not None else "")
+    longest = max(opts, key=len) if opts else None
+    if longest and getattr(param, "param_type_name", "") == "option":
+        exc.param_hint = repr(longest)
 
 
 EXIT_INTERNAL = 3

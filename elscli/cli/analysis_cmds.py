@@ -9,8 +9,8 @@ import typer
 from ..errors import ElscliError
 from ..outputs import file_output
 from . import environment
-from .app import app
-from .output import command_line, output_dir, print_csv, print_json, table, warn
+from .app import app, given, refuse_given
+from .output import command_line, note, output_dir, print_csv, print_json, table, warn, warnings_to_stderr
 
 
 def _q(s: dict) -> str:
@@ -21,6 +21,7 @@ def _q(s: dict) -> str:
 
 @app.command("compare", short_help="Agreement of final images with a reference, per sample.")
 def compare_cmd(
+    ctx: typer.Context,
     files: Annotated[List[Path], typer.Argument(metavar="FILES...", help="The reference first (a network's trajectory or a run), "
                                                      "then the runs to compare with it.")],
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="A baseline run (usually IS): report "
@@ -52,6 +53,11 @@ def compare_cmd(
         raise ElscliError("give --json or --csv, not both")
     if nearest and bank is None:
         raise ElscliError("--nearest needs --bank BANK")
+    if not nearest:
+        refuse_given(ctx, {"bank": "--bank"}, "is the training set of --nearest, which was not given")
+    if as_json or as_csv:
+        refuse_given(ctx, {"per_sample": "--per-sample"}, f"prints the per-sample table; {'--json' if as_json else '--csv'} "
+                     f"holds the per-sample values already")
     plot_dir = output_dir(plot)
     if nearest:   # the agreement table (when the files can be compared), then the nearest training images
         agreement = None
@@ -64,7 +70,8 @@ def compare_cmd(
                 for w in comp.warnings:
                     warn(w)
                 agreement = (comp, comp.summary(), comp.per_sample_rows(), per_sample)
-        return _nearest(files, bank, as_json=as_json, as_csv=as_csv, clamp=clamp, agreement=agreement)
+        with warnings_to_stderr():          # a run of another bank: one warning line
+            return _nearest(files, bank, as_json=as_json, as_csv=as_csv, clamp=clamp, agreement=agreement)
     comp = compare_files(files, baseline=baseline, clamp=clamp, plot_dir=plot_dir)
     for w in comp.warnings:
         warn(w)
@@ -99,7 +106,7 @@ def _agreement_tables(comp, summary, clamp: bool, per_sample: bool) -> None:
             prow.append([str(int(ri))] + [f"{comp.metrics[n]['r2'][j]:.3f}" for n in names])
         table("per-sample r²", ["sample"] + names, prow)
     for p in comp.plots:
-        print(f"wrote {p}")
+        note(f"wrote {p}")
 
 
 def _nearest(files, bank_path, *, as_json, as_csv, clamp, agreement=None):
@@ -129,6 +136,7 @@ def _nearest(files, bank_path, *, as_json, as_csv, clamp, agreement=None):
 
 @app.command("mosaic", short_help="Patch mosaics and local consistency from provenance.")
 def mosaic_cmd(
+    ctx: typer.Context,
     run: Annotated[Path, typer.Argument(metavar="RUN", help="A run file with provenance.")],
     bank: Annotated[Optional[Path], typer.Option("--bank", envvar="ELSCLI_BANK",
                                                  help="The run's bank: enables the local-consistency check.")] = None,
@@ -156,8 +164,13 @@ def mosaic_cmd(
 
     if as_json and as_csv:
         raise ElscliError("give --json or --csv, not both")
-    if tolerance < 0:
-        raise ElscliError(f"--tolerance must be non-negative, got {tolerance}")
+    if not tolerance >= 0:        # NaN too
+        raise ElscliError(f"--tolerance must be a number >= 0 (on the [-1, 1] pixel scale), got {tolerance}")
+    if bank is None:
+        refuse_given(ctx, {"tolerance": "--tolerance"}, "is the tolerance of the local-consistency check, which "
+                                                        "needs --bank")
+    if output is None:
+        refuse_given(ctx, {"max_pngs": "--max-pngs"}, "limits the PNGs written into -o DIR, which was not given")
     sel = None
     if samples:
         try:
@@ -184,13 +197,14 @@ def mosaic_cmd(
         line += f", mean local consistency {s['mean_local_consistency']:.1%}"
     print(line)
     for p in rep.pngs:
-        print(f"wrote {p}")
+        note(f"wrote {p}")
 
 
 # ====================================================================================== locality-scan
 
 @app.command("locality-scan", short_help="Calibrate a locality schedule, or sweep patch sizes.")
 def locality_scan_cmd(
+    ctx: typer.Context,
     scans: Annotated[Optional[List[Path]], typer.Argument(metavar="[SCANS]...", help="Existing scan files (shards) to merge and "
                                                                "aggregate, instead of scanning.")] = None,
     reference: Annotated[Optional[Path], typer.Option("--reference", "-r", help="A network's reference "
@@ -273,6 +287,10 @@ def locality_scan_cmd(
             if value is not None:      # a calibration option: --sweep writes runs and plots, not a schedule
                 raise ElscliError(f"give --sweep or {option}, not both (--sweep samples constant patch sizes; "
                                   f"{option} is for a calibration against a reference)")
+        for name, option in _CALIBRATION_ONLY.items():      # options the sweep would accept and ignore
+            if given(ctx, name):
+                raise ElscliError(f"give --sweep or {option}, not both (--sweep samples constant patch sizes; "
+                                  f"{option} is for a calibration against a reference)")
         result = run_sweep(bank, machine, sweep, num_samples=num_samples, seed=seed, steps=steps, label=label,
                            run_dir=run_dir, plot_dir=plot_dir, force=force, quiet=quiet, threads=n_threads,
                            progress_interval=environment.progress_interval())
@@ -281,6 +299,10 @@ def locality_scan_cmd(
     for option, value in (("--label", label), ("--run-dir", run_dir)):
         if value is not None:
             raise ElscliError(f"{option} is for --sweep only (a calibration follows the reference's samples)")
+    for name, option in _SWEEP_ONLY.items():
+        if given(ctx, name):
+            raise ElscliError(f"{option} is for --sweep only (a calibration follows the reference's samples, "
+                              f"times and steps)")
     cal = calibrate(reference=reference, scans=scans or (), bank=bank, machine=machine, candidates=candidates,
                     metric=metric, aggregate=aggregate, output=output, scan_out=scan_out,
                     shard=environment.resolve_shard(shard), threads=n_threads, batch_size=batch_size,
@@ -306,9 +328,15 @@ def locality_scan_cmd(
           trows)
     for k in ("scan_file", "output"):
         if k in payload:
-            print(f"wrote {payload[k]}")
+            note(f"wrote {payload[k]}")
     for p in payload.get("plots", []):
-        print(f"wrote {p}")
+        note(f"wrote {p}")
+
+
+#: Options of a calibration that --sweep would ignore (parameter -> option), and the reverse.
+_CALIBRATION_ONLY = {"candidates": "--candidates", "metric": "--metric", "aggregate": "--aggregate",
+                     "batch_size": "--batch-size", "states": "--states", "resume": "--resume"}
+_SWEEP_ONLY = {"num_samples": "--num-samples", "seed": "--seed", "steps": "--steps"}
 
 
 def _stopped_scan(cal, payload: dict, as_json: bool) -> None:
@@ -321,7 +349,7 @@ def _stopped_scan(cal, payload: dict, as_json: bool) -> None:
     if as_json:
         print_json(payload)
     elif cal.scan_file is not None:
-        print(f"wrote {cal.scan_file}")
+        note(f"wrote {cal.scan_file}")
     name = signal.Signals(cal.interrupted).name
     kept = (f"{payload['computed']}/{payload['similarities']} similarities computed"
             + (f", kept in {cal.scan_file}" if cal.scan_file is not None else " (no --scan-out: not kept)"))
@@ -344,4 +372,4 @@ def _print_sweep(result, as_json: bool) -> None:
           [[str(r["patch_size"]), f"{r['copy_fraction']:.0%}", f"{r['mean_nn_rms']:.3f}", f"{r['median_ratio']:.3f}",
             f"{r['mean_entropy']:.3f}"] for r in rows])
     for p in payload.get("plots", []):
-        print(f"wrote {p}")
+        note(f"wrote {p}")

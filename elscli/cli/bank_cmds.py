@@ -1,9 +1,11 @@
 """``elscli build-bank`` and ``elscli info``.
 
-Data (the summary, or JSON with ``--json``) goes to stdout; notes and progress go to stderr.
+``info``'s description goes to stdout (data); ``build-bank``'s result is a file: its summary is a note on
+stderr, printed on stdout only as JSON with ``--json``; notes and progress go to stderr.
 """
 from __future__ import annotations
 
+import sys
 import time
 from enum import Enum
 from typing import Annotated, Any, Dict, Optional
@@ -135,5 +137,8 @@ def build_bank_cmd(
     summary.pop("params", None)
     summary["duplicates_dropped"] = stats["duplicates_dropped"]
     summary["seconds"] = round(time.perf_counter() - t0, 3)
+    if not as_json:           # the summary of the file written: a note (stdout carries only data, --json)
+        emit(summary, False, title=f"bank {output}", stream=sys.stderr)
     note(f"wrote {len(bank)} images {'×'.join(map(str, bank.shape))} to {output!r}")
-    emit(summary, as_json, title=f"bank {output}")
+    if as_json:
+        emit(summary, True)

@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from .app import app
+from .app import app, refuse_given
 from ..errors import ElscliError
 
 
@@ -43,6 +43,7 @@ def _unique_names(paths: List[Path]) -> List[str]:
 
 @app.command("consistency", short_help="Spatial inconsistency of samples (line images).")
 def consistency_cmd(
+    ctx: typer.Context,
     runs: Annotated[Optional[List[Path]], typer.Argument(metavar="[RUNS]...", help="Run files (elscli sample) to score.")] = None,
     bank: Annotated[Optional[Path], typer.Option("--bank", envvar="ELSCLI_BANK", help="The training images whose "
                                                  "topology is the baseline [default: the bank recorded in the "
@@ -96,6 +97,8 @@ def consistency_cmd(
         raise ElscliError("--sweep needs at least two runs (one per schedule scale)")
     if per_row < 1:
         raise ElscliError(f"--grid-size must be at least 1, got {per_row}")
+    if plot is None:
+        refuse_given(ctx, {"per_row": "--grid-size"}, "shapes the grids of --plot DIR, which was not given")
     if not math.isfinite(threshold):
         raise ElscliError(f"--threshold must be a finite number, got {threshold}")
     feats = tuple(s.strip() for s in features.split(",") if s.strip())
@@ -174,5 +177,7 @@ def consistency_cmd(
         prow = [[escape(c) for c in r] for r in prow]
         _table("locality sweep (schedule scale F)", ["F", "P first→last step", "components", "end points",
                                                       "inconsistent", "copies"], prow)
+    from .output import note
+
     for p in summary.get("plots", []):
-        print(f"wrote {p}")
+        note(f"wrote {p}")

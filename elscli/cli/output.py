@@ -69,16 +69,17 @@ def table(title: str, columns: List[str], rows: List[List[str]]) -> None:
     from rich.text import Text
 
     t = Table(title=title, title_justify="left")
-    for i, c in enumerate(columns):
-        t.add_column(c, justify="left" if i == 0 else "right")
+    for i, c in enumerate(columns):      # a long cell wraps or folds, never cut with "…"
+        t.add_column(c, justify="left" if i == 0 else "right", overflow="fold")
     for r in rows:
         t.add_row(*(Text(c) if isinstance(c, str) else c for c in r))    # cells are text, never markup
     Console(file=sys.stdout, width=200 if not sys.stdout.isatty() else None).print(t)
 
 
-def _fmt_value(v: Any, width: int = 100, key: str = "") -> str:
+def _fmt_value(v: Any, width: Optional[int] = 100, key: str = "") -> str:
     """One value of a key/value table: shapes (keys ending in ``shape``) as ``1×32×32``, other lists as
-    ``3, 5, 9``, dicts as ``k: v, ...``, floats to 6 significant digits; cut at ``width`` characters."""
+    ``3, 5, 9``, dicts as ``k: v, ...``, floats to 6 significant digits; cut at ``width`` characters (None:
+    never cut)."""
     if isinstance(v, dict):
         s = ", ".join(f"{k}: {_fmt_value(x, width, str(k))}" for k, x in v.items() if x is not None)
     elif isinstance(v, (list, tuple)):
@@ -92,12 +93,14 @@ def _fmt_value(v: Any, width: int = 100, key: str = "") -> str:
         s = f"{v:.6g}"
     else:
         s = str(v)
-    return s if len(s) <= width else s[: width - 1] + "…"
+    return s if width is None or len(s) <= width else s[: width - 1] + "…"
 
 
-def emit(data: Dict[str, Any], as_json: bool, title: str = "") -> None:
-    """Print a result: JSON (``as_json``, keys in their order) or a two-column key/value table; the
-    ``source`` and ``params`` dicts are shown one entry per line, ``warnings`` whole, one per row."""
+def emit(data: Dict[str, Any], as_json: bool, title: str = "", *, stream=None) -> None:
+    """Print a result: JSON (``as_json``, keys in their order, on stdout) or a two-column key/value table on
+    ``stream`` (default stdout; a command whose result is a file shows it on stderr: stdout carries only
+    data); the ``source`` and ``params`` dicts are shown one entry per line, ``warnings`` whole, one per row.
+    Off a terminal no value is cut short."""
     if as_json:
         print_json(data, sort_keys=False)
         return
@@ -105,7 +108,12 @@ def emit(data: Dict[str, Any], as_json: bool, title: str = "") -> None:
     from rich.table import Table
     from rich.text import Text          # values are text, never markup: "[sample_id, seed]" must show as is
 
-    console = Console(soft_wrap=False)
+    stream = sys.stdout if stream is None else stream
+    tty = stream.isatty()
+    # On a terminal long values are cut at 100 characters and the rest folded to its width; off a terminal
+    # (a pipe, a batch log) nothing is cut and nothing wrapped: each value whole on its row.
+    width = 100 if tty else None
+    console = Console(file=stream, soft_wrap=False, width=None if tty else 1_000_000)
     t = Table(title=title or None, show_header=False, box=None, pad_edge=False)
     t.add_column("key", style="bold cyan", no_wrap=True)
     t.add_column("value", overflow="fold")
@@ -114,12 +122,12 @@ def emit(data: Dict[str, Any], as_json: bool, title: str = "") -> None:
             t.add_row(k, "")
             for k2, v2 in v.items():
                 if not (k2 == "warnings" and "warnings" in data):   # shown in full below
-                    t.add_row(f"  {k2}", Text(_fmt_value(v2, key=str(k2))))
-        elif k == "warnings" and isinstance(v, list):
-            for i, w in enumerate(v):                               # whole, one row each: they give advice
+                    t.add_row(f"  {k2}", Text(_fmt_value(v2, width, key=str(k2))))
+        elif k in ("warnings", "verified") and isinstance(v, list):
+            for i, w in enumerate(v):       # whole, one row each: advice, and the checks info --verify made
                 t.add_row(k if i == 0 else "", Text(str(w)))
         else:
-            t.add_row(k, Text(_fmt_value(v, key=str(k))))
+            t.add_row(k, Text(_fmt_value(v, width, key=str(k))))
     console.print(t)
 
 

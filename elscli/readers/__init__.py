@@ -151,6 +151,23 @@ def detect_format(path: Union[str, Path]) -> str:
                       f"an image folder or an elscli bank; use --format to force a reader)")
 
 
+def refuse_unused_reader_options(fmt: str, path: Union[str, Path], *, coarse: bool = False,
+                                 value_range: Optional[str] = None, layout: Optional[str] = None) -> None:
+    """Refuse a reader option the reader of ``fmt`` does not use (it would be accepted and ignored):
+    ``coarse`` is for CIFAR, ``layout`` and a ``value_range`` other than ``none`` for ``.npy``/``.npz`` arrays
+    (``none`` also for an elscli bank of latents, which keeps its own range).  Raises ElscliError."""
+    kind = {"bank": "an elscli bank", "npy": "a .npy/.npz array", "cifar": "CIFAR data", "idx": "IDX data",
+            "folder": "an image folder", "edm": "an EDM dataset"}.get(fmt, f"{fmt} data")
+    what = f"{str(path)!r} is {kind}"
+    if coarse and fmt != "cifar":
+        raise ElscliError(f"--coarse chooses CIFAR-100's coarse labels; {what}: drop --coarse")
+    if layout is not None and fmt != "npy":
+        raise ElscliError(f"--layout is for .npy/.npz arrays; {what}: drop --layout")
+    if value_range is not None and value_range != NO_RANGE and fmt != "npy":
+        raise ElscliError(f"--value-range is for float .npy/.npz arrays; {what} (its pixel values are "
+                          f"{'the bank' + chr(39) + 's own' if fmt == 'bank' else '8-bit'}): drop --value-range")
+
+
 def read_raw(path: Union[str, Path], fmt: Optional[str] = None, *, coarse: bool = False,
              value_range: Optional[str] = None, layout: Optional[str] = None) -> RawImages:
     """Read a training set with the reader of ``fmt`` (detected when None), without selection or resizing.
@@ -188,6 +205,7 @@ def read_raw(path: Union[str, Path], fmt: Optional[str] = None, *, coarse: bool 
     fmt = normalise_format(fmt) or detect_format(path)
     if value_range is not None and value_range != NO_RANGE and value_range not in VALUE_RANGES:
         raise ElscliError(f"unknown value range {value_range!r}; use one of {', '.join(VALUE_RANGES)}, {NO_RANGE}")
+    refuse_unused_reader_options(fmt, path, coarse=coarse, value_range=value_range, layout=layout)
     if value_range == NO_RANGE and fmt not in ("npy", "bank"):
         raise ElscliError(f"--value-range none keeps float arrays (latents) as they are; {str(path)!r} is "
                           f"8-bit {fmt} data: drop --value-range none")
@@ -360,9 +378,14 @@ def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limi
                               f"{','.join(map(str, wanted))} (labels present: "
                               f"{','.join(map(str, present[:20]))}{'…' if present.size > 20 else ''})")
     limit_warning = None
+    if subset_seed is not None and limit is None:
+        raise ElscliError("--subset-seed picks the random subset of --limit N: give --limit too (without it "
+                          "every image is kept)")
     if limit is not None:
         if limit < 1:
             raise ElscliError(f"--limit must be at least 1 (got {limit})")
+        if subset_seed is not None and not 0 <= int(subset_seed) < 2 ** 63:
+            raise ElscliError(f"--subset-seed must be a non-negative integer below 2**63, got {subset_seed}")
         if limit < idx.size:
             if subset_seed is not None:
                 pick = np.random.default_rng(subset_seed).choice(idx.size, size=limit, replace=False)

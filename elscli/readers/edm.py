@@ -151,7 +151,7 @@ def read_edm(path: Path) -> RawImages:
             meta_text = meta_path.read_text(encoding="utf-8") if meta_path.is_file() else None
         except (OSError, UnicodeDecodeError) as exc:
             refuse_if_permission_denied(exc, repr(str(meta_path)))
-            raise ElscliError(f"{str(meta_path)!r} cannot be read ({exc})") from None
+            raise ElscliError(f"{str(meta_path)!r} cannot be read ({reason(exc)})") from None
         images: Sequence = _DirImages(path, names)
         layout, where = "edm-folder", repr(str(meta_path))
         shown = [str(path / n) for n in names]

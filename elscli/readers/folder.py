@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..errors import ElscliError
+from ..errors import ElscliError, reason
 from ._common import RawImages, refuse_if_permission_denied
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -59,7 +59,7 @@ def load_image(path, name: Optional[str] = None) -> np.ndarray:
         if isinstance(exc, ElscliError):
             raise
         refuse_if_permission_denied(exc, what)
-        raise ElscliError(f"{what} is not a readable image ({exc})") from None
+        raise ElscliError(f"{what} is not a readable image ({reason(exc)})") from None
     if arr.ndim == 2:
         return arr[None, :, :].copy()
     return np.ascontiguousarray(arr.transpose(2, 0, 1))

@@ -155,7 +155,8 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
     -------
     Run
         The run (read back from the file when ``output`` is given); ``interrupted`` is the signal number
-        when a signal stopped it early, ``elapsed`` and ``samples_computed`` describe this call.
+        when a signal stopped it early, ``elapsed``, ``compile_seconds`` (of ``elapsed``, compiling the kernels)
+        and ``samples_computed`` describe this call.
 
     Raises
     ------
@@ -238,6 +239,7 @@ def sample(bank: Any = None, *, machine: str = DEFAULT_MACHINE, patch_size: Opti
                     os.unlink(partial)
         result = Run.open(out_path)
         result.interrupted, result.elapsed, result.samples_computed = run.interrupted, run.elapsed, run.samples_computed
+        result.compile_seconds = run.compile_seconds
         if png is not None and result.done.any():
             save_grid_png(result, png, label_names=_label_names(bank_obj), channels=channels)
         return result
@@ -325,7 +327,8 @@ def run_plan(plan: RunPlan, store: Dict[str, Any], bank, *, threads: int, batch_
     flight when that takes less than ``stop_grace`` seconds, else dropping it.
 
     Returns a :class:`Run` (its arrays are the store when it is in memory, else empty) with
-    ``interrupted``, ``elapsed`` (s) and ``samples_computed`` set.
+    ``interrupted``, ``elapsed`` (s), ``compile_seconds`` (s of ``elapsed`` compiling kernels, as the progress
+    display counts them) and ``samples_computed`` set.
     """
     T = len(plan.times) - 1
     done = np.asarray(store["done"][()] if hasattr(store["done"], "id") else store["done"], dtype=bool)
@@ -396,9 +399,11 @@ def run_plan(plan: RunPlan, store: Dict[str, Any], bank, *, threads: int, batch_
             computed += len(rows)
         if flag is not None and flag.signum is not None and computed < len(todo):
             interrupted = flag.signum
+        compile_seconds = bar.compiling_seconds
+    elapsed = time.monotonic() - t0
     in_memory = not any(hasattr(v, "id") for v in store.values())
-    return Run(dict(store) if in_memory else {}, dict(plan.attrs), None, interrupted, time.monotonic() - t0,
-               computed)
+    return Run(dict(store) if in_memory else {}, dict(plan.attrs), None, interrupted, elapsed,
+               computed, min(compile_seconds, elapsed))
 
 
 class _AbandonBatch(Exception):

@@ -153,22 +153,33 @@ def save_grid_png(run: Run, path: Union[str, os.PathLike], *, columns: Optional[
 
 
 def export_run(path: Union[str, os.PathLike], output: Union[str, os.PathLike], *, force: bool = False,
-               scale: int = 1, channels=None) -> List[Path]:
+               scale: Optional[int] = None, channels=None) -> List[Path]:
     """Write a run file's finished samples as an NPZ or as one PNG per sample; returns the files written.
 
     ``output`` ending in ``.npz``: one file with ``final`` (S, C, H, W) float32, ``sample_ids``, ``labels``,
     ``seeds``, ``times``, ``patch_sizes`` and ``machine``.  Otherwise a directory (an existing one, or a name
     without an extension, created if its parent exists) with ``sample_000012.png`` per sample (8-bit,
     :func:`to_uint8`; latents and other channel counts as :func:`elscli.display.to_display` shows them,
-    ``channels`` as there), upscaled ``scale`` times (nearest neighbour).
+    ``channels`` as there), upscaled ``scale`` times (nearest neighbour; None: 1).  ``scale`` and ``channels``
+    shape PNGs only: with a ``.npz`` output they are refused (they would be ignored).
 
-    Raises ElscliError when the run cannot be read or has no finished sample, ``output`` has another extension
+    Raises ElscliError when the run cannot be read or has no finished sample, ``scale`` is below 1, ``scale`` or
+    ``channels`` is given with a ``.npz`` output, ``output`` has another extension
     than ``.npz`` (and is not an existing directory), is a file where a directory is needed, its parent does
     not exist, a file exists without ``force``, or another process is writing the output (its claim is held,
     :mod:`elscli.outputs`; a directory is claimed as a whole).  The directory is made when its first PNG is
     written, so a failure before leaves none behind.
     """
     refuse_same_files([("RUN", path)], [("-o", output)])
+    if Path(output).suffix.lower() == ".npz":
+        for option, value in (("--scale", scale), ("--channels", channels)):
+            if value is not None:        # the NPZ holds the finals as they are: nothing to upscale or choose
+                raise ElscliError(f"{option} shapes the PNGs of a directory export; {str(output)!r} is a .npz "
+                                  f"file, which holds the finals as they are: drop {option}")
+    if scale is None:
+        scale = 1
+    if isinstance(scale, bool) or int(scale) != scale or scale < 1:
+        raise ElscliError(f"--scale must be a whole number of at least 1, got {scale}")
     run = Run.open(path, trajectories=False)
     rows = np.flatnonzero(run.done)
     if rows.size == 0:

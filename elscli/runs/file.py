@@ -42,7 +42,7 @@ from typing import Any, Dict, List, Optional, Union
 import h5py
 import numpy as np
 
-from ..errors import ElscliError
+from ..errors import ElscliError, reason
 from ..h5io import atomic_output, file_format, open_h5, read_attrs, read_params, write_root_attrs
 
 FORMAT = "elscli.run"
@@ -84,6 +84,9 @@ class Run:
         Seconds :func:`elscli.runs.sample` spent computing (0 for a run read from a file).
     samples_computed : int
         Samples computed by that call (a resumed run counts only the new ones).
+    compile_seconds : float
+        Seconds of ``elapsed`` spent compiling the kernels (Numba, a first run after installing; 0 when they
+        were loaded from the cache): a rate per sample leaves them out, as the progress display does.
     """
 
     arrays: Dict[str, np.ndarray]
@@ -92,6 +95,7 @@ class Run:
     interrupted: Optional[int] = None
     elapsed: float = 0.0
     samples_computed: int = 0
+    compile_seconds: float = 0.0
 
     # -- reading ---------------------------------------------------------------------------------
     @classmethod
@@ -112,7 +116,7 @@ class Run:
                           if isinstance(f[k], h5py.Dataset) and (trajectories or k not in TRAJECTORY_DATASETS)}
             except (OSError, KeyError, ValueError) as exc:
                 raise ElscliError(f"{str(path)!r}: cannot read the run's datasets (corrupt?): "
-                                  f"{str(exc).splitlines()[0]}") from None
+                                  f"{reason(exc)}") from None
             attrs = read_attrs(f)
         missing = [k for k in BASE_DATASETS if k not in arrays]
         if missing:

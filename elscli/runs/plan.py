@@ -272,8 +272,8 @@ STREAM_FROM_SEEDS = ("default_rng([sample_id, seed]): one discarded starting-noi
 
 
 def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or int(seed) < 0:
-        raise ElscliError(f"--seed must be a non-negative integer, got {seed}")
+    if isinstance(seed, bool) or not 0 <= int(seed) < 2 ** 63:
+        raise ElscliError(f"--seed must be a non-negative integer below 2**63, got {seed}")
     return int(seed)
 
 
@@ -408,7 +408,13 @@ def plan_run(bank, *, machine: str = DEFAULT_MACHINE, patch_size: Optional[int] 
         patch_sizes = np.zeros(len(times) - 1, dtype=np.int64)
         check = dict(machine_params)
     else:
-        sched = LocalitySchedule.constant(patch_size) if patch_size is not None else load_schedule(schedule)
+        if patch_size is not None:
+            try:
+                sched = LocalitySchedule.constant(patch_size)
+            except ElscliError as exc:          # "--patch-size 4: patch sizes must be odd; 4 is even"
+                raise ElscliError(f"--patch-size {patch_size}: {str(exc).split(': ', 1)[-1]}") from None
+        else:
+            sched = load_schedule(schedule)
         sched.check_noise_schedule(noise_schedule)
         mismatch = None if patch_size is not None else paper_schedule_mismatch(schedule, shape)
         if mismatch is not None:
