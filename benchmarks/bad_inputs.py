@@ -637,6 +637,12 @@ def cases() -> List[Case]:
     says("polish-compare-bank-without-nearest", ["compare", "fx/ref.npz", "fx/run.h5", *B], ["--nearest"])
     says("polish-compare-per-sample-csv", ["compare", "fx/ref.npz", "fx/run.h5", "--per-sample", "--csv"],
          ["--per-sample"])
+    says("polish-sample-label-huge", [*S, "-o", "r.h5", "--label", str(10 ** 20)], ["--label must be at most"])
+    says("polish-bank-size-huge", ["build-bank", "fx/imgs.npz", "-o", "b.h5", "--size", "999999"], ["--size"])
+    says("polish-sample-schedule-scale-huge", ["sample", *B, "--steps", "3", "--patch-size", "3", "--schedule-scale",
+                                               "1e308", "-o", "r.h5"], ["at most 65535"])
+    says("polish-sample-steps-huge", [*S, "-o", "r.h5", "--steps", str(10 ** 16)], ["out of memory"])
+    says("polish-export-scale-huge", ["export", "fx/run.h5", "-o", "pngs-out", "--scale", "100000"], ["--scale"])
     return C
 
 

@@ -220,6 +220,11 @@ class TimedValues(dict):
         self.noise_schedule = noise_schedule
         self.source = source
 
+#: The largest patch size elscli accepts: far beyond any image it samples (P is at most 2H - 1 for any use),
+#: and small enough that a P×P window fits every integer type and array it is used in.
+MAX_PATCH_SIZE = 65535
+
+
 def _check_size(p: Any, what: str) -> int:
     if isinstance(p, bool) or not isinstance(p, (int, np.integer)) and not (
             isinstance(p, float) and p.is_integer()):
@@ -229,6 +234,8 @@ def _check_size(p: Any, what: str) -> int:
         raise ElscliError(f"{what}: patch sizes must be odd and positive, got {p}")
     if p % 2 == 0:
         raise ElscliError(f"{what}: patch sizes must be odd; {p} is even")
+    if p > MAX_PATCH_SIZE:
+        raise ElscliError(f"{what}: patch sizes must be at most {MAX_PATCH_SIZE}, got {p}")
     return p
 
 
@@ -418,7 +425,12 @@ def scale_patch_size(patch_size: int, factor: float) -> int:
         k = lo + 1
     else:
         k = lo + 1 if f > 1 else lo
-    return max(1, 2 * k + 1)
+    scaled = max(1, 2 * k + 1)
+    if scaled > MAX_PATCH_SIZE:
+        shown = str(scaled) if scaled < 10 ** 12 else f"about 10^{len(str(scaled)) - 1}"
+        raise ElscliError(f"the schedule scale factor {float(factor):g} makes patch size {p} into {shown}: patch "
+                          f"sizes must be at most {MAX_PATCH_SIZE}")
+    return scaled
 
 
 def scale_patch_sizes(patch_sizes: Sequence[int], times: Sequence[float], factor: float, *,

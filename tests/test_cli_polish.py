@@ -77,7 +77,8 @@ def one_line(res, code=1):
     (["sample", "--bank", "{d}/bank.h5", "-o", "{tmp}/r.h5", "--steps", "many"], ("--steps must be a whole number",
                                                                                  "'many'"), 2),
     (["sample", "--bank", "{d}/bank.h5", "-o", "{tmp}/r.h5", "--seed", str(2 ** 70)],
-     ("--seed must be a non-negative integer below 2**63",), 1),
+     ("--seed must be at most 9223372036854775807",), 1),
+    (["sample", "--bank", "{d}/bank.h5", "-o", "{tmp}/r.h5", "--seed", "-1"], ("--seed must be a non-negative integer",), 1),
     (["sample", "--bank", "{d}/bank.h5", "-o", "{tmp}/r.h5", "--schedule-scale", "x"],
      ("--schedule-scale must be a number",), 2),
     (["mosaic", "{d}/run.h5", "--tolerance=abc"], ("--tolerance must be a number", "'abc'"), 2),
@@ -89,6 +90,33 @@ def test_bad_option_values_in_our_words(cli, d, tmp_path, args, says, code):
     line = one_line(cli(*[a.format(d=d, tmp=tmp_path) for a in args]), code)
     for s in says:
         assert s in line, (s, line)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["sample", "--bank", "{d}/bank.h5", "-o", "{tmp}/r.h5", "--label", str(10 ** 20)], "--label must be at most"),
+    (["sample", "--bank", "{d}/bank.h5", "-o", "{tmp}/r.h5", "-n", "-" + str(10 ** 20)], "--num-samples must be at most"),
+    (["build-bank", "{d}/imgs.npz", "-o", "{tmp}/b.h5", "--size", str(10 ** 20)], "--size must be at most"),
+    (["build-bank", "{d}/imgs.npz", "-o", "{tmp}/b.h5", "--size", "999999"], "--size must be at most 16384"),
+    (["locality-scan", "--sweep", "3", "--bank", "{d}/bank.h5", "--label", str(10 ** 20)], "--label must be at most"),
+    (["mosaic", "{d}/run.h5", "-o", "{tmp}/m", "--max-pngs", str(10 ** 20)], "--max-pngs must be at most"),
+    (["sample", "--bank", "{d}/bank.h5", "-o", "{tmp}/r.h5", "--patch-size", str(10 ** 18 + 1)],
+     "patch sizes must be at most 65535"),
+    (["sample", "--bank", "{d}/bank.h5", "-o", "{tmp}/r.h5", "--patch-size", "3", "--schedule-scale", "1e308"],
+     "into about 10^308: patch sizes must be at most 65535"),
+    (["locality-scan", "-r", "{d}/net.npz", "--bank", "{d}/bank.h5", "-m", "ls", "--candidates", "3:" + str(10 ** 20),
+      "-o", "{tmp}/s.json"], "patch sizes must be at most 65535"),
+    (["export", "{d}/run.h5", "-o", "{tmp}/pngs", "--scale", "100000"], "at most 16384 (--scale 1024 or less"),
+    (["sample", "--bank", "{d}/bank.h5", "-o", "{tmp}/r.h5", "--patch-size", "3", "--steps", str(10 ** 16)],
+     "out of memory"),
+    (["sample", "--bank", "{d}/bank.h5", "-o", "{tmp}/r.h5", "--patch-size", "3", "-n", str(10 ** 16)], "out of memory"),
+])
+def test_numbers_far_too_large_are_said_so(cli, d, tmp_path, args, says):
+    """Integers beyond 64 bits, patch sizes, image sizes and PNG sides beyond any use, and counts whose arrays
+    cannot exist: one line in elscli's words (never "Python int too large to convert to C long", never an
+    internal error)."""
+    line = one_line(cli(*[a.format(d=d, tmp=tmp_path) for a in args]))
+    assert says in line and "internal error" not in line and "C long" not in line, line
+    assert not any(tmp_path.iterdir())
 
 
 def test_option_words_maps_the_parsers_phrases():

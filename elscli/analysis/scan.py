@@ -56,6 +56,7 @@ from ..bank import bank_images
 from ..errors import ElscliError
 from ..noise import DEFAULT_NOISE_SCHEDULE, scales
 from ..shards import Shard, WHOLE, format_shard
+from ..schedule import MAX_PATCH_SIZE
 from .parameter_scan import PATCH_SIZE, parameter_evaluator, parse_values
 
 FORMAT = "elscli.scan"
@@ -103,6 +104,8 @@ def parse_candidates(spec, option: str = "--candidates") -> List[int]:
                 continue
             if lo > hi:
                 raise ElscliError(f"{shown}: the range {part!r} is empty (write it low:high, e.g. 3:31)")
+            if hi > MAX_PATCH_SIZE:
+                raise ElscliError(f"{shown}: patch sizes must be at most {MAX_PATCH_SIZE}, got {hi}")
             if lo % 2 == 0:
                 raise ElscliError(f"{shown}: patch sizes must be odd, and the range {part!r} starts at the even "
                                   f"size {lo} (a range takes every other size from its start: {lo + 1}{sep}{hi}"
@@ -116,6 +119,9 @@ def parse_candidates(spec, option: str = "--candidates") -> List[int]:
     if even:
         raise ElscliError(f"{shown}: patch sizes must be odd; {', '.join(map(str, even))} "
                           f"{'is' if len(even) == 1 else 'are'} even")
+    big = sorted({p for p in sizes if p > MAX_PATCH_SIZE})
+    if big:
+        raise ElscliError(f"{shown}: patch sizes must be at most {MAX_PATCH_SIZE}, got {big[0]}")
     small = sorted({p for p in sizes if p < 1})
     if small:
         raise ElscliError(f"{shown}: patch sizes must be odd and positive; {', '.join(map(str, small))} "

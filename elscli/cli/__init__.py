@@ -91,6 +91,73 @@ def _plain_option_message(exc: BaseException) -> None:
         exc.param_hint = repr(longest)
 
 
+INT64_MAX = 2 ** 63 - 1
+"""The largest value of an integer option: every one is stored or computed as a 64-bit integer."""
+
+
+def _integer_options(command: str) -> dict:
+    """The integer options of ``command`` (from its signature: ``int`` or ``Optional[int]`` parameters), each
+    name such as ``-n`` mapped to its longest name (``--num-samples``)."""
+    import typing
+
+    out = {}
+    for c in app.registered_commands:
+        if (c.name or c.callback.__name__.replace("_", "-")) != command:
+            continue
+        for hint in typing.get_type_hints(c.callback, include_extras=True).values():
+            meta = getattr(hint, "__metadata__", ())
+            if not meta:
+                continue
+            base = typing.get_args(hint)[0]
+            if base is not int and int not in typing.get_args(base):
+                continue
+            info = meta[0]
+            decls = [d for d in (getattr(info, "default", None), *(getattr(info, "param_decls", None) or ()))
+                     if isinstance(d, str) and d.startswith("-")]
+            for d in decls:
+                out[d] = max(decls, key=len)
+    return out
+
+
+def _refuse_huge_integers(args) -> None:
+    """Refuse, in elscli's words (ElscliError), an integer option whose value does not fit 64 bits: the
+    libraries under elscli would fail converting it ("Python int too large to convert to C long")."""
+    from ..errors import ElscliError
+
+    names = [a for a in args if not a.startswith("-")]
+    opts = _integer_options(names[0]) if names else {}
+    for i, a in enumerate(args):
+        opt, value = (a.split("=", 1) if a.startswith("--") and "=" in a
+                      else (a, args[i + 1] if i + 1 < len(args) else None))
+        if opt not in opts or value is None:
+            continue
+        try:
+            n = int(value)
+        except ValueError:
+            continue                                  # the parser says it in its own (reworded) way
+        if abs(n) > INT64_MAX:
+            raise ElscliError(f"{opts[opt]} must be at most {INT64_MAX} in size (a 64-bit integer), got {value!r}")
+
+
+def _array_too_large(exc: BaseException) -> "str | None":
+    """The one line for NumPy refusing an array larger than memory or any address space ("Unable to allocate
+    71.1 PiB for an array…", "array is too big", "Maximum allowed size exceeded"): asked for by a count or size
+    given far too large (-n, --steps…) — the input, not a bug.  None for any other exception (a plain
+    ``MemoryError`` stays an internal error, "out of memory": it may be elscli's own doing)."""
+    import re
+
+    text = str(exc)
+    if any(c.__qualname__ == "_ArrayMemoryError" for c in type(exc).__mro__):   # its __name__ is MemoryError
+        m = re.search(r"allocate (.+?) for an array", text)
+        size = f" ({m.group(1)} for one array)" if m else ""
+    elif isinstance(exc, ValueError) and ("Maximum allowed size exceeded" in text or "array is too big" in text):
+        size = " (an array beyond any address space)"
+    else:
+        return None
+    return (f"elscli: error: out of memory{size}: is a count or size given, such as -n, --steps, --size or "
+            f"--scale, far too large?")
+
+
 EXIT_INTERNAL = 3
 """Exit code of an unexpected internal failure (a bug of elscli, not of the input): distinct from 1 (bad input,
 an :class:`~elscli.errors.ElscliError`) and 2 (usage)."""
@@ -138,6 +205,7 @@ def main(argv=None) -> None:
     try:
         machines.set_tree_cache(tree_cache_dir())
         try:
+            _refuse_huge_integers(list(sys.argv[1:] if argv is None else argv))
             rv = app(args=argv, standalone_mode=False)
         except BaseException:
             remove_created_dirs()           # a failed command leaves no directory it created
@@ -166,6 +234,10 @@ def main(argv=None) -> None:
                 raise
             print(f"elscli: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
             sys.exit(int(getattr(exc, "exit_code", 1)))
+        too_large = None if debug else _array_too_large(exc)
+        if too_large is not None:          # the input asked for arrays that cannot exist: not a bug of elscli
+            print(too_large, file=sys.stderr)
+            sys.exit(1)
         if debug:                          # an unexpected failure: still one line unless debugging
             raise
         print(_internal_error_line(exc), file=sys.stderr)

@@ -151,6 +151,11 @@ def detect_format(path: Union[str, Path]) -> str:
                       f"an image folder or an elscli bank; use --format to force a reader)")
 
 
+#: The largest ``size`` (S×S) images are resized to: far beyond the images these machines are for, and small
+#: enough that one image of it fits in memory.
+MAX_SIZE = 16384
+
+
 def refuse_unused_reader_options(fmt: str, path: Union[str, Path], *, coarse: bool = False,
                                  value_range: Optional[str] = None, layout: Optional[str] = None) -> None:
     """Refuse a reader option the reader of ``fmt`` does not use (it would be accepted and ignored):
@@ -407,6 +412,9 @@ def prepare(raw: RawImages, *, size: int = 32, color: Optional[str] = None, limi
                           "keeps its channels")
     if size < 0:
         raise ElscliError(f"--size must be 0 (native) or positive (got {size})")
+    if size > MAX_SIZE:
+        raise ElscliError(f"--size must be at most {MAX_SIZE} (got {size}): a bank holds every image at that size "
+                          f"in memory")
 
     imgs = raw.images
     eight_bit = raw.eight_bit

@@ -152,6 +152,10 @@ def save_grid_png(run: Run, path: Union[str, os.PathLike], *, columns: Optional[
     return path
 
 
+#: The largest side of an exported PNG (Pillow's and common viewers' practical limit).
+MAX_PNG_SIDE = 16384
+
+
 def export_run(path: Union[str, os.PathLike], output: Union[str, os.PathLike], *, force: bool = False,
                scale: Optional[int] = None, channels=None) -> List[Path]:
     """Write a run file's finished samples as an NPZ or as one PNG per sample; returns the files written.
@@ -163,7 +167,8 @@ def export_run(path: Union[str, os.PathLike], output: Union[str, os.PathLike], *
     ``channels`` as there), upscaled ``scale`` times (nearest neighbour; None: 1).  ``scale`` and ``channels``
     shape PNGs only: with a ``.npz`` output they are refused (they would be ignored).
 
-    Raises ElscliError when the run cannot be read or has no finished sample, ``scale`` is below 1, ``scale`` or
+    Raises ElscliError when the run cannot be read or has no finished sample, ``scale`` is below 1 or makes PNGs
+    wider than :data:`MAX_PNG_SIDE`, ``scale`` or
     ``channels`` is given with a ``.npz`` output, ``output`` has another extension
     than ``.npz`` (and is not an existing directory), is a file where a directory is needed, its parent does
     not exist, a file exists without ``force``, or another process is writing the output (its claim is held,
@@ -196,6 +201,11 @@ def export_run(path: Union[str, os.PathLike], output: Union[str, os.PathLike], *
                           f"an extension) for one PNG per sample")
     if output.exists() and not output.is_dir():
         raise ElscliError(f"export target {str(output)!r} is a file; give a directory (PNGs) or a .npz path")
+    side = max(run.final.shape[-2:]) * int(scale)
+    if side > MAX_PNG_SIDE:
+        raise ElscliError(f"--scale {scale} makes PNGs of {side if side < 10 ** 12 else f'about 10^{len(str(side)) - 1}'} "
+                          f"pixels a side; at most {MAX_PNG_SIDE} (--scale "
+                          f"{max(1, MAX_PNG_SIDE // max(run.final.shape[-2:]))} or less for these images)")
     imgs, _ = display_images(run, rows, channels)       # bad --channels: refused before anything is written
     declare_output_dir(output, "-o")
     # the directory is claimed as a whole (.DIR.lock beside it): a concurrent export into it is refused
