@@ -27,14 +27,21 @@ from .ideal import whole_image_posterior
 from .interface import Denoiser, Parameter, Provenance, register
 
 
+#: The largest smoothing scale: a^2 sigma^2 + b^2 must stay a finite float64 (beyond it the weights are NaN).
+MAX_SIGMA = 1e150
+
+
 def check_sigma(value: Any, shape) -> float:
-    """A smoothing scale: a finite number >= 0 (pixel units of the bank, [-1, 1] for images)."""
+    """A smoothing scale: a finite number in [0, :data:`MAX_SIGMA`] (pixel units of the bank, [-1, 1] for
+    images).  Raises ElscliError otherwise."""
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise ElscliError(f"sigma must be a number >= 0, got {value!r}") from None
     if not math.isfinite(v) or v < 0.0:
         raise ElscliError(f"sigma must be a finite number >= 0, got {value!r}")
+    if v > MAX_SIGMA:         # its square would overflow: every weight NaN ("x contains NaN or inf" a step later)
+        raise ElscliError(f"sigma must be at most {MAX_SIGMA:g} (its square must stay a finite number), got {value!r}")
     return v
 
 

@@ -18,14 +18,21 @@ from ..errors import ElscliError
 from .interface import Denoiser, Parameter, Provenance, register
 
 
+#: The smallest softmax temperature: log weights divided by a smaller one overflow float64 (every weight NaN).
+MIN_TEMPERATURE = 1e-100
+
+
 def check_temperature(value: Any, shape) -> float:
-    """A softmax temperature: a finite number > 0."""
+    """A softmax temperature: a finite number >= :data:`MIN_TEMPERATURE`.  Raises ElscliError otherwise."""
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise ElscliError(f"temperature must be a number > 0, got {value!r}") from None
     if not math.isfinite(v) or v <= 0.0:
         raise ElscliError(f"temperature must be a finite number > 0, got {value!r}")
+    if v < MIN_TEMPERATURE:   # the log weights / tau would overflow: NaN weights ("x contains NaN or inf" later)
+        raise ElscliError(f"temperature must be at least {MIN_TEMPERATURE:g} (log weights divided by a smaller "
+                          f"one overflow), got {value!r}")
     return v
 
 
