@@ -279,6 +279,21 @@ def test_grid_title_fits_and_says_what_ran(d, tmp_path):
     assert (im[:, -3:] > 200).all()
 
 
+def test_grid_title_names_the_parameters_that_differ_from_the_machine_defaults(d):
+    from elscli import runs
+    from elscli.runs.export import grid_title
+
+    plain = runs.sample(d / "bank.h5", machine="is", num_samples=1, steps=2, machine_params={"temperature": 1.0})
+    hot = runs.sample(d / "bank.h5", machine="is", num_samples=1, steps=2, machine_params={"temperature": 0.5})
+    assert grid_title(plain).startswith("is,  ")                 # the default temperature is not repeated
+    assert grid_title(hot).startswith("is temperature=0.5,  ")
+    wrapped = runs.sample(d / "bank.h5", machine="els", patch_size=3, num_samples=1, steps=2, machine_params={"wrap": True})
+    assert grid_title(wrapped).startswith("els wrap,  ") and grid_title(wrapped).endswith("P = 3")
+    by_step = runs.sample(d / "bank.h5", machine="scfdm", num_samples=1, steps=2,
+                          machine_params={"sigma": {1.0: 0.0, 0.5: 0.25}})
+    assert grid_title(by_step).startswith("scfdm sigma 0 to 0.25 by step,  ")
+
+
 def test_grid_of_a_from_seeds_run_names_the_seed_file(d, tmp_path):
     from elscli import runs
     from elscli.runs.export import grid_title

@@ -67,8 +67,46 @@ def grid_title(run: Run) -> str:
     else:
         sizes = [int(v) for v in run.patch_sizes]
         locality = f"schedule {sched} (P {sizes[0]} to {sizes[-1]})" if sizes else f"schedule {sched}"
-    parts = [run.machine, seeds, process_description(run), locality]
+    parts = [machine_description(run.machine, run.params.get("machine_params")), seeds, process_description(run), locality]
     return ",  ".join(x for x in parts if x)
+
+
+def machine_description(machine: str, machine_params: Optional[Dict] = None) -> str:
+    """A machine and those of its parameters (a run's recorded ``machine_params``) that differ from the
+    machine's defaults: ``is``,
+    ``is temperature=0.5``, ``els wrap``, ``scfdm sigma 0 to 0.5 by step`` (a schedule of t: its first and
+    last values).  The patch size is the grid title's locality, not a parameter here."""
+    from ..machines import MACHINES, machine_class
+
+    given = machine_params or {}
+    if machine not in MACHINES or not given:
+        return machine
+    defaults = {p.name: p.default for p in machine_class(machine).parameters}
+    words = []
+    for name in sorted(given):
+        value = given[name]
+        if name == "patch_size" or (name in defaults and _same(value, defaults[name])):
+            continue
+        if isinstance(value, bool):
+            words.append(name if value else f"no {name}")
+        elif isinstance(value, dict) and "values" in value:
+            vals = list(value["values"])
+            words.append(f"{name} {_num(vals[0])} to {_num(vals[-1])} by step" if len(set(vals)) > 1
+                         else f"{name}={_num(vals[0])}")
+        else:
+            words.append(f"{name}={_num(value)}")
+    return " ".join([machine] + words)
+
+
+def _same(value, default) -> bool:
+    try:
+        return bool(value == default)
+    except Exception:                                 # arrays, schedules: never equal to a scalar default
+        return False
+
+
+def _num(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def _wrap(text: str, width_px: int, measure) -> List[str]:
