@@ -13,14 +13,11 @@ to be bitwise equal (``numpy.array_equal``), printing the cases that differ.
 """
 from __future__ import annotations
 
-import argparse
 import math
-import sys
-import time
 
 import numpy as np
 
-from common import SHARED
+from common import SHARED, save_or_check
 
 FIELDS = ("image", "row", "col", "weight", "entropy")
 
@@ -75,29 +72,7 @@ def compute(bank_objs):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--save", help="write the outputs of this checkout to this .npz")
-    g.add_argument("--check", help="compare the outputs of this checkout with this .npz")
-    args = ap.parse_args()
-    t0 = time.perf_counter()
-    results = compute(banks())
-    if args.save:
-        np.savez_compressed(args.save, **results)
-        print(f"saved {len(results)} arrays of {len(cases())} cases to {args.save} ({time.perf_counter() - t0:.0f} s)")
-        return
-    saved = np.load(args.check)
-    bad = sorted({k.rsplit("|", 1)[0] for k in results
-                  if k not in saved or not np.array_equal(saved[k], results[k])
-                  or saved[k].dtype != results[k].dtype})
-    missing = sorted(set(saved.files) - set(results))
-    for k in bad:
-        print("DIFFERS:", k)
-    for k in missing:
-        print("MISSING:", k)
-    print(f"{len(cases()) - len(bad)} of {len(cases())} cases bitwise equal "
-          f"({len(results)} arrays; {time.perf_counter() - t0:.0f} s)")
-    sys.exit(1 if bad or missing else 0)
+    save_or_check(__doc__.splitlines()[0], lambda: compute(banks()), len(cases()), "cases")
 
 
 if __name__ == "__main__":

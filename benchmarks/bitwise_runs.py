@@ -15,13 +15,10 @@ equal (``numpy.array_equal``, NaNs equal), printing the runs that differ.
 """
 from __future__ import annotations
 
-import argparse
-import sys
-import time
 
 import numpy as np
 
-from common import SHARED
+from common import SHARED, save_or_check
 
 def small_bank():
     from elscli.bank import Bank
@@ -63,29 +60,7 @@ def compute(bank):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--save", help="write the runs' arrays of this checkout to this .npz")
-    g.add_argument("--check", help="compare the runs' arrays of this checkout with this .npz")
-    args = ap.parse_args()
-    t0 = time.perf_counter()
-    results = compute(small_bank())
-    if args.save:
-        np.savez_compressed(args.save, **results)
-        print(f"saved {len(results)} arrays of {len(cases())} runs to {args.save} ({time.perf_counter() - t0:.0f} s)")
-        return
-    saved = np.load(args.check)
-    bad = sorted({k.rsplit("|", 1)[0] for k in results
-                  if k not in saved or saved[k].dtype != results[k].dtype
-                  or not np.array_equal(saved[k], results[k], equal_nan=results[k].dtype.kind == "f")})
-    missing = sorted(set(saved.files) - set(results))
-    for k in bad:
-        print("DIFFERS:", k)
-    for k in missing:
-        print("MISSING:", k)
-    print(f"{len(cases()) - len(bad)} of {len(cases())} runs bitwise equal "
-          f"({len(results)} arrays; {time.perf_counter() - t0:.0f} s)")
-    sys.exit(1 if bad or missing else 0)
+    save_or_check(__doc__.splitlines()[0], lambda: compute(small_bank()), len(cases()), "runs")
 
 
 if __name__ == "__main__":

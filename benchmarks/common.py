@@ -58,3 +58,36 @@ def markdown_table(header: Sequence[str], rows: List[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def save_or_check(description: str, compute: Callable[[], dict], count: int, unit: str) -> None:
+    """The ``--save FILE`` / ``--check FILE`` command line of the bitwise before/after scripts: ``compute()``
+    gives {"CASE|ARRAY": array}; ``--save`` writes them to an .npz, ``--check`` compares them with one
+    (same dtype and bits, NaN equal to NaN), prints ``DIFFERS``/``MISSING`` per case and exits 1 on any."""
+    import argparse
+
+    import numpy as np
+
+    ap = argparse.ArgumentParser(description=description)
+    g = ap.add_mutually_exclusive_group(required=True)
+    g.add_argument("--save", help=f"write the arrays of this checkout's {unit} to this .npz")
+    g.add_argument("--check", help=f"compare the arrays of this checkout's {unit} with this .npz")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    results = compute()
+    if args.save:
+        np.savez_compressed(args.save, **results)
+        print(f"saved {len(results)} arrays of {count} {unit} to {args.save} ({time.perf_counter() - t0:.0f} s)")
+        return
+    saved = np.load(args.check)
+    bad = sorted({k.rsplit("|", 1)[0] for k in results
+                  if k not in saved or saved[k].dtype != results[k].dtype
+                  or not np.array_equal(saved[k], results[k], equal_nan=results[k].dtype.kind == "f")})
+    missing = sorted(set(saved.files) - set(results))
+    for k in bad:
+        print("DIFFERS:", k)
+    for k in missing:
+        print("MISSING:", k)
+    print(f"{count - len(bad)} of {count} {unit} bitwise equal ({len(results)} arrays; "
+          f"{time.perf_counter() - t0:.0f} s)")
+    sys.exit(1 if bad or missing else 0)
