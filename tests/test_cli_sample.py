@@ -268,3 +268,18 @@ def test_progress_plain_lines_quiet_and_rate():
         bar.advance(2)
     assert slow.getvalue().splitlines() == [slow.getvalue().splitlines()[-1]]  # only the closing line
     assert "2/5 candidates (40%)" in slow.getvalue()
+
+
+def test_resume_with_nothing_to_resume_says_so_and_runs(cli, banks, tmp_path, monkeypatch):
+    """An array task that always passes --resume starts its first attempt that way: the run is made, and a
+    one-line note says there was nothing to resume (before, it started silently)."""
+    monkeypatch.chdir(tmp_path)
+    args = ["sample", "--bank", banks["small"], "-n", 2, "--steps", 2, "--quiet"]
+    r = cli(*args, "-o", "r.h5", "--resume")
+    assert r.exit_code == 0, r.stderr
+    assert "nothing to resume at 'r.h5'" in r.stderr and "from the beginning" in r.stderr
+    assert Run.open("r.h5").complete
+    assert cli(*args, "-o", "plain.h5").exit_code == 0
+    np.testing.assert_array_equal(Run.open("r.h5").final, Run.open("plain.h5").final)
+    r = cli(*args, "-o", "r.h5", "--resume")      # a finished run: nothing computed, no such note
+    assert r.exit_code == 0 and "nothing to resume" not in r.stderr

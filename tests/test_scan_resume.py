@@ -237,3 +237,20 @@ def test_forward_section_errors(setting, tmp_path):
     np.savez(tmp_path / "torn.npz", seeds=ref.seeds, times=ref.times, forward_x0=ref.forward.x0)
     with pytest.raises(ElscliError, match="forward-noised section lacks"):
         R.read(tmp_path / "torn.npz")
+
+
+def test_resume_with_nothing_to_resume_says_so_and_scans(setting, tmp_path):
+    """--resume on a scan file that does not exist yet (an array task's first attempt) scans from the start
+    and says so in one line; the result is the plain scan's."""
+    d, _ = setting
+    for name in ("net.npz", "bank.h5"):
+        (tmp_path / name).symlink_to(d / name)
+    proc = run_cli(tmp_path, "--candidates", "3:5", "--scan-out", "scan.h5", "--resume", "--quiet")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "nothing to resume at 'scan.h5'" in err and "from the beginning" in err
+    plain = run_cli(tmp_path, "--candidates", "3:5", "--scan-out", "plain.h5", "--quiet")
+    _, err2 = plain.communicate(timeout=300)
+    assert plain.returncode == 0 and "nothing to resume" not in err2
+    a, b = S.Scan.read(tmp_path / "scan.h5"), S.Scan.read(tmp_path / "plain.h5")
+    np.testing.assert_array_equal(a.similarity, b.similarity)

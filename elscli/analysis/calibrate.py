@@ -264,6 +264,9 @@ def _scan_reference(reference, bank, machine, candidates, metric, scan_out, shar
     if parameter != PATCH_SIZE or machine_params:
         params.update(parameter=parameter, machine_params=dict(machine_params or {}))
     warnings = _held_out_warnings(ref, b) if states == "forward" else []
+    if resume and previous is None:     # an array task that always passes --resume starts its first attempt so
+        warnings.append(f"nothing to resume at {str(scan_path)!r} (no scan file or .partial file there): "
+                        "started the scan from the beginning")
     n_mine, n_steps = _scan_size(ref, states, shard)
     todo = n_mine * len(cands) * n_steps - (0 if previous is None else int(previous.done.sum()))
     stop = StopRequest() if handle_signals else contextlib.nullcontext(None)

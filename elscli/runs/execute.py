@@ -17,13 +17,14 @@ import os
 import shutil
 import signal
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Union
 
 import numpy as np
 
 from .. import __version__
-from ..errors import ElscliError
+from ..errors import ElscliError, ElscliWarning
 from ..display import parse_channels
 from ..h5io import open_h5, temp_path_for
 from ..kernels.compilation import COMPILING_NOTE, CompileWatch
@@ -279,6 +280,9 @@ def _open_partial(out_path: Path, partial: Path, plan: RunPlan, resume: bool):
             resume_from = partial
         elif out_path.exists():
             resume_from = out_path
+        else:     # an array task that always passes --resume starts its first attempt so: say it, go on
+            warnings.warn(f"nothing to resume at {str(out_path)!r} (no run file or .partial file there): "
+                          "started the run from the beginning", ElscliWarning, stacklevel=2)
     check = dict(params=plan.params, sample_ids=plan.sample_ids, seeds=plan.seeds,
                  save_trajectory=plan.save_trajectory, provenance=plan.has_provenance, stochastic=plan.stochastic)
     try:
