@@ -13,9 +13,10 @@ process, so that its peak resident set size is its own.
     python benchmarks/bench_banks.py --growth           # time of one evaluation against N and C
 
 The full-scan estimate (32 samples, 20 steps, candidates 3:17, as for mnist-5k) times every (step,
-candidate) evaluation of one query at ``--scan-images`` images (default: a tenth of the bank), scales them by
-the bank-size ratio (time grows linearly with the bank: see ``--growth`` and RESULTS.md) and checks that
-ratio on a few (step, candidate) pairs evaluated at full size.  Queries are held-out crops noised to each
+candidate) evaluation of one query at ``--scan-images`` images (default: a tenth of the bank), in CPU
+seconds, with the patch tree's size limit scaled by the same fraction (so that the small bank uses the tree
+exactly where the full one would: a 60,000-image bank never builds it), and scales them by the growth to
+the full bank measured on three (step, candidate) pairs (time grows linearly with the bank: ``--growth``).  Queries are held-out crops noised to each
 step's time, ``x_t = a x0 + b eps`` (photo banks have no network to follow).
 """
 from __future__ import annotations
@@ -108,12 +109,14 @@ def _queries(channels: int, count: int, seed: int = 1) -> np.ndarray:
     return photo_crops(count, channels, seed=1000 + seed).astype(np.float64) / 127.5 - 1.0
 
 
-def run_evals(images: int, channels: int, cases, threads) -> dict:
+def run_evals(images: int, channels: int, cases, threads, tree_max_bytes=None) -> dict:
     """Seconds of single bbELS evaluations (one query) at each (t, P) in ``cases``, each evaluated once after
     its denoiser was prepared for all of that P's times (``Denoiser.prepare``: patch trees, constant patches,
     blocks); the preparation time of each P is reported separately (``prepare``), as a scan pays it once per
-    P and process."""
-    from elscli.machines import make_denoiser
+    P and process.  ``tree_max_bytes`` caps the patch tree's distinct patches (``KernelOptions``): a bank
+    standing in for a larger one is capped in proportion, so that it routes each (t, P) to the kernel the
+    larger bank would use."""
+    from elscli.machines import DEFAULT_OPTIONS, make_denoiser
     from elscli.noise import scales
 
     bank = photo_bank(images, channels)
@@ -125,10 +128,11 @@ def run_evals(images: int, channels: int, cases, threads) -> dict:
     by_p: dict = {}
     for t, P in cases:
         by_p.setdefault(P, []).append(t)
+    options = DEFAULT_OPTIONS if tree_max_bytes is None else DEFAULT_OPTIONS.replace(tree_max_bytes=tree_max_bytes)
     machines, prepare = {}, {}
     for P, ts in by_p.items():
         t0 = time.perf_counter()
-        machines[P] = make_denoiser("bbels", bank, patch_size=P, threads=threads).prepare(ts)
+        machines[P] = make_denoiser("bbels", bank, patch_size=P, threads=threads, options=options).prepare(ts)
         prepare[P] = round(time.perf_counter() - t0, 3)
     out = []
     for t, P in cases:
@@ -201,8 +205,9 @@ def main() -> None:
             cands = parse_candidates(args.candidates)
             times = [float(t) for t in time_grid(20)[:-1]]
             small = args.scan_images or n // 10
+            from elscli.machines import DEFAULT_OPTIONS    # the small bank routes (t, P) as the full one does
             r = _in_process("evals", images=small, channels=C, cases=[[t, p] for t in times for p in cands],
-                            threads=args.threads)
+                            threads=args.threads, tree_max_bytes=DEFAULT_OPTIONS.tree_max_bytes * small // n)
             per_step = sum(e[3] for e in r["evals"])      # CPU seconds: robust to a shared machine
             check = [[times[0], cands[0]], [times[10], cands[len(cands) // 2]], [times[-2], cands[-1]]]
             full = _in_process("evals", images=n, channels=C, cases=check, threads=args.threads)
