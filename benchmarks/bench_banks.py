@@ -16,8 +16,9 @@ The full-scan estimate (32 samples, 20 steps, candidates 3:17, as for mnist-5k) 
 candidate) evaluation of one query at ``--scan-images`` images (default: a tenth of the bank), in CPU
 seconds, with the patch tree's size limit scaled by the same fraction (so that the small bank uses the tree
 exactly where the full one would: a 60,000-image bank never builds it), and scales them by the growth to
-the full bank measured on three (step, candidate) pairs (time grows linearly with the bank: ``--growth``).  Queries are held-out crops noised to each
-step's time, ``x_t = a x0 + b eps`` (photo banks have no network to follow).
+the full bank measured on three (step, candidate) pairs (time grows linearly with the bank: ``--growth``).
+Queries are held-out crops noised to each step's time, ``x_t = a x0 + b eps`` (photo banks have no network
+to follow).
 """
 from __future__ import annotations
 
@@ -220,6 +221,7 @@ def main() -> None:
                   f"{', '.join(f'{q:.1f}x' for q in ratios)} (bank {n / small:.0f}x), peak RSS at {n} "
                   f"{full['peak_rss_mb']} MB; full scan of 32 samples ~{32 * per_step * ratio / 3600:.1f} h of CPU",
                   flush=True)
+
 
 if __name__ == "__main__":
     main()
