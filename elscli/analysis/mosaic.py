@@ -249,7 +249,8 @@ def mosaic_report(run: RunProvenance, *, bank=None, out_dir=None, samples: Optio
         out_dir = declare_output_dir(out_dir, "-o")    # created when the first PNG is written
         for j, s in enumerate(sel[:max_pngs]):
             p = out_dir / f"mosaic-{Path(run.path).stem}-{int(run.sample_ids[s])}.png"
-            t = (f"{machine_description(run.machine, run.machine_params)} sample {int(run.sample_ids[s])}: {dom[j]} dominant sources ({ds[j]} in all), "
+            t = (f"{machine_description(run.machine, run.machine_params)} sample {int(run.sample_ids[s])}: "
+                 f"{dom[j]} dominant sources ({ds[j]} in all), "
                  f"mean entropy {ent[j]:.2f} nats"
                  + ("" if cons is None else f", locally consistent {cons[j]:.0%}"))
             mosaic_figure(run.final[s], run.image[s], p, title=t, entropy=run.entropy[s],

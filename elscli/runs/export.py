@@ -67,15 +67,15 @@ def grid_title(run: Run) -> str:
     else:
         sizes = [int(v) for v in run.patch_sizes]
         locality = f"schedule {sched} (P {sizes[0]} to {sizes[-1]})" if sizes else f"schedule {sched}"
-    parts = [machine_description(run.machine, run.params.get("machine_params")), seeds, process_description(run), locality]
+    parts = [machine_description(run.machine, run.params.get("machine_params")), seeds, process_description(run),
+             locality]
     return ",  ".join(x for x in parts if x)
 
 
 def machine_description(machine: str, machine_params: Optional[Dict] = None) -> str:
     """A machine and those of its parameters (a run's recorded ``machine_params``) that differ from the
-    machine's defaults: ``is``,
-    ``is temperature=0.5``, ``els wrap``, ``scfdm sigma 0 to 0.5 by step`` (a schedule of t: its first and
-    last values).  The patch size is the grid title's locality, not a parameter here."""
+    machine's defaults: ``is``, ``is temperature=0.5``, ``els wrap``, ``scfdm sigma 0 to 0.5 by step`` (a
+    schedule of t: its first and last values).  The patch size is the grid title's locality, not a parameter here."""
     from ..machines import MACHINES, machine_class
 
     given = machine_params or {}
