@@ -332,7 +332,7 @@ def test_compare_nearest_warns_about_another_bank(cli, d):
 # ------------------------------------------------------------------ 7: the run summary's rate
 def test_run_records_its_compile_seconds(d, monkeypatch):
     """runs.sample keeps the seconds the progress display counted as compiling (here: a watch that says
-    everything was compiling, so they are the whole run), never more than the run took."""
+    everything was compiling, so they are the whole sampling loop), never more than the run took."""
     from elscli import runs
     from elscli.bank import Bank
     from elscli.runs import execute
@@ -348,7 +348,9 @@ def test_run_records_its_compile_seconds(d, monkeypatch):
 
     monkeypatch.setattr(execute, "CompileWatch", AllCompiling)
     run = runs.sample(bank, machine="ls", patch_size=3, steps=2, num_samples=2, quiet=True)
-    assert 0.9 * run.elapsed <= run.compile_seconds <= run.elapsed
+    # the progress bar's window (the sampling loop) is all compiling: more than nothing, clamped to the run
+    # (not the watch's 1e9); how much of elapsed the loop is depends on the machine's speed, so no ratio
+    assert 0.0 < run.compile_seconds <= run.elapsed
 
 
 def test_sample_rate_leaves_compile_time_out(cli, d, tmp_path, monkeypatch):
